@@ -1,0 +1,59 @@
+// `sapling plugins list`: loaded plugins, what each registers, and libraries that failed to load.
+#include <iostream>
+
+#include "command.hpp"
+#include "sapling/error.hpp"
+#include "sapling/interfaces.hpp"
+#include "sapling/plugin.hpp"
+
+namespace sapling::cli {
+namespace {
+
+template <typename I>
+void print_components(const std::string& plugin, bool verbose) {
+  for (const auto& [name, entry] : Registry<I>::instance().entries()) {
+    if (entry.plugin != plugin) continue;
+    std::cout << "    " << I::kind << " " << name << (entry.description.empty() ? "" : ": " + entry.description) << "\n";
+    if (verbose) std::cout << entry.schema.describe("        ");
+  }
+}
+
+int run(const std::vector<std::string>& args) {
+  po::options_description desc("options");
+  add_common_options(desc);
+  desc.add_options()("action", po::value<std::string>()->default_value("list"), "list")(
+      "verbose,v", "also show each component's options")("path", po::value<std::vector<std::string>>(),
+                                                          "extra plugin folder (repeatable)");
+  po::positional_options_description pos;
+  pos.add("action", 1);
+  po::variables_map vm;
+  if (!parse_args(args, desc, pos, vm, "usage: sapling plugins list [--verbose] [--path DIR]")) return 0;
+  apply_common_options(vm);
+  if (vm["action"].as<std::string>() != "list")
+    fail("unknown action '", vm["action"].as<std::string>(), "' (expected: list)");
+  load_plugins(vm.count("path") ? vm["path"].as<std::vector<std::string>>() : std::vector<std::string>{});
+  auto& manager = PluginManager::instance();
+  std::cout << "search path:\n";
+  for (const auto& dir : manager.search_path()) std::cout << "  " << dir.string() << "\n";
+  std::cout << "plugins:\n";
+  const bool verbose = vm.count("verbose") != 0;
+  for (const auto& p : manager.loaded()) {
+    std::cout << "  " << p.name << " (" << p.path << ", API " << p.api_version << ", LibTorch " << p.torch_version
+              << ")" << (p.description.empty() ? "" : ": " + p.description) << "\n";
+    print_components<SequenceEncoder>(p.name, verbose);
+    print_components<StructureEncoder>(p.name, verbose);
+    print_components<StructureTokenizer>(p.name, verbose);
+    print_components<AlignmentLoss>(p.name, verbose);
+    print_components<ResidueSelector>(p.name, verbose);
+  }
+  if (!manager.failures().empty()) {
+    std::cout << "failed to load:\n";
+    for (const auto& f : manager.failures()) std::cout << "  " << f.path << ": " << f.reason << "\n";
+  }
+  return 0;
+}
+
+Register reg("plugins", "list plugins, what they register, and load failures", run);
+
+}  // namespace
+}  // namespace sapling::cli

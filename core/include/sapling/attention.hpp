@@ -1,0 +1,25 @@
+// One attention function for every pLM: explicit float32-softmax path (weights returned) and the
+// fused scaled_dot_product_attention path of LibTorch >= 2 when weights are not needed.
+#pragma once
+#include <torch/torch.h>
+
+#include "sapling/export.hpp"
+
+namespace sapling {
+
+struct AttentionResult {
+  torch::Tensor output;  // [B, H, T, Dh]
+  torch::Tensor probs;   // [B, H, T, T] softmax weights (float32), only when requested
+};
+
+// q, k, v: [B, H, T, Dh] (already rotated). key_mask: [B, T] bool, true at
+// real tokens; padded keys get -inf before the softmax. `scale` multiplies
+// q k^T (pass 1.0 when q was pre-scaled, as ESM2 does). The softmax runs in
+// float32 and is cast back to q's dtype, as the reference implementations do.
+SAPLING_API AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                      const torch::Tensor& key_mask, double scale, bool need_weights);
+
+// True when this LibTorch has a fused attention kernel (LibTorch >= 2.0).
+SAPLING_API bool has_fused_attention();
+
+}  // namespace sapling

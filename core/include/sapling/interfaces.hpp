@@ -1,0 +1,153 @@
+// The extension points: sequence encoders (pLMs), structure encoders (pGNNs), structure tokenizers,
+// alignment losses and residue selectors. Plugins implement these; the core only talks to them.
+#pragma once
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "sapling/export.hpp"
+#include "sapling/registry.hpp"
+#include "sapling/structure.hpp"
+#include "sapling/tokenizer.hpp"
+
+namespace sapling {
+
+// ---------------------------------------------------------------- pLMs
+
+struct ForwardRequest {
+  bool hidden_states = false;  // every layer's representation
+  bool attentions = false;     // softmax attention maps [B, H, T, T] per layer (also needed for contacts)
+  bool logits = true;          // LM head output [B, T, V]
+};
+
+struct EncoderOutput {
+  torch::Tensor last_hidden;                 // [B, T, D] the family's final representation
+  std::vector<torch::Tensor> hidden_states;  // as the reference returns them (see representation())
+  std::vector<torch::Tensor> attentions;     // one [B, H, T, T] per layer
+  torch::Tensor logits;                      // [B, T, V]
+};
+
+// A protein language model. Implementations are torch modules so parameters,
+// train()/eval() and to(device) work as in PyTorch.
+class SAPLING_API SequenceEncoder : public torch::nn::Module {
+ public:
+  static constexpr const char* kind = "sequence_encoder";
+  ~SequenceEncoder() override;
+
+  virtual std::string family() const = 0;  // "esm2", "amplify", ...
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual int64_t hidden_size() const = 0;
+  virtual int64_t num_layers() const = 0;
+  virtual int64_t num_heads() const = 0;
+  // Longest token sequence (specials included) the model accepts.
+  virtual int64_t max_tokens() const = 0;
+
+  // ids [B, T] int64, mask [B, T] bool (true at non-pad tokens).
+  virtual EncoderOutput forward(const torch::Tensor& ids, const torch::Tensor& mask, const ForwardRequest& request) = 0;
+
+  // Representation after `layer` in 0..num_layers() (0 = embeddings where the
+  // family has them; num_layers() = the family's final representation).
+  // Negative values count from the end (-1 = last). Needs hidden_states.
+  virtual torch::Tensor representation(const EncoderOutput& out, int64_t layer) const = 0;
+
+  // Contact probabilities [B, L, L] over residues (specials removed), from
+  // the attention maps in `out` (request attentions). Padded rows are zero.
+  virtual torch::Tensor contacts(const EncoderOutput& out, const torch::Tensor& ids, const torch::Tensor& mask) = 0;
+
+  // HF-layout checkpoint folder: config.json + model.safetensors (or shards).
+  virtual void load_pretrained(const std::filesystem::path& dir) = 0;
+  virtual void save_pretrained(const std::filesystem::path& dir) const = 0;
+
+  // Parameters with and without weight decay (norms, biases, embeddings'
+  // treatment is the family's choice).
+  struct ParameterGroups {
+    std::vector<torch::Tensor> decay, no_decay;
+  };
+  virtual ParameterGroups parameter_groups();
+};
+
+// ---------------------------------------------------------------- pGNNs
+
+class SAPLING_API StructureEncoder : public torch::nn::Module {
+ public:
+  static constexpr const char* kind = "structure_encoder";
+  ~StructureEncoder() override;
+  virtual int64_t output_dim() const = 0;
+  // Per-residue embeddings [L, output_dim()] for one chain; rows of residues
+  // without a CA are zero.
+  virtual torch::Tensor embed(const ChainStructure& chain) = 0;
+  virtual void load_weights(const std::filesystem::path& file) = 0;
+  virtual void save_weights(const std::filesystem::path& file) const = 0;
+};
+
+// ---------------------------------------------------------------- structure tokens
+
+class SAPLING_API StructureTokenizer {
+ public:
+  static constexpr const char* kind = "structure_tokenizer";
+  virtual ~StructureTokenizer();
+  // Alphabet of structure states (e.g. 20 letters for 3Di, or 512..4096 VQ codes).
+  virtual int64_t num_states() const = 0;
+  // Printable symbol of a state (3Di letters; VQ codes may use numbers).
+  virtual std::string symbol(int64_t state) const = 0;
+  // One state per residue of `chain` (length chain.length()); residues that
+  // cannot be encoded get mask_state().
+  virtual std::vector<int64_t> encode(const ChainStructure& chain) const = 0;
+  virtual int64_t mask_state() const = 0;
+};
+
+// ---------------------------------------------------------------- losses and selection
+
+// What a loss sees for one micro-batch. `residue_mask` marks real residues
+// (no specials, no pad). Targets are optional per loss.
+struct LossInputs {
+  const EncoderOutput* plm = nullptr;
+  torch::Tensor ids;               // [B, T] the masked input
+  torch::Tensor residue_mask;      // [B, T] bool
+  torch::Tensor mlm_labels;        // [B, T] int64, -100 where not masked
+  torch::Tensor structure_tokens;  // [B, T] int64, -100 where unknown
+  torch::Tensor pgnn_embeddings;   // [B, T, G] float, zeros where unknown
+};
+
+// Per-residue loss vectors, so a selector can keep or drop residues.
+struct LossTerms {
+  // name -> per-residue loss [N] over the residues in `index`; names are the
+  // selectable parts (e.g. "seq_to_struct", "struct_to_seq").
+  std::map<std::string, torch::Tensor> per_residue;
+  torch::Tensor index;  // [N] flat indices into B*T of the residues scored
+};
+
+class SAPLING_API AlignmentLoss : public torch::nn::Module {
+ public:
+  static constexpr const char* kind = "alignment_loss";
+  ~AlignmentLoss() override;
+  virtual LossTerms compute(const LossInputs& inputs) = 0;
+  virtual bool selectable() const = 0;  // MLM: false
+};
+
+class SAPLING_API ResidueSelector {
+ public:
+  static constexpr const char* kind = "residue_selector";
+  virtual ~ResidueSelector();
+  // Returns a [N] bool mask of the residues to keep, given the current model's
+  // per-residue loss and (for reference-based selectors) the reference's.
+  virtual torch::Tensor select(const torch::Tensor& loss, const torch::Tensor& reference_loss) const = 0;
+  virtual bool needs_reference() const = 0;
+};
+
+// Registries (defined once in the core).
+extern template class Registry<SequenceEncoder>;
+extern template class Registry<StructureEncoder>;
+extern template class Registry<StructureTokenizer>;
+extern template class Registry<AlignmentLoss>;
+extern template class Registry<ResidueSelector>;
+
+using SequenceEncoderRegistry = Registry<SequenceEncoder>;
+using StructureEncoderRegistry = Registry<StructureEncoder>;
+using StructureTokenizerRegistry = Registry<StructureTokenizer>;
+using AlignmentLossRegistry = Registry<AlignmentLoss>;
+using ResidueSelectorRegistry = Registry<ResidueSelector>;
+
+}  // namespace sapling

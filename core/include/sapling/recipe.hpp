@@ -1,0 +1,67 @@
+// TOML recipes: loading with `base` inheritance and --set overrides, and strict validation of every section.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sapling/export.hpp"
+#include "sapling/options.hpp"
+
+namespace sapling {
+
+// How a top-level recipe table is interpreted.
+enum class SectionKind {
+  Settings,        // core settings validated against a fixed schema, e.g. [plugins], [optim]
+  Component,       // one component: `plugin = "name"` picks a factory of `registry_kind`
+  ComponentGroup,  // a table of named components, e.g. [losses.mlm], [losses.contrastive]
+};
+
+struct SectionSpec {
+  std::string name;
+  SectionKind kind = SectionKind::Settings;
+  std::string registry_kind;  // "sequence_encoder", ... for components
+  OptionSchema schema;        // for Settings
+  std::string help;
+};
+
+// Sections known to recipes. The core registers [plugins] and the component
+// sections; subsystems (trainer, evaluation) register theirs.
+SAPLING_API void register_recipe_section(SectionSpec spec);
+SAPLING_API const std::vector<SectionSpec>& recipe_sections();
+
+class SAPLING_API Recipe {
+ public:
+  // Reads `file`, resolves `base = "..."` (relative to the file, cycles
+  // rejected), then applies overrides of the form "table.key=value" (value
+  // parsed as TOML, else taken as a string).
+  static Recipe load(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+
+  const std::filesystem::path& path() const { return path_; }
+  const toml::table& table() const { return table_; }
+  bool has_section(const std::string& name) const;
+
+  // Folders named in [plugins] paths, resolved relative to the recipe.
+  std::vector<std::filesystem::path> plugin_paths() const;
+
+  // Checks every section and key against the registered sections and the
+  // loaded plugins' schemas. Builds no tensors. Throws the first error.
+  void validate() const;
+
+  // A Settings section's validated options (defaults if the table is absent).
+  Options settings(const std::string& section) const;
+  // A component section: its plugin name and validated options. `name` may
+  // be "losses.mlm" for a member of a group.
+  std::pair<std::string, Options> component(const std::string& name) const;
+  // Member names of a group section ("mlm", "contrastive", ...), in file order.
+  std::vector<std::string> group_members(const std::string& section) const;
+
+  // The fully resolved recipe as TOML text.
+  std::string resolved_text() const;
+
+ private:
+  std::filesystem::path path_;
+  toml::table table_;
+};
+
+}  // namespace sapling

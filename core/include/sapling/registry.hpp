@@ -1,0 +1,82 @@
+// Name-keyed factory registries: one per extension interface, shared by the core and every plugin.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sapling/error.hpp"
+#include "sapling/options.hpp"
+
+namespace sapling {
+
+// What a plugin registers under a name: a description, the option schema a
+// recipe is validated against (without building anything), and the factory.
+template <typename Interface>
+struct Registration {
+  using Factory = std::function<std::shared_ptr<Interface>(const Options&)>;
+  std::string name;
+  std::string description;
+  OptionSchema schema;
+  Factory factory;
+  std::string plugin;  // filled in by the loader: which plugin registered it
+};
+
+// Records every registration across interfaces (for `sapling plugins list`)
+// and attributes it to the plugin being loaded.
+struct SAPLING_API RegistrationLog {
+  struct Item {
+    std::string kind, name, plugin;
+    std::function<void()> undo;  // removes the registration (used when a plugin fails half-way)
+  };
+  static std::vector<Item>& items();
+  static std::string& current_plugin();  // set by the loader around a plugin's register call
+};
+
+template <typename Interface>
+class SAPLING_API Registry {
+ public:
+  using Entry = Registration<Interface>;
+
+  static Registry& instance();
+
+  void add(Entry entry) {
+    entry.plugin = RegistrationLog::current_plugin();
+    auto it = entries_.find(entry.name);
+    if (it != entries_.end())
+      fail(Interface::kind, " '", entry.name, "' is registered twice: by plugin '", it->second.plugin,
+           "' and by plugin '", entry.plugin, "'");
+    const std::string name = entry.name;
+    RegistrationLog::items().push_back({Interface::kind, name, entry.plugin, [this, name] { entries_.erase(name); }});
+    entries_.emplace(entry.name, std::move(entry));
+  }
+
+  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+
+  const Entry& find(const std::string& name) const {
+    auto it = entries_.find(name);
+    if (it == entries_.end())
+      fail("no ", Interface::kind, " named '", name, "'", did_you_mean(name, names()),
+           "; `sapling plugins list` shows what is available");
+    return it->second;
+  }
+
+  std::shared_ptr<Interface> create(const std::string& name, const Options& options) const {
+    return find(name).factory(options);
+  }
+
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& kv : entries_) out.push_back(kv.first);
+    return out;
+  }
+
+  const std::map<std::string, Entry>& entries() const { return entries_; }
+  void remove(const std::string& name) { entries_.erase(name); }
+
+ private:
+  std::map<std::string, Entry> entries_;
+};
+
+}  // namespace sapling

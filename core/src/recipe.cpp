@@ -1,0 +1,253 @@
+// Recipe loading (base inheritance, --set overrides) and validation against sections and plugin schemas.
+#include "sapling/recipe.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "sapling/error.hpp"
+#include "sapling/interfaces.hpp"
+
+namespace sapling {
+
+namespace {
+
+std::vector<SectionSpec>& sections() {
+  static std::vector<SectionSpec> specs = [] {
+    std::vector<SectionSpec> s;
+    SectionSpec plugins{"plugins", SectionKind::Settings, "", {}, "extra plugin folders"};
+    plugins.schema.add("paths", OptionType::StringList)
+        .default_value(std::vector<std::string>{})
+        .doc("folders searched for plugin libraries after the build folder and SAPLING_PLUGIN_PATH");
+    s.push_back(std::move(plugins));
+    s.push_back({"model", SectionKind::Component, SequenceEncoder::kind, {}, "the protein language model to train or use"});
+    s.push_back({"reference_model", SectionKind::Component, SequenceEncoder::kind, {},
+                 "frozen reference pLM for excess-loss residue selection"});
+    s.push_back({"pgnn", SectionKind::Component, StructureEncoder::kind, {}, "the structure encoder (pGNN)"});
+    s.push_back({"structure_tokens", SectionKind::Component, StructureTokenizer::kind, {}, "the structure tokenizer"});
+    s.push_back({"losses", SectionKind::ComponentGroup, AlignmentLoss::kind, {}, "the training losses, one table each"});
+    s.push_back({"selector", SectionKind::Component, ResidueSelector::kind, {}, "residue loss selection"});
+    return s;
+  }();
+  return specs;
+}
+
+const SectionSpec* find_section(const std::string& name) {
+  for (const auto& s : sections())
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::vector<std::string> section_names() {
+  std::vector<std::string> out;
+  for (const auto& s : sections()) out.push_back(s.name);
+  return out;
+}
+
+std::string where(const toml::node& node) {
+  const auto& src = node.source();
+  if (src.path && *src.path == "command line") return "--set";
+  std::ostringstream os;
+  os << (src.path ? *src.path : std::string("<recipe>")) << ":" << src.begin.line;
+  return os.str();
+}
+
+// Schema lookup for a component plugin of a given registry kind.
+const OptionSchema* component_schema(const std::string& kind, const std::string& plugin,
+                                     std::vector<std::string>& available) {
+  auto lookup = [&](auto& registry) -> const OptionSchema* {
+    available = registry.names();
+    if (!registry.contains(plugin)) return nullptr;
+    return &registry.find(plugin).schema;
+  };
+  if (kind == SequenceEncoder::kind) return lookup(SequenceEncoderRegistry::instance());
+  if (kind == StructureEncoder::kind) return lookup(StructureEncoderRegistry::instance());
+  if (kind == StructureTokenizer::kind) return lookup(StructureTokenizerRegistry::instance());
+  if (kind == AlignmentLoss::kind) return lookup(AlignmentLossRegistry::instance());
+  if (kind == ResidueSelector::kind) return lookup(ResidueSelectorRegistry::instance());
+  fail("internal: unknown registry kind '", kind, "'");
+}
+
+// Child values override base values; tables merge recursively.
+void merge_into(toml::table& base, const toml::table& child) {
+  for (const auto& [key, node] : child) {
+    auto* existing = base.get(key);
+    if (existing && existing->is_table() && node.is_table()) {
+      merge_into(*existing->as_table(), *node.as_table());
+    } else {
+      base.insert_or_assign(key, node);
+    }
+  }
+}
+
+toml::table load_with_bases(const std::filesystem::path& file, std::vector<std::string>& chain) {
+  std::error_code ec;
+  const auto canonical = std::filesystem::weakly_canonical(file, ec).string();
+  if (std::find(chain.begin(), chain.end(), canonical) != chain.end()) {
+    std::string cycle;
+    for (const auto& c : chain) cycle += c + " -> ";
+    fail(file.string(), ": recipe inheritance cycle: ", cycle, canonical);
+  }
+  if (!std::filesystem::is_regular_file(file)) {
+    if (chain.empty()) fail(file.string(), ": no such recipe file");
+    fail(chain.back(), ": base recipe '", file.string(), "' does not exist");
+  }
+  chain.push_back(canonical);
+  toml::table table;
+  try {
+    table = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": TOML syntax error: "
+       << e.description();
+    throw Error(os.str());
+  }
+  if (auto* base = table.get("base")) {
+    if (!base->is_string()) fail(where(*base), ": key 'base': expected a path string");
+    const std::filesystem::path base_path = file.parent_path() / base->value<std::string>().value();
+    toml::table merged = load_with_bases(base_path, chain);
+    table.erase("base");
+    merge_into(merged, table);
+    table = std::move(merged);
+  }
+  chain.pop_back();
+  return table;
+}
+
+void apply_override(toml::table& table, const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) fail("--set '", text, "': expected table.key=value");
+  const std::string dotted = text.substr(0, eq);
+  const std::string value_text = text.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(dotted);
+  std::string part;
+  while (std::getline(ss, part, '.')) {
+    if (part.empty()) fail("--set '", text, "': empty name in '", dotted, "'");
+    parts.push_back(part);
+  }
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value_text, std::string_view("command line"));
+  } catch (const toml::parse_error&) {
+    // Not TOML: take the text literally as a string (paths, names).
+    toml::table quoted;
+    quoted.insert("v", value_text);
+    parsed = std::move(quoted);
+  }
+  toml::table* cur = &table;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    auto* next = cur->get(parts[i]);
+    if (!next) {
+      cur->insert(parts[i], toml::table{});
+      next = cur->get(parts[i]);
+    }
+    if (!next->is_table()) fail("--set ", dotted, ": '", parts[i], "' is not a table");
+    cur = next->as_table();
+  }
+  cur->insert_or_assign(parts.back(), *parsed.get("v"));
+}
+
+}  // namespace
+
+void register_recipe_section(SectionSpec spec) {
+  for (auto& s : sections())
+    if (s.name == spec.name) {
+      s = std::move(spec);
+      return;
+    }
+  sections().push_back(std::move(spec));
+}
+
+const std::vector<SectionSpec>& recipe_sections() { return sections(); }
+
+Recipe Recipe::load(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  Recipe r;
+  r.path_ = file;
+  std::vector<std::string> chain;
+  r.table_ = load_with_bases(file, chain);
+  for (const auto& o : overrides) apply_override(r.table_, o);
+  return r;
+}
+
+bool Recipe::has_section(const std::string& name) const { return table_.contains(name); }
+
+std::vector<std::filesystem::path> Recipe::plugin_paths() const {
+  std::vector<std::filesystem::path> out;
+  if (!has_section("plugins")) return out;
+  const Options opts = settings("plugins");
+  const auto* node = table_["plugins"]["paths"].node();
+  for (const auto& p : opts.get_string_list("paths")) {
+    std::filesystem::path path(p);
+    if (path.is_relative() && node && node->source().path && *node->source().path != "command line")
+      path = std::filesystem::path(*node->source().path).parent_path() / path;
+    out.push_back(path);
+  }
+  return out;
+}
+
+Options Recipe::settings(const std::string& section) const {
+  const SectionSpec* spec = find_section(section);
+  if (!spec || spec->kind != SectionKind::Settings) fail("internal: '", section, "' is not a settings section");
+  const auto* node = table_.get(section);
+  if (!node) return Options::defaults(spec->schema, section);
+  if (!node->is_table()) fail(where(*node), ": '", section, "' must be a table");
+  return Options::from_toml(*node->as_table(), spec->schema, section, {});
+}
+
+std::pair<std::string, Options> Recipe::component(const std::string& name) const {
+  const auto dot = name.find('.');
+  const std::string section = name.substr(0, dot);
+  const SectionSpec* spec = find_section(section);
+  if (!spec || spec->kind == SectionKind::Settings) fail("internal: '", section, "' is not a component section");
+  const toml::node* node = table_.get(section);
+  if (node && dot != std::string::npos) node = node->is_table() ? node->as_table()->get(name.substr(dot + 1)) : nullptr;
+  if (!node) fail(path_.string(), ": recipe has no [", name, "] table");
+  if (!node->is_table()) fail(where(*node), ": [", name, "] must be a table");
+  const auto& table = *node->as_table();
+  const auto* plugin_node = table.get("plugin");
+  if (!plugin_node) fail(where(*node), ": [", name, "] needs a key 'plugin' naming a ", spec->registry_kind);
+  if (!plugin_node->is_string()) fail(where(*plugin_node), ": [", name, "] key 'plugin': expected a string");
+  const std::string plugin = plugin_node->value<std::string>().value();
+  std::vector<std::string> available;
+  const OptionSchema* schema = component_schema(spec->registry_kind, plugin, available);
+  if (!schema) {
+    std::string list;
+    for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
+    fail(where(*plugin_node), ": [", name, "] key 'plugin': no ", spec->registry_kind, " named '", plugin, "'",
+         did_you_mean(plugin, available), " (available: ", list.empty() ? "none; is its plugin built?" : list, ")");
+  }
+  return {plugin, Options::from_toml(table, *schema, name)};
+}
+
+std::vector<std::string> Recipe::group_members(const std::string& section) const {
+  std::vector<std::string> out;
+  const auto* node = table_.get(section);
+  if (!node || !node->is_table()) return out;
+  for (const auto& [key, value] : *node->as_table()) out.emplace_back(key.str());
+  return out;
+}
+
+void Recipe::validate() const {
+  for (const auto& [key, node] : table_) {
+    const std::string name(key.str());
+    const SectionSpec* spec = find_section(name);
+    if (!spec)
+      fail(where(node), ": unknown section '", name, "'", did_you_mean(name, section_names()));
+    if (!node.is_table()) fail(where(node), ": '", name, "' must be a table");
+    switch (spec->kind) {
+      case SectionKind::Settings: settings(name); break;
+      case SectionKind::Component: component(name); break;
+      case SectionKind::ComponentGroup:
+        for (const auto& member : group_members(name)) component(name + "." + member);
+        break;
+    }
+  }
+}
+
+std::string Recipe::resolved_text() const {
+  std::ostringstream os;
+  os << toml::toml_formatter(table_);
+  return os.str();
+}
+
+}  // namespace sapling
