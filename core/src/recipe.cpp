@@ -67,14 +67,16 @@ const OptionSchema* component_schema(const std::string& kind, const std::string&
   fail("internal: unknown registry kind '", kind, "'");
 }
 
-// Child values override base values; tables merge recursively.
-void merge_into(toml::table& base, const toml::table& child) {
-  for (const auto& [key, node] : child) {
+// Child values override base values; tables merge recursively. Nodes are
+// moved, never copied: toml++ keeps a node's source region (file:line) only
+// across moves, and every error message needs it.
+void merge_into(toml::table& base, toml::table& child) {
+  for (auto&& [key, node] : child) {
     auto* existing = base.get(key);
     if (existing && existing->is_table() && node.is_table()) {
       merge_into(*existing->as_table(), *node.as_table());
     } else {
-      base.insert_or_assign(key, node);
+      base.insert_or_assign(key, std::move(node));
     }
   }
 }
@@ -144,7 +146,8 @@ void apply_override(toml::table& table, const std::string& text) {
     if (!next->is_table()) fail("--set ", dotted, ": '", parts[i], "' is not a table");
     cur = next->as_table();
   }
-  cur->insert_or_assign(parts.back(), *parsed.get("v"));
+  // Moved, not copied, so the value keeps its "command line" source region.
+  cur->insert_or_assign(parts.back(), std::move(*parsed.get("v")));
 }
 
 }  // namespace

@@ -30,8 +30,15 @@ struct SectionSpec {
 SAPLING_API void register_recipe_section(SectionSpec spec);
 SAPLING_API const std::vector<SectionSpec>& recipe_sections();
 
+// Move-only: toml++ drops source positions when nodes are copied.
 class SAPLING_API Recipe {
  public:
+  Recipe() = default;
+  Recipe(Recipe&&) = default;
+  Recipe& operator=(Recipe&&) = default;
+  Recipe(const Recipe&) = delete;
+  Recipe& operator=(const Recipe&) = delete;
+
   // Reads `file`, resolves `base = "..."` (relative to the file, cycles
   // rejected), then applies overrides of the form "table.key=value" (value
   // parsed as TOML, else taken as a string).

@@ -1,0 +1,144 @@
+// `sapling embed`: FASTA in, per-residue / mean / BOS embeddings and contacts out (safetensors or .npy).
+#include <iostream>
+#include <sstream>
+
+#include "command.hpp"
+#include "sapling/embed.hpp"
+#include "sapling/error.hpp"
+#include "sapling/files.hpp"
+#include "sapling/log.hpp"
+#include "sapling/model_loading.hpp"
+#include "sapling/npy.hpp"
+#include "sapling/safetensors.hpp"
+
+namespace sapling::cli {
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+torch::ScalarType parse_dtype(const std::string& s) {
+  if (s == "fp32" || s == "float32") return torch::kFloat32;
+  if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
+  if (s == "fp16" || s == "float16") return torch::kFloat16;
+  fail("--dtype '", s, "': expected fp32, bf16 or fp16");
+}
+
+// Labels may hold characters that are awkward in file names ("sp|P1|X").
+std::string file_safe(std::string s) {
+  for (char& c : s)
+    if (c == '/' || c == '\\' || c == '\0') c = '_';
+  return s;
+}
+
+int run(const std::vector<std::string>& args) {
+  po::options_description desc("options");
+  add_common_options(desc);
+  desc.add_options()("model", po::value<std::string>()->required(), "model folder (HF layout: config.json + safetensors)")(
+      "fasta", po::value<std::string>()->required(), "input FASTA (plain or .gz); labels must be unique")(
+      "out", po::value<std::string>()->required(), "output .safetensors file (or folder with --format npy)")(
+      "include", po::value<std::string>()->default_value("mean"), "comma list of per_tok, mean, bos, contacts")(
+      "repr-layers", po::value<std::string>()->default_value("-1"),
+      "comma list of layers (0 = embeddings, -1 = last = final representation)")(
+      "toks-per-batch", po::value<int64_t>()->default_value(4096), "padded tokens per forward pass")(
+      "truncation", po::value<int64_t>()->default_value(-1),
+      "residues per sequence (default: the model's limit, 1022 for ESM2)")(
+      "long", po::value<std::string>()->default_value("truncate"),
+      "sequences over the limit: truncate (warn), window (overlapping windows, averaged) or error")(
+      "window-overlap", po::value<int64_t>()->default_value(-1), "residues shared by consecutive windows (default: half)")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
+      "dtype", po::value<std::string>()->default_value("fp32"), "fp32, or bf16/fp16 on CUDA")(
+      "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy")(
+      "plugin", po::value<std::string>()->default_value(""), "sequence-encoder plugin (default: from config.json)");
+  po::positional_options_description pos;
+  po::variables_map vm;
+  const std::string usage =
+      "usage: sapling embed --model DIR --fasta FILE --out FILE.safetensors [--include per_tok,mean,bos,contacts]\n"
+      "                     [--repr-layers -1,...] [--toks-per-batch 4096] [--truncation 1022] [--long truncate|window|error]\n"
+      "                     [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--format safetensors|npy]\n\n"
+      "Output tensors: <label>/per_tok [L, D] (residues only), <label>/mean [D], <label>/bos [D],\n"
+      "<label>/contacts [L, L]; <label> is the FASTA header up to the first space; with several\n"
+      "layers each name gets '@<layer>'. ESM2's last layer is after the final LayerNorm; AMPLIFY's\n"
+      "is the last block's output (before the final RMSNorm), as each model returns it.";
+  if (!parse_args(args, desc, pos, vm, usage)) return 0;
+  apply_common_options(vm);
+
+  EmbedOptions options;
+  options.include = split_list(vm["include"].as<std::string>());
+  options.layers.clear();
+  for (const auto& l : split_list(vm["repr-layers"].as<std::string>())) {
+    try {
+      size_t used = 0;
+      options.layers.push_back(std::stoll(l, &used));
+      if (used != l.size()) throw std::invalid_argument(l);
+    } catch (const std::exception&) {
+      fail("--repr-layers: '", l, "' is not an integer");
+    }
+  }
+  if (options.layers.empty()) options.layers = {-1};
+  options.tokens_per_batch = vm["toks-per-batch"].as<int64_t>();
+  if (options.tokens_per_batch < 8) fail("--toks-per-batch must be at least 8");
+  options.truncation = vm["truncation"].as<int64_t>();
+  options.window_overlap = vm["window-overlap"].as<int64_t>();
+  const auto policy = vm["long"].as<std::string>();
+  if (policy == "truncate") options.policy = LongSequencePolicy::Truncate;
+  else if (policy == "window") options.policy = LongSequencePolicy::Window;
+  else if (policy == "error") options.policy = LongSequencePolicy::Error;
+  else fail("--long '", policy, "': expected truncate, window or error");
+  const auto device = vm["device"].as<std::string>();
+  try {
+    options.device = torch::Device(device);
+  } catch (const std::exception&) {
+    fail("--device '", device, "': expected cpu or cuda[:N]");
+  }
+  if (options.device.is_cuda() && !torch::cuda::is_available()) fail("--device ", device, ": CUDA is not available in this build or machine");
+  options.dtype = parse_dtype(vm["dtype"].as<std::string>());
+  const auto format = vm["format"].as<std::string>();
+  if (format != "safetensors" && format != "npy") fail("--format '", format, "': expected safetensors or npy");
+
+  const std::filesystem::path out = vm["out"].as<std::string>();
+  // Fail before any work when the output cannot be written.
+  ensure_writable_dir(format == "npy" ? out : (out.has_parent_path() ? out.parent_path() : "."));
+
+  const auto records = read_fasta(vm["fasta"].as<std::string>());
+  if (records.empty()) fail(vm["fasta"].as<std::string>(), ": no sequences");
+  load_plugins();
+  const std::filesystem::path model_dir = vm["model"].as<std::string>();
+  auto model = load_sequence_encoder(model_dir, vm["plugin"].as<std::string>());
+
+  auto result = embed_sequences(*model, records, options);
+
+  std::map<std::string, std::string> metadata{
+      {"model", std::filesystem::absolute(model_dir).string()},
+      {"family", model->family()},
+      {"layers", vm["repr-layers"].as<std::string>()},
+      {"include", vm["include"].as<std::string>()},
+      {"truncation", std::to_string(options.truncation > 0 ? options.truncation : model->max_tokens() - 2)},
+      {"long_policy", policy},
+      {"dtype", vm["dtype"].as<std::string>()},
+      {"pooling", "mean over residues (specials excluded)"},
+      {"producer", "sapling embed"}};
+  if (format == "safetensors") {
+    save_safetensors(out, result.tensors, metadata);
+  } else {
+    for (const auto& [name, tensor] : result.tensors) {
+      const auto slash = name.rfind('/');
+      save_npy(out / (file_safe(name.substr(0, slash)) + "." + name.substr(slash + 1) + ".npy"), tensor);
+    }
+  }
+  info("embedded ", records.size(), " sequences (", result.residues, " residues) in ", result.seconds, " s: ",
+       static_cast<int64_t>(result.residues / std::max(result.seconds, 1e-9)), " residues/s on ",
+       torch::get_num_threads(), " threads; ", result.truncated, " over the length limit; wrote ", out.string());
+  return 0;
+}
+
+Register reg("embed", "FASTA -> per-residue / mean / BOS embeddings and contacts", run);
+
+}  // namespace
+}  // namespace sapling::cli

@@ -1,0 +1,20 @@
+// Opening a pretrained pLM folder: pick the plugin from config.json's model_type and load it.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "sapling/interfaces.hpp"
+
+namespace sapling {
+
+// "esm2" for model_type "esm", "amplify" for "AMPLIFY" (config.json or config.yaml);
+// throws naming the folder when the type is missing or unknown.
+SAPLING_API std::string detect_sequence_plugin(const std::filesystem::path& dir);
+
+// Creates the encoder through the registry with `path = dir` (plugin detected
+// unless given) and puts it in eval mode.
+SAPLING_API std::shared_ptr<SequenceEncoder> load_sequence_encoder(const std::filesystem::path& dir,
+                                                                   const std::string& plugin = "");
+
+}  // namespace sapling

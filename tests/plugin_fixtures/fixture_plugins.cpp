@@ -1,0 +1,53 @@
+// One source, six test libraries (chosen by a FIXTURE_* define): good plugins, a name clash,
+// a wrong API version, a wrong LibTorch version, and a shared library that is not a plugin.
+#include "sapling/plugin.hpp"
+
+#if defined(FIXTURE_GOOD_A) || defined(FIXTURE_GOOD_B) || defined(FIXTURE_CLASH)
+#include "sapling/interfaces.hpp"
+
+namespace {
+class KeepAll final : public sapling::ResidueSelector {
+ public:
+  torch::Tensor select(const torch::Tensor& loss, const torch::Tensor&) const override {
+    return torch::ones_like(loss, torch::kBool);
+  }
+  bool needs_reference() const override { return false; }
+};
+
+void register_selector(const char* name) {
+  sapling::ResidueSelectorRegistry::instance().add(
+      {name, "test fixture", sapling::OptionSchema{},
+       [](const sapling::Options&) -> std::shared_ptr<sapling::ResidueSelector> { return std::make_shared<KeepAll>(); }});
+}
+}  // namespace
+#else
+// The refused fixtures never reach registration: they stay free of LibTorch headers.
+static void register_selector(const char*) {}
+#endif
+
+#if defined(FIXTURE_GOOD_A)
+SAPLING_PLUGIN("fixture_good_a", "test fixture A") { register_selector("fixture_keep_all_a"); }
+#elif defined(FIXTURE_GOOD_B)
+SAPLING_PLUGIN("fixture_good_b", "test fixture B") { register_selector("fixture_keep_all_b"); }
+#elif defined(FIXTURE_CLASH)
+// Registers a fresh name first, then one that fixture_good_a already owns: the loader must
+// refuse the plugin and undo the first registration too.
+SAPLING_PLUGIN("fixture_clash", "test fixture with a name clash") {
+  register_selector("fixture_clash_only");
+  register_selector("fixture_keep_all_a");
+}
+#elif defined(FIXTURE_WRONG_API)
+extern "C" __attribute__((visibility("default"))) const SaplingPluginDescriptor* sapling_plugin_descriptor() {
+  static const SaplingPluginDescriptor d{SAPLING_PLUGIN_API_VERSION + 100, TORCH_VERSION, "fixture_wrong_api",
+                                         "built for another API", [] { register_selector("never"); }};
+  return &d;
+}
+#elif defined(FIXTURE_WRONG_TORCH)
+extern "C" __attribute__((visibility("default"))) const SaplingPluginDescriptor* sapling_plugin_descriptor() {
+  static const SaplingPluginDescriptor d{SAPLING_PLUGIN_API_VERSION, "0.0.1", "fixture_wrong_torch",
+                                         "built with another LibTorch", [] { register_selector("never"); }};
+  return &d;
+}
+#elif defined(FIXTURE_NOT_A_PLUGIN)
+extern "C" __attribute__((visibility("default"))) int some_unrelated_function() { return 42; }
+#endif
