@@ -13,7 +13,6 @@
 #include "amplify_model.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"        // for read_file, write_file_atomic
-#include "sapling/log.hpp"
 #include "sapling/options.hpp"      // for did_you_mean
 #include "sapling/safetensors.hpp"  // for TensorStore, save_safetensors
 
@@ -348,9 +347,6 @@ void AmplifyModel::load_pretrained(const std::filesystem::path& dir) {
     p.value().copy_(store.get(p.key()).to(torch::kFloat32));
   }
   contact_head_trained_ = contact_keys == 2;
-  if (!contact_head_trained_)
-    info("amplify: ", dir.string(), " has no contact_head.regression weights; the contact head is randomly "
-         "initialised (untrained) until trained");
 }
 
 void AmplifyModel::save_pretrained(const std::filesystem::path& dir) const {

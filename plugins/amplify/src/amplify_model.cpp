@@ -6,6 +6,7 @@
 #include "sapling/attention.hpp"  // for attention()
 #include "sapling/contacts.hpp"   // for attention_contact_features()
 #include "sapling/error.hpp"
+#include "sapling/log.hpp"
 
 namespace sapling::amplify {
 
@@ -186,6 +187,11 @@ torch::Tensor AmplifyModel::contacts(const EncoderOutput& out, const torch::Tens
   if (static_cast<int64_t>(out.attentions.size()) != config_.num_hidden_layers)
     fail("amplify: contacts() needs the attention maps of all ", config_.num_hidden_layers,
          " blocks (request attentions), got ", out.attentions.size());
+  if (!contact_head_trained_ && !warned_untrained_contacts_) {
+    warn("amplify: the contact head is untrained (randomly initialised): AMPLIFY checkpoints carry no "
+         "contact_head.regression weights; train it, or load a checkpoint that has them, before trusting contacts");
+    warned_untrained_contacts_ = true;
+  }
   const auto features = attention_contact_features(out.attentions, ids, mask, kEosId);  // [B, L, L, C]
   auto& regression = *contact_head->regression;
   auto probs = torch::sigmoid(regression.forward(features.to(regression.weight.scalar_type())).squeeze(-1));

@@ -128,6 +128,7 @@ class AmplifyModel : public SequenceEncoder {
   torch::nn::Linear decoder{nullptr};
   ContactHead contact_head{nullptr};
   bool contact_head_trained_ = false;
+  bool warned_untrained_contacts_ = false;
 };
 
 }  // namespace sapling::amplify
