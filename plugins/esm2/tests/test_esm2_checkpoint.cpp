@@ -290,3 +290,29 @@ TEST_CASE("esm2 8M forward timing, batch 8 x 256", "[esm2][timing]") {
             << " ms wall, " << cpu_ms << " ms CPU\n";
   CHECK(torch::equal(first, last));  // cached rotary tables give the same result as freshly built ones
 }
+
+TEST_CASE("esm2 token_dropout option overrides config.json", "[esm2]") {
+  sapling::test::load_build_plugins();
+  torch::NoGradGuard no_grad;
+  for (const bool token_dropout : {true, false}) {
+    Options options;
+    options.set("path", tiny_dir().string());
+    options.set("token_dropout", token_dropout);
+    auto model = SequenceEncoderRegistry::instance().create("esm2", options);
+    auto batch = model->tokenizer().batch({"MKTAYIAKQRQ", "MKT<mask>"});
+    ForwardRequest request;
+    request.hidden_states = true;
+    request.logits = false;
+    const auto out = model->forward(batch.ids, batch.mask, request);
+    const auto table = model->named_parameters()["esm.embeddings.word_embeddings.weight"];
+    const auto raw = table.index_select(0, batch.ids[0]);
+    // Without <mask> tokens the rescale is exactly 0.88 (1 - 0.15 * 0.8).
+    const auto expected = token_dropout ? raw * (1.0 - 0.15 * 0.8) : raw;
+    CHECK(scaled_max_diff(out.hidden_states[0][0], expected) <= 1e-7);
+    // The <mask> row is zeroed only with token dropout; pad rows always.
+    const double mask_row = out.hidden_states[0][1][4].abs().sum().item<double>();
+    CHECK((mask_row == 0.0) == token_dropout);
+    CHECK(out.hidden_states[0][1].slice(0, 6).abs().sum().item<double>() == 0.0);
+    CHECK_FALSE(out.logits.defined());
+  }
+}
