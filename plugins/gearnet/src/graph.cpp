@@ -214,7 +214,12 @@ LineGraph build_line_graph(const ResidueGraph& graph, int64_t num_angle_bins) {
         const float dot = v1[0] * v2[0] + v1[1] * v2[1] + v1[2] * v2[2];
         const float cx = v1[1] * v2[2] - v1[2] * v2[1], cy = v1[2] * v2[0] - v1[0] * v2[2],
                     cz = v1[0] * v2[1] - v1[1] * v2[0];
-        const float angle = std::atan2(std::sqrt(cx * cx + cy * cy + cz * cz), dot);  // in [0, pi]
+        const float cross = std::sqrt(cx * cx + cy * cy + cz * cz);
+        // A zero vector (self loop, or k == i == j) has no angle: use 0. The
+        // literal atan2 would return pi when the dot product is -0 (all
+        // products negative zeros), and torchdrug then computes relation
+        // 8 == num_bins, which spills into the next line node's bin 0.
+        const float angle = (cross == 0 && dot == 0) ? 0.0f : std::atan2(cross, dot);  // in [0, pi]
         const int64_t bin = std::min<int64_t>(static_cast<int64_t>(angle / pi * num_angle_bins), num_angle_bins - 1);
         out[3 * m] = a;
         out[3 * m + 1] = b;

@@ -166,6 +166,15 @@ TEST_CASE("gearnet-edge forward matches a loop implementation of MODELS.md", "[g
   REQUIRE(g.num_radius_edges > 0);
   REQUIRE(g.num_knn_edges > 0);
   torch::NoGradGuard no_grad;
+  // Same line graph (as sorted (a, b, bin) rows) as the brute-force one.
+  const auto sorted_rows = [](const torch::Tensor& t) {
+    const auto key = (t.select(1, 0) * 100000 + t.select(1, 1)) * 100 + t.select(1, 2);
+    return std::get<0>(key.sort());
+  };
+  const LineGraph line = build_line_graph(g, options.graph.num_angle_bins);
+  const auto naive_line = naive_line_edges(g, options.graph.num_angle_bins);
+  INFO("line edges " << line.edges.size(0) << " vs " << naive_line.size(0));
+  REQUIRE(torch::equal(sorted_rows(line.edges), sorted_rows(naive_line)));
   const auto got = model.forward(model.prepare(g));
   const auto want = naive_gearnet(model, g);
   REQUIRE(got.node_feature.sizes() == want.sizes());
