@@ -1,6 +1,7 @@
 // GearNet module: hand-checked aggregation, a naive loop re-implementation of the forward pass, weight I/O, embeddings, batch norm modes.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <iostream>
 #include <set>
@@ -314,4 +315,38 @@ TEST_CASE("gearnet batch norm: batch statistics in train mode, running statistic
   // A single residue cannot be batch-normalised in train mode: clear error.
   encoder->train();
   CHECK_THROWS_WITH(encoder->embed(curved_chain(1)), Catch::Contains("at least 2 residues"));
+}
+
+// Timing on a compact 343-residue chain (a serpentine path through a 7x7x7
+// grid with 5 A spacing: ~30 CA within 10 A, like a globular protein).
+// Hidden: run with `sapling_tests_gearnet "[benchmark]"`.
+TEST_CASE("gearnet embedding timing on a compact chain", "[.][benchmark][gearnet]") {
+  ChainStructure c;
+  c.entry = "grid";
+  c.chain = "A";
+  const int64_t side = 7, n = side * side * side;
+  c.coords = torch::full({n, kNumBackboneAtoms, 3}, std::nanf(""));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t z = i / (side * side), rest = i % (side * side);
+    const int64_t y0 = rest / side, x0 = rest % side;
+    const int64_t y = z % 2 ? side - 1 - y0 : y0, x = y0 % 2 ? side - 1 - x0 : x0;
+    c.coords[i][kCA] = torch::tensor({5.0f * x, 5.0f * y, 5.0f * z});
+    c.sequence += "GASPVTCILNDQKEMHFRYW"[i % 20];
+  }
+  c.observed = torch::ones({n}, torch::kBool);
+  test::load_build_plugins();
+  const auto& entry = StructureEncoderRegistry::instance().find("gearnet");
+  auto encoder = entry.factory(Options::defaults(entry.schema));
+  torch::NoGradGuard no_grad;
+  auto t0 = std::chrono::steady_clock::now();
+  const ResidueGraph g = build_residue_graph(c);
+  const LineGraph line = build_line_graph(g);
+  const double graph_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  t0 = std::chrono::steady_clock::now();
+  const auto emb = encoder->embed(c);
+  const double embed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "compact chain: " << n << " nodes, " << g.edges.size(0) << " edges, " << line.edges.size(0)
+            << " line edges; graphs " << graph_s << " s, embed (graphs + forward) " << embed_s << " s, "
+            << torch::get_num_threads() << " threads\n";
+  CHECK(emb.sizes() == torch::IntArrayRef({n, 3072}));
 }
