@@ -1,0 +1,140 @@
+// `sapling embed` end to end with ESM2: reproduces the fixture's last hidden state and contacts
+// through the CLI, batching does not change results, and the long-sequence and error policies hold.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sapling/safetensors.hpp"
+#include "test_support.hpp"
+
+using sapling::test::run_command;
+using sapling::test::scaled_max_diff;
+
+namespace {
+
+const auto kFixtures = sapling::test::shared_dir() / "fixtures";
+
+// The fixture's three sequences with <mask> at the recorded positions, as FASTA.
+std::filesystem::path fixture_fasta(const std::filesystem::path& dir, const sapling::SafetensorsFile& io) {
+  const auto sequences = nlohmann::json::parse(io.metadata().at("sequences"));
+  const auto masked = nlohmann::json::parse(io.metadata().at("masked_positions_0based"));
+  std::ofstream out(dir / "fixture.fasta");
+  for (size_t b = 0; b < sequences.size(); ++b) {
+    std::string seq = sequences[b].get<std::string>();
+    std::vector<size_t> positions;
+    for (const auto& p : masked.at(std::to_string(b))) positions.push_back(p.get<size_t>());
+    std::sort(positions.rbegin(), positions.rend());
+    for (size_t p : positions) seq.replace(p, 1, "<mask>");
+    out << ">seq" << b << " fixture sequence " << b << "\n" << seq << "\n";
+  }
+  return dir / "fixture.fasta";
+}
+
+std::string embed(const std::string& args) {
+  auto r = run_command(sapling::test::sapling_exe() + " embed --threads 2 " + args);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  return r.output;
+}
+
+}  // namespace
+
+TEST_CASE("sapling embed reproduces the esm2_w320 fixture's last hidden state and contacts", "[esm2][embed][cli]") {
+  const auto dir = sapling::test::temp_dir("embed");
+  sapling::SafetensorsFile io(kFixtures / "esm2_w320_io.safetensors");
+  const auto fasta = fixture_fasta(dir, io);
+  embed("--model " + (kFixtures / "esm2_w320").string() + " --fasta " + fasta.string() + " --out " +
+        (dir / "e.safetensors").string() + " --include per_tok,mean,bos,contacts");
+  sapling::SafetensorsFile out(dir / "e.safetensors");
+  CHECK(out.metadata().at("family") == "esm2");
+  const auto last = io.get("last_hidden_state");
+  const auto contacts = io.get("contacts");
+  const auto mask = io.get("attention_mask");
+  double worst_hidden = 0, worst_contacts = 0, worst_pool = 0;
+  for (int64_t b = 0; b < 3; ++b) {
+    const int64_t L = mask[b].sum().item<int64_t>() - 2;
+    const std::string label = "seq" + std::to_string(b);
+    auto per_tok = out.get(label + "/per_tok");
+    REQUIRE(per_tok.sizes() == std::vector<int64_t>{L, 320});
+    worst_hidden = std::max(worst_hidden, scaled_max_diff(per_tok, last[b].slice(0, 1, L + 1)));
+    worst_pool = std::max(worst_pool, scaled_max_diff(out.get(label + "/mean"), last[b].slice(0, 1, L + 1).mean(0)));
+    worst_pool = std::max(worst_pool, scaled_max_diff(out.get(label + "/bos"), last[b][0]));
+    worst_contacts = std::max(worst_contacts, scaled_max_diff(out.get(label + "/contacts"), contacts[b].slice(0, 0, L).slice(1, 0, L)));
+  }
+  std::cout << "embed CLI vs esm2_w320 fixture: per_tok " << worst_hidden << ", mean/bos " << worst_pool
+            << ", contacts " << worst_contacts << " (tolerance 1e-5)\n";
+  CHECK(worst_hidden <= 1e-5);
+  CHECK(worst_pool <= 1e-5);
+  CHECK(worst_contacts <= 1e-5);
+}
+
+TEST_CASE("sapling embed: batch size does not change outputs; layers, npy and long sequences", "[esm2][embed][cli]") {
+  const auto dir = sapling::test::temp_dir("embed2");
+  const auto model = (sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16").string();
+  {
+    std::ofstream f(dir / "in.fasta");
+    f << ">short\nMKTAYIAKQR\n>medium\n" << std::string(150, 'A') << "LLKRVEGGW\n>long\n";
+    for (int i = 0; i < 40; ++i) f << "MQIFVKTLTGKTITLEVEPS";
+    f << "\n";
+  }
+  const auto in = (dir / "in.fasta").string();
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "big.safetensors").string() + " --include per_tok,contacts");
+  auto small = embed("--model " + model + " --fasta " + in + " --out " + (dir / "small.safetensors").string() +
+                     " --include per_tok,contacts --toks-per-batch 16");
+  sapling::SafetensorsFile a(dir / "big.safetensors"), b(dir / "small.safetensors");
+  double worst = 0;
+  for (const auto& key : a.keys()) worst = std::max(worst, scaled_max_diff(a.get(key), b.get(key)));
+  std::cout << "embed: one batch vs one sequence per batch, scaled max diff " << worst << "\n";
+  CHECK(worst <= 1e-5);
+
+  // Several layers get '@<layer>' names; layer 6 of 6 equals the default last layer.
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "layers.safetensors").string() +
+        " --include mean --repr-layers 0,3,-1");
+  sapling::SafetensorsFile layers(dir / "layers.safetensors");
+  CHECK(layers.contains("short/mean@0"));
+  CHECK(layers.contains("short/mean@3"));
+  CHECK(scaled_max_diff(layers.get("short/mean@6"), a.get("short/per_tok").mean(0)) <= 1e-6);
+
+  // Truncation warns; windows cover the whole sequence; 'error' refuses.
+  auto truncated = embed("--model " + model + " --fasta " + in + " --out " + (dir / "t.safetensors").string() +
+                         " --include per_tok --truncation 100");
+  CHECK_THAT(truncated, Catch::Contains("'long' has 800 residues; truncated to the first 100"));
+  CHECK(sapling::SafetensorsFile(dir / "t.safetensors").get("long/per_tok").size(0) == 100);
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "w.safetensors").string() +
+        " --include per_tok,contacts --truncation 300 --long window");
+  sapling::SafetensorsFile w(dir / "w.safetensors");
+  CHECK(w.get("long/per_tok").size(0) == 800);
+  CHECK(w.get("long/contacts").size(0) == 800);
+  // The first window's residues far from any overlap equal the truncated run.
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "t300.safetensors").string() +
+        " --include per_tok --truncation 300");
+  CHECK(scaled_max_diff(w.get("long/per_tok").slice(0, 0, 150),
+                        sapling::SafetensorsFile(dir / "t300.safetensors").get("long/per_tok").slice(0, 0, 150)) <= 1e-5);
+  auto refused = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + in +
+                             " --out " + (dir / "x.safetensors").string() + " --truncation 100 --long error");
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("sequence 'medium' (line 3) has 159 residues, over the limit of 100"));
+
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "npy").string() + " --include mean --format npy");
+  CHECK(std::filesystem::file_size(dir / "npy" / "short.mean.npy") == 128 + 320 * 4);
+}
+
+TEST_CASE("sapling embed rejects bad input with one line and exit code 1", "[esm2][embed][cli]") {
+  const auto dir = sapling::test::temp_dir("embed3");
+  const auto model = (sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16").string();
+  std::ofstream(dir / "dup.fasta") << ">a\nMKT\n>a\nMKV\n";
+  auto r = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + (dir / "dup.fasta").string() +
+                       " --out " + (dir / "o.safetensors").string());
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("dup.fasta:3: duplicate label 'a'"));
+  r = run_command(sapling::test::sapling_exe() + " embed --model /nonexistent --fasta " + (dir / "dup.fasta").string() +
+                  " --out " + (dir / "o.safetensors").string());
+  CHECK(r.exit_code == 1);
+  r = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + (dir / "dup.fasta").string() +
+                  " --out /proc/forbidden/o.safetensors");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("/proc/forbidden"));
+  r = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta x --out y --dtype fp8");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("--dtype 'fp8'"));
+}
