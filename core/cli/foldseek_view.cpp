@@ -1,10 +1,9 @@
 // Filters PDB text down to the residues Foldseek createdb encodes (gemmi's TER, altloc and chain-part rules).
 #include "foldseek_view.hpp"
 
-#include <map>
 #include <set>
 #include <string_view>
-#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace sapling::cli {
@@ -37,11 +36,11 @@ FoldseekPdbView foldseek_pdb_view(const std::string& pdb_text) {
 
   // Pass 1: mark what Foldseek never sees, and find the last record of each
   // atom (model, chain, residue number + insertion code, atom name).
-  using AtomKey = std::tuple<int, std::string, std::string, std::string>;
-  using ResidueKey = std::tuple<int, std::string, std::string>;
+  // Keys are fixed-width column slices: model + chain (21-22) + residue
+  // number and insertion code (23-27) [+ atom name (13-16)].
   std::vector<bool> keep(lines.size(), true);
-  std::map<AtomKey, size_t> last_record;
-  std::map<ResidueKey, std::string> first_name;
+  std::unordered_map<std::string, size_t> last_record;
+  std::unordered_map<std::string, std::string> first_name;
   FoldseekPdbView view;
   int model = 0;
   std::set<std::string> terminated;   // chains of this model that had a TER
@@ -69,14 +68,15 @@ FoldseekPdbView foldseek_pdb_view(const std::string& pdb_text) {
       ++view.dropped_after_ter;
       continue;
     }
-    const std::string number = field(line, 22, 5);
+    std::string key = std::to_string(model) + '|' + chain + field(line, 22, 5);
     const std::string name = field(line, 17, 3);
-    auto [it, inserted] = first_name.emplace(ResidueKey{model, chain, number}, name);
+    auto [it, inserted] = first_name.emplace(key, name);
     if (!inserted && it->second != name) {
       keep[k] = false;
       continue;
     }
-    last_record[AtomKey{model, chain, number, field(line, 12, 4)}] = k;
+    key += field(line, 12, 4);
+    last_record[key] = k;
   }
   // Pass 2: of repeated atoms keep the last record.
   std::vector<bool> is_last(lines.size(), false);
