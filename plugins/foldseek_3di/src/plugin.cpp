@@ -1,0 +1,134 @@
+// The foldseek_3di plugin: registers the Foldseek 3Di StructureTokenizer and finds its shipped weights.
+#include <dlfcn.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sapling/error.hpp"
+#include "sapling/interfaces.hpp"
+#include "sapling/plugin.hpp"
+#include "three_di.hpp"
+
+namespace sapling::foldseek3di {
+namespace {
+
+// The folder the build (and an install) puts next to this plugin's library:
+// <dir of sapling_foldseek_3di.so>/foldseek_3di/.
+std::filesystem::path shipped_data_dir() {
+  Dl_info info{};
+  static const int anchor = 0;  // any address inside this library
+  if (dladdr(&anchor, &info) == 0 || info.dli_fname == nullptr)
+    fail("foldseek_3di: cannot locate the plugin library to find its data folder; set the 'weights' and "
+         "'centroids' options explicitly");
+  return std::filesystem::path(info.dli_fname).parent_path() / "foldseek_3di";
+}
+
+std::filesystem::path data_file(const Options& options, const std::string& key, const std::string& file_name) {
+  std::filesystem::path path = options.get_path(key);
+  if (!path.empty()) return path;
+  path = shipped_data_dir() / file_name;
+  if (!std::filesystem::exists(path))
+    fail("foldseek_3di: shipped file ", path.string(), " is missing (the build copies plugins/foldseek_3di/data/",
+         file_name, " there); set option '", key, "' to its location");
+  return path;
+}
+
+// Structure files store 3 decimals; ChainStructure keeps float32. Foldseek
+// works on the decimal value read into a double, so recover it when the
+// float is exactly the rounding of a 3-decimal number (always, for PDB
+// files); otherwise keep the float's value. Either way the change is below
+// the float's own rounding error.
+double file_precision(float value) {
+  const double widened = value;
+  const double decimal = std::round(widened * 1000.0) / 1000.0;
+  return static_cast<float>(decimal) == value ? decimal : widened;
+}
+
+class Foldseek3DiTokenizer final : public StructureTokenizer {
+ public:
+  explicit Foldseek3DiTokenizer(const Options& options)
+      : encoder_(DenseNetwork::load(data_file(options, "weights", "encoder_weights_3di.kerasify"))),
+        centroids_(load_centroids(data_file(options, "centroids", "centroids.tsv"))),
+        min_confidence_(options.get_float("min_confidence")) {
+    if (encoder_.inputs() != kNumFeatures || encoder_.outputs() != kEmbeddingDim)
+      fail(options.get_path("weights").string(), ": the encoder maps ", encoder_.inputs(), " -> ", encoder_.outputs(),
+           " values; the 3Di encoder must map ", kNumFeatures, " features to ", kEmbeddingDim, " values");
+  }
+
+  int64_t num_states() const override { return kNumStates; }
+  int64_t mask_state() const override { return kMaskState; }
+
+  std::string symbol(int64_t state) const override {
+    if (state < 0 || state >= kNumStates) fail("foldseek_3di: state ", state, " is not in 0..", kNumStates - 1);
+    return std::string(1, kAlphabet[state]);
+  }
+
+  std::vector<int64_t> encode(const ChainStructure& chain) const override {
+    const int64_t len = chain.length();
+    const std::string where = chain.entry + (chain.chain.empty() ? "" : " chain " + chain.chain);
+    if (!chain.coords.defined() || chain.coords.dim() != 3 || chain.coords.size(0) != len ||
+        chain.coords.size(1) != kNumBackboneAtoms || chain.coords.size(2) != 3)
+      fail(where, ": coordinates must be [", len, ", ", int64_t(kNumBackboneAtoms), ", 3] for a sequence of ", len,
+           " residues");
+    const torch::Tensor coords = chain.coords.to(torch::kFloat32).contiguous();
+    const float* data = coords.data_ptr<float>();
+    std::vector<Vec3> n(len), ca(len), c(len), cb(len);
+    auto atom = [&](int64_t residue, int64_t slot) {
+      const float* p = data + (residue * kNumBackboneAtoms + slot) * 3;
+      return Vec3{file_precision(p[0]), file_precision(p[1]), file_precision(p[2])};
+    };
+    for (int64_t i = 0; i < len; ++i) {
+      n[i] = atom(i, kN);
+      ca[i] = atom(i, kCA);
+      c[i] = atom(i, kC);
+      cb[i] = atom(i, kCB);
+    }
+    std::vector<int64_t> states = compute_states(n, ca, c, cb, encoder_, centroids_).states;
+
+    // Low-confidence residues (B-factor / pLDDT below the threshold) are
+    // masked after encoding, as Foldseek's --mask-bfactor-threshold does.
+    if (min_confidence_ > 0 && chain.bfactor.defined() && chain.bfactor.numel() == len) {
+      const torch::Tensor bfactor = chain.bfactor.to(torch::kFloat32).contiguous();
+      const float* b = bfactor.data_ptr<float>();
+      for (int64_t i = 0; i < len; ++i)
+        if (b[i] < min_confidence_) states[i] = kMaskState;
+    }
+    return states;
+  }
+
+ private:
+  DenseNetwork encoder_;
+  Centroids centroids_;
+  double min_confidence_;
+};
+
+OptionSchema tokenizer_schema() {
+  OptionSchema schema;
+  schema.add("weights", OptionType::Path)
+      .default_value(std::string())
+      .doc("kerasify file of the 3Di encoder (empty: the copy shipped next to the plugin)");
+  schema.add("centroids", OptionType::Path)
+      .default_value(std::string())
+      .doc("TSV of the 20 state centroids (empty: the copy shipped next to the plugin)");
+  schema.add("min_confidence", OptionType::Float)
+      .default_value(0.0)
+      .min(0)
+      .doc("residues whose CA B-factor / pLDDT is below this get the mask state (0 = off)");
+  return schema;
+}
+
+}  // namespace
+}  // namespace sapling::foldseek3di
+
+SAPLING_PLUGIN("foldseek_3di", "Foldseek 3Di structural alphabet (20 states), identical to Foldseek createdb") {
+  using namespace sapling;
+  StructureTokenizerRegistry::instance().add(
+      {"foldseek_3di", "Foldseek's 3Di alphabet: 20 states per residue from backbone geometry, mask state 'D'",
+       foldseek3di::tokenizer_schema(),
+       [](const Options& options) -> std::shared_ptr<StructureTokenizer> {
+         return std::make_shared<foldseek3di::Foldseek3DiTokenizer>(options);
+       }});
+}
