@@ -180,7 +180,24 @@ TEST_CASE("sapling prepare: read back equals read_structure; bad file skipped or
   CHECK(strict.output.find("broken.pdb: no protein chain") != std::string::npos);
   CHECK_FALSE(fs::exists(strict_out / "index.json"));
 
+  // --chains B keeps 1aap chain B only (BM5 files here have chains A or B).
+  const auto only_b = work / "only_b";
+  const auto b_result = sapling::test::run_command(sapling::test::sapling_exe() + " prepare " +
+                                                   quote(inputs / "1aap.pdb.gz") + " --out " + quote(only_b) +
+                                                   " --chains B");
+  INFO(b_result.output);
+  REQUIRE(b_result.exit_code == 0);
+  const sapling::StructureDataset b_ds(only_b);
+  REQUIRE(b_ds.size() == 1);
+  CHECK(b_ds.metadata(0).chain == "B");
+  CHECK(b_result.output.find("chain not requested: 1") != std::string::npos);
+
   // Usage errors.
+  const auto no_tokenizer = sapling::test::run_command(sapling::test::sapling_exe() + " prepare " +
+                                                       quote(inputs) + " --out " + quote(work / "t") +
+                                                       " --tokenizer no_such_tokenizer");
+  CHECK(no_tokenizer.exit_code == 1);
+  CHECK(no_tokenizer.output.find("no_such_tokenizer") != std::string::npos);
   const auto missing = sapling::test::run_command(sapling::test::sapling_exe() + " prepare " +
                                                   quote(work / "nothing-here") + " --out " + quote(work / "x"));
   CHECK(missing.exit_code == 1);
