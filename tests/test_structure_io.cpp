@@ -132,11 +132,12 @@ TEST_CASE("every PSICOV structure is read; the chain file matches ID.fasta", "[s
   const auto chain_files = files_matching(dir, ".chain.pdb.gz");
   REQUIRE(chain_files.size() == 100);
   int with_header = 0, fasta_matches = 0;
+  sapling::StructureReadReport report;  // summed over the 100 full entries
   for (const auto& chain_file : chain_files) {
     INFO(chain_file.string());
     const std::string id = chain_file.filename().string().substr(0, 4);
     std::vector<ChainStructure> whole, single;
-    REQUIRE_NOTHROW(whole = read_structure(dir / (id + ".pdb.gz")));
+    REQUIRE_NOTHROW(whole = read_structure(dir / (id + ".pdb.gz"), {}, &report));
     REQUIRE_NOTHROW(single = read_structure(chain_file));
     REQUIRE(single.size() == 1);
     for (const auto& c : whole) check_consistent(c);
@@ -150,8 +151,14 @@ TEST_CASE("every PSICOV structure is read; the chain file matches ID.fasta", "[s
   }
   std::cout << "PSICOV: chain-file sequence == ID.fasta for " << fasta_matches << "/100; X-ray <= 2.0 A header for "
             << with_header << "/100\n";
+  std::cout << "PSICOV full entries: " << report.chains_with_full_sequence << " chains placed on SEQRES, "
+            << report.full_sequence_fallbacks << " fallbacks to observed-only, " << report.modified_residues
+            << " modified residues, " << report.altloc_residues << " residues with altlocs, "
+            << report.residues_without_ca << " residues without CA, " << report.skipped_chains
+            << " non-protein chains skipped\n";
   CHECK(fasta_matches == 100);
   CHECK(with_header == 100);
+  CHECK(report.full_sequence_fallbacks == 0);
 }
 
 TEST_CASE("SEQRES makes missing residues explicit (1ne2 chain A, 1aap)", "[structure_io]") {
@@ -445,4 +452,28 @@ HETATM 12 O O . HOH C 2 . 20.0 20.0 20.0 1.0 50.0 101 B 1
   CHECK(c.method == "X-RAY DIFFRACTION");
   CHECK(c.resolution == Approx(1.8));
   CHECK(c.r_free == Approx(0.215));
+}
+
+TEST_CASE("first model only, unless keep_all_models", "[structure_io]") {
+  const std::string nmr =
+      "MODEL        1\n"
+      "ATOM      1  N   ALA A   1      10.000  10.000  10.000  1.00  0.00           N\n"
+      "ATOM      2  CA  ALA A   1      11.000  10.000  10.000  1.00  0.00           C\n"
+      "ATOM      3  C   ALA A   1      12.000  10.000  10.000  1.00  0.00           C\n"
+      "ENDMDL\n"
+      "MODEL        2\n"
+      "ATOM      1  N   ALA A   1      20.000  10.000  10.000  1.00  0.00           N\n"
+      "ATOM      2  CA  ALA A   1      21.000  10.000  10.000  1.00  0.00           C\n"
+      "ATOM      3  C   ALA A   1      22.000  10.000  10.000  1.00  0.00           C\n"
+      "ENDMDL\n"
+      "END\n";
+  const auto first = sapling::read_structure_from_memory(nmr, "nmr.pdb");
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].coords[0][sapling::kCA][0].item<float>() == Approx(11.0f));
+  sapling::StructureReadOptions options;
+  options.keep_all_models = true;
+  const auto all = sapling::read_structure_from_memory(nmr, "nmr.pdb", options);
+  REQUIRE(all.size() == 2);
+  CHECK(all[1].entry == "nmr_model2");
+  CHECK(all[1].coords[0][sapling::kCA][0].item<float>() == Approx(21.0f));
 }

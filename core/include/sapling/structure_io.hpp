@@ -52,6 +52,14 @@ SAPLING_API std::vector<ChainStructure> read_structure_from_memory(std::string c
 // ("1abc_r_u.pdb.gz" -> "1abc_r_u").
 SAPLING_API std::string structure_entry_name(const std::filesystem::path& file);
 
+// True for names ending in .pdb/.ent/.cif/.mmcif, optionally followed by .gz.
+SAPLING_API bool has_structure_extension(const std::filesystem::path& file);
+
+// Expands inputs: a file is taken as is (whatever its extension), a folder
+// contributes every file below it (recursively) with a structure extension,
+// sorted. Throws sapling::Error for an input that does not exist.
+SAPLING_API std::vector<std::filesystem::path> find_structure_files(const std::vector<std::filesystem::path>& inputs);
+
 // One-letter code for a residue name: standard amino acids as themselves,
 // modified amino acids as their parent (MSE -> M), anything else 'X'.
 SAPLING_API char residue_one_letter(const std::string& residue_name);
