@@ -38,7 +38,7 @@ with torch.no_grad():
     batch = []
     def run(batch):
         global worst, residues
-        L = max(min(len(seqs[i]), 1022) for i in batch) + 2
+        L = max(min(len(seqs[i]), 1022) for i in batch) + 2  # sapling counts residues, not characters
         ids = torch.full((len(batch), L), 1, dtype=torch.long)
         for b, i in enumerate(batch):
             s = seqs[i][:1022]
@@ -48,7 +48,7 @@ with torch.no_grad():
         for b, i in enumerate(batch):
             n = min(len(seqs[i]), 1022); residues += n
             ref = h[b, 1:n + 1]
-            mine = cpu[f"{labels[i]}/per_tok"]
+            mine = cpu[f"{labels[i]}/per_tok"][:n]
             worst = max(worst, ((mine - ref).abs().max() / ref.abs().max().clamp_min(1)).item())
     for i in order:
         L = min(len(seqs[i]), 1022) + 2

@@ -88,7 +88,7 @@ TEST_CASE("base inheritance overrides values; bad bases and cycles are errors", 
   CHECK_THAT(validate_error(write(dir, "y.toml", "base = \"x.toml\"\n")), Catch::Contains("inheritance cycle"));
 }
 
-TEST_CASE("--set overrides values and rejects keys that do not exist", "[recipe]") {
+TEST_CASE("command-line --set overrides values and rejects keys that do not exist", "[recipe]") {
   register_test_section();
   const auto dir = sapling::test::temp_dir("recipe");
   auto f = write(dir, "r.toml", "[test_optim]\nsteps = 3\n");

@@ -2,6 +2,9 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <sys/wait.h>  // for WIFEXITED
+#include <unistd.h>    // for getpid
+
 #include <cstdio>
 #include <filesystem>
 #include <string>

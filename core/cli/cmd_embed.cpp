@@ -119,7 +119,7 @@ int run(const std::vector<std::string>& args) {
       {"family", model->family()},
       {"layers", vm["repr-layers"].as<std::string>()},
       {"include", vm["include"].as<std::string>()},
-      {"truncation", std::to_string(options.truncation > 0 ? options.truncation : model->max_tokens() - 2)},
+      {"truncation", std::to_string(result.limit)},
       {"long_policy", policy},
       {"dtype", vm["dtype"].as<std::string>()},
       {"pooling", "mean over residues (specials excluded)"},

@@ -1,6 +1,8 @@
 // embed_sequences: length-sorted token batching, layer selection, pooling, contacts, long-sequence policy.
 #include "sapling/embed.hpp"
 
+#include "sapling/autocast.hpp"
+
 #include <algorithm>
 #include <numeric>
 
@@ -77,7 +79,11 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
                             const EmbedOptions& options) {
   torch::NoGradGuard no_grad;
   model.eval();
-  const int64_t limit = options.truncation > 0 ? options.truncation : model.max_tokens() - 2;
+  // Default limit: the model's, except ESM2's 1022 residues that fair-esm's
+  // esm-extract uses (1024 learned positions in the original ESM lineage).
+  const int64_t model_limit = model.max_tokens() - 2;
+  const int64_t limit = options.truncation > 0 ? options.truncation
+                                               : (model.family() == "esm2" ? std::min<int64_t>(1022, model_limit) : model_limit);
   if (limit > model.max_tokens() - 2)
     fail("--truncation ", limit, " exceeds the model's limit of ", model.max_tokens() - 2, " residues");
   const auto want = [&](const std::string& what) {
@@ -100,6 +106,7 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
   std::vector<std::vector<std::string>> residues(records.size());
   std::vector<Piece> pieces;
   EmbedResult result;
+  result.limit = limit;
   const int64_t overlap = options.window_overlap >= 0 ? options.window_overlap : limit / 2;
   if (options.policy == LongSequencePolicy::Window && overlap >= limit)
     fail("--window-overlap ", overlap, " must be smaller than the window (", limit, " residues)");
@@ -140,10 +147,12 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
   for (const auto& p : pieces) total_residues += p.length;
   ProgressBar progress("embed", static_cast<double>(total_residues), "res/s");
 
-  const bool autocast = options.device.is_cuda() && options.dtype != torch::kFloat32;
   if (!options.device.is_cuda() && options.dtype != torch::kFloat32)
     fail("--dtype ", c10::toString(options.dtype), " needs --device cuda (CPU runs in float32)");
-  model.to(options.device, autocast ? options.dtype : torch::kFloat32);
+  // Weights stay float32; bf16/fp16 come from autocast, as torch.autocast does it
+  // (casting the weights would also round rotary angles and norms).
+  model.to(options.device, torch::kFloat32);
+  AutocastGuard autocast(options.device, options.dtype);
 
   const auto& tokenizer = model.tokenizer();
   for (const auto& batch : batches) {

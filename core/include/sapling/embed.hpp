@@ -36,6 +36,7 @@ struct EmbedResult {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   int64_t residues = 0;    // residues embedded (after truncation)
   int64_t truncated = 0;   // sequences over the limit
+  int64_t limit = 0;       // the residue limit that was applied
   double seconds = 0;
 };
 
