@@ -60,7 +60,8 @@ class SAPLING_API Recipe {
   // A component section: its plugin name and validated options. `name` may
   // be "losses.mlm" for a member of a group.
   std::pair<std::string, Options> component(const std::string& name) const;
-  // Member names of a group section ("mlm", "contrastive", ...), in file order.
+  // Member names of a group section ("contrastive", "mlm", ...), in alphabetical order
+  // (toml++ keeps tables sorted).
   std::vector<std::string> group_members(const std::string& section) const;
 
   // The fully resolved recipe as TOML text.
