@@ -1,6 +1,7 @@
 // `sapling prepare --embed gearnet`: stored float16 embeddings equal a direct embed() of the same chains; weight policy.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <iostream>
 
 #include "sapling/dataset.hpp"
@@ -20,6 +21,10 @@ std::string psicov_inputs() {
   return out;
 }
 
+// A BM5 receptor whose chain A has a residue without CA (44 residues, 43 observed).
+std::string bm5_input() { return " " + (test::shared_dir() / "data/structures/bm5/1FC2_r_b-matched.pdb.gz").string();
+}
+
 std::shared_ptr<StructureEncoder> small_gearnet() {
   const auto& entry = StructureEncoderRegistry::instance().find("gearnet");
   Options options = Options::defaults(entry.schema);
@@ -36,7 +41,7 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
   torch::manual_seed(3);
   small_gearnet()->save_weights(weights);
 
-  const auto result = test::run_command(test::sapling_exe() + " prepare" + psicov_inputs() + " --out " +
+  const auto result = test::run_command(test::sapling_exe() + " prepare" + psicov_inputs() + bm5_input() + " --out " +
                                         (dir / "ds").string() + " --embed gearnet --pgnn-weights " + weights.string() +
                                         " --pgnn-option hidden_dims=[32,32] --threads 2");
   INFO(result.output);
@@ -44,7 +49,7 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
   CHECK(result.output.find("pGNN gearnet") != std::string::npos);
 
   const StructureDataset dataset(dir / "ds");
-  REQUIRE(dataset.size() == kChains.size());
+  REQUIRE(dataset.size() > kChains.size());
   REQUIRE(dataset.has_embeddings());
   REQUIRE(dataset.embedding_dim() == 64);
 
@@ -57,10 +62,12 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
   for (size_t i = 0; i < dataset.size(); ++i) {
     const auto& meta = dataset.metadata(i);
     const auto chains = read_structure(meta.source);
-    REQUIRE(chains.size() == 1);
-    const torch::Tensor direct = reference->embed(chains[0]);
+    const auto found = std::find_if(chains.begin(), chains.end(), [&](const ChainStructure& c) { return c.chain == meta.chain; });
+    REQUIRE(found != chains.end());
+    const ChainStructure& chain = *found;
+    const torch::Tensor direct = reference->embed(chain);
     const torch::Tensor stored = dataset.embeddings(i);
-    INFO(meta.entry);
+    INFO(meta.entry << " " << meta.chain);
     REQUIRE(stored.scalar_type() == torch::kFloat16);
     REQUIRE(stored.sizes() == torch::IntArrayRef({meta.length, 64}));
     const torch::Tensor diff = (stored.to(torch::kFloat32) - direct).abs();
@@ -68,11 +75,12 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
     // float16 keeps 11 significant bits: rounding error <= 2^-11 of the value.
     max_relative = std::max(max_relative, (diff / direct.abs().clamp_min(1e-3)).max().item<double>());
     CHECK((diff <= direct.abs() * std::ldexp(1.0, -11) + 1e-7).all().item<bool>());
-    const torch::Tensor has_ca = torch::isfinite(chains[0].coords.select(1, kCA)).all(1) & chains[0].observed;
+    const torch::Tensor has_ca = torch::isfinite(chain.coords.select(1, kCA)).all(1) & chain.observed;
     unobserved_rows += (~has_ca).sum().item<int64_t>();
     CHECK(torch::equal(stored.to(torch::kFloat32).abs().sum(1) > 0, has_ca));
   }
-  std::cout << "prepare --embed gearnet [32,32]: max |stored - embed()| = " << max_diff
+  CHECK(unobserved_rows > 0);
+  std::cout << "prepare --embed gearnet [32,32], " << dataset.size() << " chains: max |stored - embed()| = " << max_diff
             << ", max relative = " << max_relative << " (float16 bound 2^-11 = " << std::ldexp(1.0, -11) << "), "
             << unobserved_rows << " rows of residues without CA are zero\n";
   std::filesystem::remove_all(dir);
