@@ -1,4 +1,4 @@
-// `sapling prepare`: PDB/mmCIF files and folders -> structure dataset (filters, splits, optional structure tokens).
+// `sapling prepare`: PDB/mmCIF files and folders -> structure dataset (filters, splits, optional structure tokens and pGNN embeddings).
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -10,11 +10,13 @@
 #include <thread>
 
 #include "command.hpp"
+#include "component_options.hpp"
 #include "sapling/dataset.hpp"
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
 #include "sapling/options.hpp"
+#include "sapling/progress.hpp"
 #include "sapling/registry.hpp"
 #include "sapling/structure_io.hpp"
 
@@ -82,6 +84,10 @@ int run(const std::vector<std::string>& args) {
       ("high-quality", "keep only X-ray chains at <= 2.0 A")
       ("shard-size", po::value<int64_t>()->default_value(1000), "chains per shard")
       ("tokenizer", po::value<std::string>(), "structure tokenizer (plugin) to store structure tokens")
+      ("embed", po::value<std::string>(), "structure encoder (pGNN plugin, e.g. gearnet) to store per-residue float16 embeddings")
+      ("pgnn-weights", po::value<std::string>(), "weights file of the --embed encoder (its save_weights format)")
+      ("pgnn-option", po::value<std::vector<std::string>>(), "--embed encoder option key=value (repeatable, e.g. hidden_dims=[32,32])")
+      ("allow-random-pgnn", "permit --embed without weights (randomly initialised encoder; for tests only)")
       ("plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
   po::positional_options_description pos;
   pos.add("input", -1);
@@ -89,7 +95,8 @@ int run(const std::vector<std::string>& args) {
   if (!parse_args(args, desc, pos, vm,
                   "usage: sapling prepare INPUT... --out DIR [--min-length N] [--max-resolution A] [--max-missing F]\n"
                   "       [--chains A,B] [--strict] [--valid-fraction 0.1] [--seed 0] [--split-by complex|entry]\n"
-                  "       [--high-quality] [--shard-size N] [--tokenizer NAME]"))
+                  "       [--high-quality] [--shard-size N] [--tokenizer NAME]\n"
+                  "       [--embed NAME --pgnn-weights FILE [--pgnn-option key=value]... | --allow-random-pgnn]"))
     return 0;
   apply_common_options(vm);
   if (!vm.count("input")) fail("prepare: no input files or folders given");
@@ -129,6 +136,34 @@ int run(const std::vector<std::string>& args) {
     for (int64_t s = 0; s < tokenizer->num_states(); ++s) writer_options.token_symbols.push_back(tokenizer->symbol(s));
     writer_options.token_mask_state = tokenizer->mask_state();
   }
+  // pGNN embeddings: built through the registry, evaluation mode, no autograd.
+  std::shared_ptr<StructureEncoder> encoder;
+  nlohmann::json pgnn_info;
+  if (!vm.count("embed") && (vm.count("pgnn-weights") || vm.count("pgnn-option") || vm.count("allow-random-pgnn")))
+    fail("prepare: --pgnn-weights, --pgnn-option and --allow-random-pgnn need --embed NAME");
+  if (vm.count("embed")) {
+    load_plugins(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>() : std::vector<std::string>{});
+    const std::string name = vm["embed"].as<std::string>();
+    const auto& registration = Registry<StructureEncoder>::instance().find(name);
+    const std::vector<std::string> pairs =
+        vm.count("pgnn-option") ? vm["pgnn-option"].as<std::vector<std::string>>() : std::vector<std::string>{};
+    const Options options = options_from_pairs(registration.schema, pairs, "--pgnn-option", "pgnn");
+    const bool has_weights = vm.count("pgnn-weights") || options.has("weights");
+    if (!has_weights && !vm.count("allow-random-pgnn"))
+      fail("prepare: --embed ", name, " needs trained weights (--pgnn-weights FILE): a randomly initialised ",
+           "encoder gives embeddings that carry no learned structure signal and are useless as alignment targets; "
+           "pass --allow-random-pgnn to store them anyway (tests only)");
+    encoder = registration.factory(options);
+    if (vm.count("pgnn-weights")) encoder->load_weights(vm["pgnn-weights"].as<std::string>());
+    encoder->eval();
+    pgnn_info = {{"encoder", name},
+                 {"weights", vm.count("pgnn-weights") ? vm["pgnn-weights"].as<std::string>()
+                                                      : options.has("weights") ? options.get_path("weights").string() : ""},
+                 {"options", pairs},
+                 {"output_dim", encoder->output_dim()},
+                 {"random_weights", !has_weights}};
+    if (!has_weights) warn("prepare: --embed ", name, " with random weights (--allow-random-pgnn)");
+  }
   StructureDatasetWriter writer(out, writer_options);
 
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -139,11 +174,15 @@ int run(const std::vector<std::string>& args) {
   nlohmann::json failures = nlohmann::json::array();
   int64_t files_read = 0, chains_read = 0, residues_kept = 0, high_quality_kept = 0;
   const auto start = std::chrono::steady_clock::now();
+  double embed_seconds = 0;
+  int64_t residues_embedded = 0;
+  ProgressBar progress(encoder ? "prepare+embed" : "prepare", static_cast<double>(files.size()), "files");
   const size_t batch = 256;
   for (size_t begin = 0; begin < files.size(); begin += batch) {
     const size_t end = std::min(files.size(), begin + batch);
     auto results = read_batch(files, begin, end, threads);
     for (size_t i = begin; i < end; ++i) {
+      progress.advance(1);
       FileResult& result = results[i - begin];
       if (!result.error.empty()) {
         if (strict) fail(result.error, " (--strict: stopping at the first unreadable file)");
@@ -188,13 +227,32 @@ int run(const std::vector<std::string>& args) {
             continue;
           }
         }
+        torch::Tensor embeddings;
+        if (encoder) {
+          const auto t0 = std::chrono::steady_clock::now();
+          try {
+            torch::NoGradGuard no_grad;
+            embeddings = encoder->embed(chain);
+            if (embeddings.dim() != 2 || embeddings.size(0) != L || embeddings.size(1) != encoder->output_dim())
+              fail("embedding has shape ", embeddings.sizes(), ", expected [", L, ", ", encoder->output_dim(), "]");
+          } catch (const std::exception& e) {
+            const std::string message = files[i].string() + " chain " + chain.chain + ": pGNN: " + e.what();
+            if (strict) fail(message);
+            warn("skipped ", message);
+            ++dropped["pGNN embedding failed"];
+            continue;
+          }
+          embed_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          residues_embedded += L;
+        }
         ++kept_by_split[metadata.split];
         residues_kept += L;
         high_quality_kept += high_quality ? 1 : 0;
-        writer.add(chain, std::move(metadata), tokens);
+        writer.add(chain, std::move(metadata), tokens, embeddings);
       }
     }
   }
+  progress.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int64_t kept = writer.chains_written();
 
@@ -206,6 +264,9 @@ int run(const std::vector<std::string>& args) {
   summary << "chains: " << chains_read << " read, " << kept << " kept (" << residues_kept << " residues";
   for (const auto& [split, n] : kept_by_split) summary << ", " << split << " " << n;
   summary << ", high-quality " << high_quality_kept << ")\n";
+  if (encoder)
+    summary << "pGNN " << vm["embed"].as<std::string>() << ": " << residues_embedded << " residues embedded (dim "
+            << encoder->output_dim() << ", float16) in " << embed_seconds << " s\n";
   for (const auto& [reason, n] : dropped) summary << "dropped: " << reason << ": " << n << "\n";
   if (kept == 0) {
     std::cout << summary.str();
@@ -221,6 +282,7 @@ int run(const std::vector<std::string>& args) {
                       {"split_by", split_by_name},
                       {"valid_fraction", valid_fraction},
                       {"seed", seed}};
+  if (encoder) info["pgnn"] = pgnn_info;
   writer.finish(info.dump());
   summary << "wrote " << out.string() << "\n";
   std::cout << summary.str();

@@ -1,5 +1,6 @@
-// Registers the GearNet(-Edge) structure encoder ("gearnet") and maps its recipe options onto GearNetOptions.
+// Registers the GearNet(-Edge) structure encoder ("gearnet") and its multiview-contrast pretraining objective.
 #include "model.hpp"
+#include "multiview_contrast.hpp"
 #include "sapling/plugin.hpp"    // for SAPLING_PLUGIN
 #include "sapling/registry.hpp"  // for Registry
 
@@ -58,10 +59,39 @@ std::shared_ptr<sapling::StructureEncoder> make_gearnet(const sapling::Options& 
   return model;
 }
 
+sapling::OptionSchema contrast_schema() {
+  const sapling::gearnet::ContrastOptions d;
+  sapling::OptionSchema s;
+  s.add("subsequence_length", OptionType::Int).default_value(d.subsequence_length).min(1)
+      .doc("subsequence crop: residues (with a CA) in the window");
+  s.add("subspace_radius", OptionType::Float).default_value(d.subspace_radius).min(0, true)
+      .doc("subspace crop: residues within this CA distance of a random centre (Angstrom)");
+  s.add("subspace_min_neighbors", OptionType::Int).default_value(d.subspace_min_neighbors).min(1)
+      .doc("subspace crop: at least this many nearest residues (centre included)");
+  s.add("edge_mask_rate", OptionType::Float).default_value(d.edge_mask_rate).min(0).max(1, true)
+      .doc("random edge mask noise: fraction of edges removed");
+  s.add("temperature", OptionType::Float).default_value(d.temperature).min(0, true).doc("InfoNCE temperature");
+  return s;
+}
+
+std::shared_ptr<sapling::StructurePretrainingObjective> make_contrast(const sapling::Options& o) {
+  sapling::gearnet::ContrastOptions options;
+  options.subsequence_length = o.get_int("subsequence_length");
+  options.subspace_radius = o.get_float("subspace_radius");
+  options.subspace_min_neighbors = o.get_int("subspace_min_neighbors");
+  options.edge_mask_rate = o.get_float("edge_mask_rate");
+  options.temperature = o.get_float("temperature");
+  return std::make_shared<sapling::gearnet::MultiviewContrast>(options);
+}
+
 }  // namespace
 
 SAPLING_PLUGIN("gearnet", "GearNet / GearNet-Edge protein structure encoder (torchdrug-compatible weights)") {
   sapling::StructureEncoderRegistry::instance().add(
       {"gearnet", "GearNet-Edge residue-graph encoder: per-residue embeddings (concat of 6 x 512 by default)",
        gearnet_schema(), make_gearnet});
+  sapling::StructurePretrainingRegistry::instance().add(
+      {"gearnet_multiview_contrast",
+       "GearNet multiview contrast: subsequence/subspace crops, 15% edge masking, 2-layer MLP, InfoNCE (tau 0.07)",
+       contrast_schema(), make_contrast});
 }

@@ -1,0 +1,115 @@
+// `sapling prepare --embed gearnet`: stored float16 embeddings equal a direct embed() of the same chains; weight policy.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <iostream>
+
+#include "sapling/dataset.hpp"
+#include "sapling/interfaces.hpp"
+#include "sapling/structure_io.hpp"
+#include "test_support.hpp"
+
+using namespace sapling;
+
+namespace {
+
+const std::vector<std::string> kChains = {"1a3a", "1aap", "1c9o", "1vfy"};
+
+std::string psicov_inputs() {
+  std::string out;
+  for (const auto& c : kChains) out += " " + (test::shared_dir() / "data/structures/psicov" / (c + ".chain.pdb.gz")).string();
+  return out;
+}
+
+// A BM5 receptor whose chain A has a residue without CA (44 residues, 43 observed).
+std::string bm5_input() { return " " + (test::shared_dir() / "data/structures/bm5/1FC2_r_b-matched.pdb.gz").string();
+}
+
+std::shared_ptr<StructureEncoder> small_gearnet() {
+  const auto& entry = StructureEncoderRegistry::instance().find("gearnet");
+  Options options = Options::defaults(entry.schema);
+  options.set("hidden_dims", std::vector<int64_t>{32, 32});
+  return entry.factory(options);
+}
+
+}  // namespace
+
+TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", "[gearnet][prepare][cli]") {
+  test::load_build_plugins();
+  const auto dir = test::temp_dir("pgnn-embed");
+  const auto weights = dir / "gearnet-small.safetensors";
+  torch::manual_seed(3);
+  small_gearnet()->save_weights(weights);
+
+  const auto result = test::run_command(test::sapling_exe() + " prepare" + psicov_inputs() + bm5_input() + " --out " +
+                                        (dir / "ds").string() + " --embed gearnet --pgnn-weights " + weights.string() +
+                                        " --pgnn-option hidden_dims=[32,32] --threads 2");
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.output.find("pGNN gearnet") != std::string::npos);
+
+  const StructureDataset dataset(dir / "ds");
+  REQUIRE(dataset.size() > kChains.size());
+  REQUIRE(dataset.has_embeddings());
+  REQUIRE(dataset.embedding_dim() == 64);
+
+  auto reference = small_gearnet();
+  reference->load_weights(weights);
+  reference->eval();
+  torch::NoGradGuard no_grad;
+  double max_diff = 0, max_relative = 0;
+  int64_t unobserved_rows = 0;
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    const auto& meta = dataset.metadata(i);
+    const auto chains = read_structure(meta.source);
+    const auto found = std::find_if(chains.begin(), chains.end(), [&](const ChainStructure& c) { return c.chain == meta.chain; });
+    REQUIRE(found != chains.end());
+    const ChainStructure& chain = *found;
+    const torch::Tensor direct = reference->embed(chain);
+    const torch::Tensor stored = dataset.embeddings(i);
+    INFO(meta.entry << " " << meta.chain);
+    REQUIRE(stored.scalar_type() == torch::kFloat16);
+    REQUIRE(stored.sizes() == torch::IntArrayRef({meta.length, 64}));
+    const torch::Tensor diff = (stored.to(torch::kFloat32) - direct).abs();
+    max_diff = std::max(max_diff, diff.max().item<double>());
+    // float16 keeps 11 significant bits: rounding error <= 2^-11 of the value.
+    max_relative = std::max(max_relative, (diff / direct.abs().clamp_min(1e-3)).max().item<double>());
+    CHECK((diff <= direct.abs() * std::ldexp(1.0, -11) + 1e-7).all().item<bool>());
+    const torch::Tensor has_ca = torch::isfinite(chain.coords.select(1, kCA)).all(1) & chain.observed;
+    unobserved_rows += (~has_ca).sum().item<int64_t>();
+    CHECK(torch::equal(stored.to(torch::kFloat32).abs().sum(1) > 0, has_ca));
+  }
+  CHECK(unobserved_rows > 0);
+  std::cout << "prepare --embed gearnet [32,32], " << dataset.size() << " chains: max |stored - embed()| = " << max_diff
+            << ", max relative = " << max_relative << " (float16 bound 2^-11 = " << std::ldexp(1.0, -11) << "), "
+            << unobserved_rows << " rows of residues without CA are zero\n";
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("prepare --embed refuses random weights unless --allow-random-pgnn", "[gearnet][prepare][cli]") {
+  const auto dir = test::temp_dir("pgnn-random");
+  const std::string base = test::sapling_exe() + " prepare" + psicov_inputs() + " --out " + (dir / "ds").string() +
+                           " --embed gearnet --pgnn-option hidden_dims=[8]";
+  const auto refused = test::run_command(base);
+  INFO(refused.output);
+  CHECK(refused.exit_code != 0);
+  CHECK(refused.output.find("useless as alignment targets") != std::string::npos);
+  CHECK(refused.output.find("--allow-random-pgnn") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir / "ds" / "index.json"));
+
+  const auto allowed = test::run_command(base + " --allow-random-pgnn");
+  INFO(allowed.output);
+  CHECK(allowed.exit_code == 0);
+  CHECK(StructureDataset(dir / "ds").embedding_dim() == 8);
+
+  const auto typo = test::run_command(base + " --allow-random-pgnn --pgnn-option hidden_dim=[8]");
+  INFO(typo.output);
+  CHECK(typo.exit_code != 0);
+  CHECK(typo.output.find("did you mean 'hidden_dims'") != std::string::npos);
+
+  const auto no_embed = test::run_command(test::sapling_exe() + " prepare" + psicov_inputs() + " --out " +
+                                          (dir / "ds2").string() + " --pgnn-weights x.safetensors");
+  CHECK(no_embed.exit_code != 0);
+  CHECK(no_embed.output.find("need --embed") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
