@@ -5,6 +5,7 @@
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
+#include "sapling/pretraining.hpp"
 
 namespace sapling::cli {
 namespace {
@@ -45,6 +46,7 @@ int run(const std::vector<std::string>& args) {
     print_components<StructureTokenizer>(p.name, verbose);
     print_components<AlignmentLoss>(p.name, verbose);
     print_components<ResidueSelector>(p.name, verbose);
+    print_components<StructurePretrainingObjective>(p.name, verbose);
   }
   if (!manager.failures().empty()) {
     std::cout << "failed to load:\n";
