@@ -15,6 +15,8 @@ torch::Tensor flat_index(const torch::Tensor& mask);
 torch::Tensor gather_rows(const torch::Tensor& states, const torch::Tensor& index);
 // Fails unless `t` is defined and [B, T] like `like`, naming the loss and the input.
 void require_bt(const torch::Tensor& t, const torch::Tensor& like, const char* loss, const char* input);
+// The pLM's last hidden states [B, T, D], checked to exist with D == `dim` (option `dim_option`).
+const torch::Tensor& require_last_hidden(const LossInputs& in, int64_t dim, const char* loss, const char* dim_option);
 
 OptionSchema mlm_schema();
 OptionSchema structure_token_schema();

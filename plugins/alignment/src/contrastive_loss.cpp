@@ -30,10 +30,7 @@ class ResidueContrastiveLoss final : public AlignmentLoss {
   }
 
   LossTerms compute(const LossInputs& in) override {
-    if (!in.plm || !in.plm->last_hidden.defined()) fail("residue_contrastive loss: the pLM output has no last_hidden");
-    const auto& hidden = in.plm->last_hidden;
-    if (hidden.size(-1) != plm_dim_)
-      fail("residue_contrastive loss: the pLM hidden size is ", hidden.size(-1), " but option plm_dim is ", plm_dim_);
+    const auto& hidden = require_last_hidden(in, plm_dim_, "residue_contrastive", "plm_dim");
     require_bt(in.residue_mask, hidden, "residue_contrastive", "residue_mask");
     if (!in.pgnn_embeddings.defined()) fail("residue_contrastive loss: LossInputs.pgnn_embeddings is missing");
     if (in.pgnn_embeddings.dim() != 3 || in.pgnn_embeddings.sizes().slice(0, 2) != hidden.sizes().slice(0, 2) ||

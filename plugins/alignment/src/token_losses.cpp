@@ -21,6 +21,14 @@ void require_bt(const torch::Tensor& t, const torch::Tensor& like, const char* l
          like.defined() ? like.sizes().slice(0, 2) : t.sizes());
 }
 
+const torch::Tensor& require_last_hidden(const LossInputs& in, int64_t dim, const char* loss, const char* dim_option) {
+  if (!in.plm || !in.plm->last_hidden.defined()) fail(loss, " loss: the pLM output has no last_hidden");
+  const auto& hidden = in.plm->last_hidden;
+  if (hidden.size(-1) != dim)
+    fail(loss, " loss: the pLM hidden size is ", hidden.size(-1), " but option ", dim_option, " is ", dim);
+  return hidden;
+}
+
 namespace {
 
 // Cross-entropy per row in float32 (bf16 logits lose too much in log-softmax).
@@ -65,10 +73,7 @@ class StructureTokenLoss final : public AlignmentLoss {
   }
 
   LossTerms compute(const LossInputs& in) override {
-    if (!in.plm || !in.plm->last_hidden.defined()) fail("structure_token loss: the pLM output has no last_hidden");
-    const auto& hidden = in.plm->last_hidden;
-    if (hidden.size(-1) != input_dim_)
-      fail("structure_token loss: the pLM hidden size is ", hidden.size(-1), " but option input_dim is ", input_dim_);
+    const auto& hidden = require_last_hidden(in, input_dim_, "structure_token", "input_dim");
     require_bt(in.residue_mask, hidden, "structure_token", "residue_mask");
     require_bt(in.structure_tokens, hidden, "structure_token", "structure_tokens");
     auto targets = in.structure_tokens.to(torch::kInt64);
