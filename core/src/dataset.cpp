@@ -267,6 +267,7 @@ struct StructureDataset::State {
   int64_t embedding_dim = 0;
   std::string tokenizer;
   std::vector<std::string> token_symbols;
+  int64_t token_mask_state = -1;
 };
 
 StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_unique<State>()) {
@@ -290,6 +291,7 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
     s.embedding_dim = index.value("embedding_dim", int64_t{0});
     s.tokenizer = index.value("tokenizer", "");
     s.token_symbols = index.value("token_symbols", std::vector<std::string>{});
+    s.token_mask_state = index.value("token_mask_state", int64_t{-1});
     const json& chains = index.at("chains");
     for (size_t k = 0; k < chains.size(); ++k)
       s.chains.push_back(metadata_from_json(chains[k], index_path.string() + ": chains[" + std::to_string(k) + "]"));
@@ -354,6 +356,7 @@ bool StructureDataset::has_embeddings() const { return state_->embedding_dim > 0
 int64_t StructureDataset::embedding_dim() const { return state_->embedding_dim; }
 const std::string& StructureDataset::tokenizer() const { return state_->tokenizer; }
 const std::vector<std::string>& StructureDataset::token_symbols() const { return state_->token_symbols; }
+int64_t StructureDataset::token_mask_state() const { return state_->token_mask_state; }
 
 const ChainMetadata& StructureDataset::metadata(size_t i) const {
   if (i >= size()) fail(state_->dir.string(), ": chain index ", i, " out of range (", size(), " chains)");

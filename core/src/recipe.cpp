@@ -6,6 +6,7 @@
 
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
+#include "sapling/training.hpp"
 
 namespace sapling {
 
@@ -26,6 +27,7 @@ std::vector<SectionSpec>& sections() {
     s.push_back({"structure_tokens", SectionKind::Component, StructureTokenizer::kind, {}, "the structure tokenizer"});
     s.push_back({"losses", SectionKind::ComponentGroup, AlignmentLoss::kind, {}, "the training losses, one table each"});
     s.push_back({"selector", SectionKind::Component, ResidueSelector::kind, {}, "residue loss selection"});
+    for (auto& spec : training_sections()) s.push_back(std::move(spec));
     return s;
   }();
   return specs;
@@ -67,13 +69,21 @@ const OptionSchema* component_schema(const std::string& kind, const std::string&
   fail("internal: unknown registry kind '", kind, "'");
 }
 
+// A component table that names another plugin than its base replaces the
+// base table: options belong to a plugin, so the base's would not fit.
+bool switches_plugin(const toml::table& base, const toml::table& child) {
+  const auto* a = base.get("plugin");
+  const auto* b = child.get("plugin");
+  return a && b && a->value<std::string>() != b->value<std::string>();
+}
+
 // Child values override base values; tables merge recursively. Nodes are
 // moved, never copied: toml++ keeps a node's source region (file:line) only
 // across moves, and every error message needs it.
 void merge_into(toml::table& base, toml::table& child) {
   for (auto&& [key, node] : child) {
     auto* existing = base.get(key);
-    if (existing && existing->is_table() && node.is_table()) {
+    if (existing && existing->is_table() && node.is_table() && !switches_plugin(*existing->as_table(), *node.as_table())) {
       merge_into(*existing->as_table(), *node.as_table());
     } else {
       base.insert_or_assign(key, std::move(node));

@@ -114,6 +114,7 @@ class SAPLING_API StructureDataset {
   int64_t embedding_dim() const;             // 0 without embeddings
   const std::string& tokenizer() const;      // "" without tokens
   const std::vector<std::string>& token_symbols() const;
+  int64_t token_mask_state() const;          // the state stored for "unknown"; -1 without tokens
   // Indices of the chains in `split` ("train", "valid"), in dataset order.
   std::vector<size_t> indices(const std::string& split) const;
 

@@ -40,7 +40,8 @@ class SAPLING_API Recipe {
   Recipe& operator=(const Recipe&) = delete;
 
   // Reads `file`, resolves `base = "..."` (relative to the file, cycles
-  // rejected), then applies overrides of the form "table.key=value" (value
+  // rejected; tables merge key by key, except that a component table naming
+  // another `plugin` than its base replaces it whole), then applies overrides of the form "table.key=value" (value
   // parsed as TOML, else taken as a string).
   static Recipe load(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
 

@@ -77,11 +77,14 @@ OptionSchema residue_contrastive_schema() {
       .default_value(0.5)
       .min(0.0)
       .doc("weight of this loss in the total; the two directions are averaged (read by the trainer)");
-  schema.add("plm_dim", OptionType::Int).require().min(1).doc("pLM hidden size (ESM2-650M: 1280)");
+  schema.add("plm_dim", OptionType::Int)
+      .default_value(int64_t{0})
+      .min(0)
+      .doc("pLM hidden size (ESM2-650M: 1280); 0 = the trained model's (filled in by `sapling train`)");
   schema.add("pgnn_dim", OptionType::Int)
-      .default_value(int64_t{512})
-      .min(1)
-      .doc("pGNN embedding size (GearNet: 512; AF2 single representation: 384)");
+      .default_value(int64_t{0})
+      .min(0)
+      .doc("pGNN embedding size (GearNet: 512; AF2 single representation: 384); 0 = the data's (filled in by `sapling train`)");
   schema.add("projection_dim", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
@@ -104,6 +107,9 @@ OptionSchema residue_contrastive_schema() {
 
 std::shared_ptr<AlignmentLoss> make_residue_contrastive_loss(const Options& options) {
   const int64_t plm_dim = options.get_int("plm_dim"), pgnn_dim = options.get_int("pgnn_dim");
+  if (plm_dim < 1 || pgnn_dim < 1)
+    fail("residue_contrastive: plm_dim and pgnn_dim must be set (", plm_dim, ", ", pgnn_dim,
+         "); `sapling train` fills in 0 from the model and the data");
   const int64_t projection = options.get_int("projection_dim");
   return std::make_shared<ResidueContrastiveLoss>(
       plm_dim, pgnn_dim, projection > 0 ? projection : std::min(plm_dim, pgnn_dim), options.get_float("initial_temperature"),

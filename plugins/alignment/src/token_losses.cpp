@@ -116,7 +116,10 @@ OptionSchema mlm_schema() {
 OptionSchema structure_token_schema() {
   OptionSchema schema;
   add_weight(schema, 0.5);
-  schema.add("input_dim", OptionType::Int).require().min(1).doc("pLM hidden size H (ESM2-650M: 1280)");
+  schema.add("input_dim", OptionType::Int)
+      .default_value(int64_t{0})
+      .min(0)
+      .doc("pLM hidden size H (ESM2-650M: 1280); 0 = the trained model's (filled in by `sapling train`)");
   schema.add("hidden_dim", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
@@ -138,6 +141,7 @@ std::shared_ptr<AlignmentLoss> make_mlm_loss(const Options&) { return std::make_
 
 std::shared_ptr<AlignmentLoss> make_structure_token_loss(const Options& options) {
   const int64_t input_dim = options.get_int("input_dim");
+  if (input_dim < 1) fail("structure_token: input_dim must be set; `sapling train` fills in 0 from the model");
   const int64_t hidden = options.get_int("hidden_dim");
   return std::make_shared<StructureTokenLoss>(input_dim, hidden > 0 ? hidden : input_dim, options.get_int("num_classes"),
                                               options.get_bool("normalize_input"), options.get_int_list("ignore_ids"));

@@ -1,0 +1,68 @@
+// Training data order and micro-batches: seeded epoch plans (token budget or fixed count), cropping, masking, targets.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sapling/export.hpp"
+#include "sapling/masking.hpp"
+#include "sapling/tokenizer.hpp"
+
+namespace sapling {
+
+// SplitMix64 of (seed, a, b): independent, reproducible streams per epoch and
+// micro-batch, so any micro-batch can be rebuilt without replaying the ones
+// before it (resume, and data-parallel ranks that each take a share).
+SAPLING_API uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0);
+
+struct BatchPlanSettings {
+  bool token_budget = true;        // false: fixed proteins_per_batch (the published batching)
+  int64_t proteins_per_batch = 8;  // an upper bound with a token budget
+  int64_t tokens_per_batch = 4096;
+  int64_t sort_window = 64;        // micro-batches' worth of proteins sorted by length together
+  int64_t extra_tokens = 2;        // specials per sequence (BOS + EOS)
+};
+
+// The micro-batches of one epoch, as positions into `lengths` (residues after
+// cropping). The proteins are shuffled with a generator seeded by (seed,
+// epoch); with a token budget, windows of the shuffled order are sorted by
+// length and packed greedily so that (longest + extra) x count stays within
+// the budget (a protein longer than the budget gets a micro-batch of its
+// own), and the micro-batches are shuffled again.
+SAPLING_API std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths,
+                                                        const BatchPlanSettings& settings, uint64_t seed, int64_t epoch);
+
+// One protein as the trainer feeds it.
+struct TrainingExample {
+  std::string sequence;       // one-letter residues
+  torch::Tensor tokens;       // [L] integer structure states (mask state where unknown), or undefined
+  torch::Tensor embeddings;   // [L, G] pGNN embeddings (zero rows where unknown), or undefined
+};
+
+struct StructureTokenLayout {
+  int64_t num_states = 0;   // tokenizer states; target id = state + 4 (structure_vocab.hpp)
+  int64_t mask_state = -1;  // state meaning "unknown": target -100
+};
+
+// A collated micro-batch, every tensor on the CPU.
+struct MicroBatch {
+  torch::Tensor ids;               // [B, T] masked input
+  torch::Tensor mask;              // [B, T] non-pad tokens
+  torch::Tensor residue_mask;      // [B, T] real residues
+  torch::Tensor mlm_labels;        // [B, T] -100 where not masked
+  torch::Tensor structure_tokens;  // [B, T] vocabulary ids, -100 where unknown (undefined without tokens)
+  torch::Tensor pgnn_embeddings;   // [B, T, G] float32, zeros at specials (undefined without embeddings)
+  int64_t proteins = 0;
+  int64_t residues = 0;  // real residues (after cropping)
+};
+
+// Crops each protein longer than max_length to a window drawn from
+// `generator`, tokenises, masks (mask_tokens with the same generator) and
+// aligns the per-residue targets to token positions.
+SAPLING_API MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer& tokenizer,
+                               int64_t max_length, const MaskingOptions& masking, const StructureTokenLayout& layout,
+                               torch::Generator& generator);
+
+}  // namespace sapling

@@ -1,0 +1,501 @@
+// The training loop: accumulation, data parallelism, schedule, validation, metrics, checkpoints and resume.
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sapling/distributed.hpp"
+#include "sapling/error.hpp"
+#include "sapling/files.hpp"
+#include "sapling/log.hpp"
+#include "sapling/optimizer.hpp"
+#include "sapling/progress.hpp"
+#include "sapling/training.hpp"
+#include "sapling/training_checkpoint.hpp"
+#include "trainer_setup.hpp"
+
+namespace sapling {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace training;
+
+namespace {
+
+// Stream ids for mix_seed, so training, validation and dropout draws never overlap.
+constexpr uint64_t kValidationEpoch = 0x7fffffffULL;
+constexpr uint64_t kDropoutStream = 0xd50bULL;
+
+std::string digest(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+// metrics.jsonl: one JSON object per line, flushed as written; truncated to a
+// checkpoint's length on resume so no step is logged twice.
+class MetricsLog {
+ public:
+  MetricsLog(fs::path path, uint64_t keep_bytes, bool enabled) : path_(std::move(path)), enabled_(enabled) {
+    if (!enabled_) return;
+    if (fs::exists(path_)) fs::resize_file(path_, std::min<uint64_t>(keep_bytes, fs::file_size(path_)));
+    out_.open(path_, std::ios::app | std::ios::binary);
+    if (!out_) fail(path_.string(), ": cannot open for writing");
+  }
+  void write(const json& line) {
+    if (!enabled_) return;
+    out_ << line.dump() << '\n';
+    out_.flush();
+    if (!out_) fail(path_.string(), ": write failed (disk full?)");
+  }
+  uint64_t bytes() const { return enabled_ && fs::exists(path_) ? fs::file_size(path_) : 0; }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  bool enabled_;
+  std::ofstream out_;
+};
+
+// Running sums of a step's (or a validation pass's) losses.
+struct LossTally {
+  double total = 0;
+  int64_t batches = 0;
+  std::map<std::string, double> terms;
+  std::map<std::string, double> kept, candidates;
+  int64_t residues = 0, proteins = 0;
+
+  void add(const MicroBatchLoss& loss, const MicroBatch& batch) {
+    total += loss.combined.total.item<double>();
+    ++batches;
+    for (const auto& [name, value] : loss.combined.terms) terms[name] += value;
+    for (const auto& [name, count] : loss.combined.counts)
+      if (loss.candidates.count(name)) kept[name] += static_cast<double>(count);
+    for (const auto& [name, count] : loss.candidates) candidates[name] += static_cast<double>(count);
+    residues += batch.residues;
+    proteins += batch.proteins;
+  }
+
+  // Sums over processes (every process has the same term names: same recipe).
+  void reduce(DataParallel& dp) {
+    std::vector<double> values{total, static_cast<double>(batches), static_cast<double>(residues), static_cast<double>(proteins)};
+    for (auto* map : {&terms, &kept, &candidates})
+      for (const auto& kv : *map) values.push_back(kv.second);
+    auto t = torch::tensor(values, torch::kFloat64);
+    dp.sum({t});
+    // Float32 transport is exact for counts below 2^24 and loses nothing that matters in means.
+    size_t i = 0;
+    total = t[i++].item<double>();
+    batches = static_cast<int64_t>(std::llround(t[i++].item<double>()));
+    residues = static_cast<int64_t>(std::llround(t[i++].item<double>()));
+    proteins = static_cast<int64_t>(std::llround(t[i++].item<double>()));
+    for (auto* map : {&terms, &kept, &candidates})
+      for (auto& kv : *map) kv.second = t[static_cast<int64_t>(i++)].item<double>();
+  }
+
+  // Mean total and terms per micro-batch, plus kept fractions of the selected terms.
+  json summary() const {
+    json out;
+    const double n = static_cast<double>(std::max<int64_t>(batches, 1));
+    out["loss"] = total / n;
+    for (const auto& [name, value] : terms) out[name] = value / n;
+    for (const auto& [name, count] : kept) {
+      const double all = candidates.count(name) ? candidates.at(name) : 0.0;
+      if (all > 0) out["kept." + name] = count / all;
+    }
+    return out;
+  }
+};
+
+struct Plan {
+  std::vector<size_t> train_chains, valid_chains;
+  std::vector<int64_t> train_lengths, valid_lengths;  // after cropping
+  BatchPlanSettings batching;
+  int64_t max_length = 0;
+  int64_t accumulate = 1;
+  int64_t micro_per_step = 1;  // accumulate x processes
+  int64_t steps_per_epoch = 0, total_steps = 0, warmup = 0;
+  uint64_t seed = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const Recipe& recipe, const TrainRunOptions& run)
+      : recipe_(recipe), run_(run), train_(recipe.settings("train")), optim_(recipe.settings("optim")),
+        dp_(launch_environment(), train_.get_float("distributed_timeout")) {}
+
+  TrainSummary run();
+
+ private:
+  void plan_data();
+  void prepare_output();
+  void build_optimizer();
+  void restore(const fs::path& checkpoint);
+  MicroBatch micro_batch(const std::vector<size_t>& chains, const std::vector<size_t>& positions, uint64_t epoch,
+                         uint64_t index);
+  json train_step();
+  json validate();
+  void after_validation(const json& metrics, int64_t step);
+  void save_checkpoint();
+  void set_learning_rates(int64_t step);
+  NamedTensors heads() const { return head_tensors(setup_.losses); }
+
+  const Recipe& recipe_;
+  TrainRunOptions run_;
+  Options train_, optim_;
+  DataParallel dp_;
+  TrainingSetup setup_;
+  Plan plan_;
+  std::unique_ptr<AdamW> optimizer_;
+  TrainingProgress progress_;
+  std::vector<std::vector<size_t>> epoch_batches_;
+  int64_t planned_epoch_ = -1;
+  fs::path out_, resume_from_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<CheckpointStore> checkpoints_;
+  TrainSummary summary_;
+};
+
+void Trainer::plan_data() {
+  const auto data = recipe_.settings("data");
+  auto& source = *setup_.data;
+  plan_.seed = static_cast<uint64_t>(train_.get_int("seed"));
+  // BOS and EOS take two of the model's positions.
+  plan_.max_length = std::min<int64_t>(data.get_int("max_length"), setup_.model->max_tokens() - 2);
+  plan_.batching.token_budget = data.get_string("batching") == "tokens";
+  plan_.batching.proteins_per_batch = data.get_int("proteins_per_batch");
+  plan_.batching.tokens_per_batch = data.get_int("tokens_per_batch");
+  plan_.batching.sort_window = data.get_int("sort_window");
+  auto lengths = [&](const std::vector<size_t>& chains) {
+    std::vector<int64_t> out;
+    for (size_t c : chains) out.push_back(std::min(source.length(c), plan_.max_length));
+    return out;
+  };
+  const auto train_split = data.get_string("train_split");
+  plan_.train_chains = source.chains(train_split);
+  if (plan_.train_chains.empty())
+    fail(source.name(), ": no chains in split '", train_split, "' after the [data] filters",
+         data.get_bool("high_quality_only") ? " (high_quality_only = true)" : "");
+  plan_.train_lengths = lengths(plan_.train_chains);
+  const auto valid_split = data.get_string("valid_split");
+  if (!valid_split.empty()) {
+    plan_.valid_chains = source.chains(valid_split);
+    plan_.valid_lengths = lengths(plan_.valid_chains);
+    if (plan_.valid_chains.empty()) warn("[data] valid_split '", valid_split, "' has no chains: training without validation");
+  }
+  plan_.accumulate = train_.get_int("accumulate");
+  plan_.micro_per_step = plan_.accumulate * dp_.world_size();
+  const auto first_epoch = plan_epoch(plan_.train_lengths, plan_.batching, plan_.seed, 0);
+  plan_.steps_per_epoch = static_cast<int64_t>(first_epoch.size()) / plan_.micro_per_step;
+  if (plan_.steps_per_epoch == 0)
+    fail("an epoch has ", first_epoch.size(), " micro-batches, fewer than accumulate x processes = ", plan_.micro_per_step,
+         ": lower [train] accumulate or [data] proteins_per_batch / tokens_per_batch");
+  const int64_t from_epochs =
+      static_cast<int64_t>(std::ceil(train_.get_float("epochs") * static_cast<double>(plan_.steps_per_epoch)));
+  plan_.total_steps = run_.max_steps > 0 ? run_.max_steps : train_.get_int("max_steps") > 0 ? train_.get_int("max_steps") : from_epochs;
+  const int64_t warmup_steps = optim_.get_int("warmup_steps");
+  plan_.warmup = warmup_steps >= 0 ? warmup_steps
+                                   : static_cast<int64_t>(std::llround(optim_.get_float("warmup_epochs") *
+                                                                       static_cast<double>(plan_.steps_per_epoch)));
+  plan_.warmup = std::min(plan_.warmup, plan_.total_steps);
+}
+
+void Trainer::prepare_output() {
+  out_ = run_.out;
+  if (out_.empty()) {
+    const auto configured = train_.get_string("output");
+    out_ = configured.empty() ? fs::path("runs") / recipe_.path().stem() : fs::path(configured);
+  }
+  checkpoints_ = std::make_unique<CheckpointStore>(out_);
+  const auto latest = checkpoints_->latest();
+  if (latest && !run_.resume)
+    fail(out_.string(), " already holds a run (checkpoint ", latest->filename().string(),
+         "); pass --resume to continue it, or choose another --out");
+  if (dp_.is_main()) {
+    fs::create_directories(out_);
+    ensure_writable_dir(out_);
+    // Checkpoints hold the weights, the heads and two AdamW moments (float32):
+    // refuse to start when even one round of them cannot fit.
+    int64_t parameters = 0;
+    for (const auto& p : trainable_parameters(setup_)) parameters += p.second.numel();
+    const auto needed = static_cast<uintmax_t>(parameters) * 4u * 3u * static_cast<uintmax_t>(train_.get_int("keep_checkpoints") + 2);
+    const auto available = fs::space(out_).available;
+    if (available < needed)
+      fail(out_.string(), ": ", available / (1 << 20), " MiB free but checkpoints need about ", needed / (1 << 20),
+           " MiB (", parameters, " parameters); free space or lower [train] keep_checkpoints");
+    write_file_atomic(out_ / "recipe.toml", "# resolved recipe of this run (sapling train " + recipe_.path().string() +
+                                                 ")\n" + recipe_.resolved_text());
+  }
+  dp_.barrier();
+  progress_.recipe_digest = digest(recipe_.resolved_text());
+  if (latest && run_.resume) restore(*latest);
+  else if (run_.resume) info("no checkpoint in ", (out_ / "checkpoints").string(), ": starting a new run");
+  metrics_ = std::make_unique<MetricsLog>(out_ / "metrics.jsonl", progress_.metrics_bytes, dp_.is_main());
+}
+
+void Trainer::build_optimizer() {
+  std::map<const void*, std::string> names;
+  for (const auto& [name, tensor] : trainable_parameters(setup_)) names[tensor.unsafeGetTensorImpl()] = name;
+  const double decay = optim_.get_float("weight_decay");
+  ParameterGroup plm{"plm", {}, optim_.get_float("lr"), decay}, plm_no_decay{"plm_no_decay", {}, optim_.get_float("lr"), 0.0};
+  ParameterGroup head{"heads", {}, optim_.get_float("head_lr"), decay},
+      head_no_decay{"heads_no_decay", {}, optim_.get_float("head_lr"), 0.0};
+  const auto groups = setup_.model->parameter_groups();
+  for (const auto& t : groups.decay) plm.parameters.push_back({names.at(t.unsafeGetTensorImpl()), t});
+  for (const auto& t : groups.no_decay) plm_no_decay.parameters.push_back({names.at(t.unsafeGetTensorImpl()), t});
+  for (const auto& loss : setup_.losses)
+    for (const auto& p : loss.loss->parameters()) {
+      if (!p.requires_grad()) continue;
+      // Biases, norms and the temperature: no decay, as for the pLM.
+      (p.dim() < 2 ? head_no_decay : head).parameters.push_back({names.at(p.unsafeGetTensorImpl()), p});
+    }
+  const auto betas = optim_.get_float_list("betas");
+  if (betas.size() != 2 || betas[0] < 0 || betas[0] >= 1 || betas[1] < 0 || betas[1] >= 1)
+    fail(optim_.origin("betas"), ": [optim] betas must be two values in [0, 1)");
+  AdamWSettings settings{betas[0], betas[1], optim_.get_float("eps")};
+  optimizer_ = std::make_unique<AdamW>(std::vector<ParameterGroup>{plm, plm_no_decay, head, head_no_decay}, settings);
+}
+
+void Trainer::restore(const fs::path& checkpoint) {
+  progress_ = CheckpointStore::read_progress(checkpoint);
+  if (progress_.recipe_digest != digest(recipe_.resolved_text()))
+    warn("resuming ", checkpoint.string(), " with a recipe that differs from the one it was trained with (",
+         (out_ / "recipe.toml").string(), ")");
+  // Weights first: load_pretrained replaces the modules, so the optimiser is built afterwards.
+  setup_.model->load_pretrained(checkpoint);
+  setup_.model->to(torch::kFloat32);
+  setup_.model->to(setup_.device);
+  setup_.model->train();
+  load_heads(setup_.losses, checkpoint / kHeadsFile);
+  summary_.resumed_from = progress_.step;
+  resume_from_ = checkpoint;
+  info("resuming from ", checkpoint.string(), " (step ", progress_.step, ")");
+}
+
+MicroBatch Trainer::micro_batch(const std::vector<size_t>& chains, const std::vector<size_t>& positions, uint64_t epoch,
+                                uint64_t index) {
+  std::vector<TrainingExample> examples;
+  for (size_t p : positions) examples.push_back(setup_.data->example(chains[p]));
+  auto generator = make_generator(mix_seed(plan_.seed, epoch, index));
+  // Dropout (where a family has it) draws from the global generator: reseed it per micro-batch too.
+  torch::manual_seed(mix_seed(plan_.seed ^ kDropoutStream, epoch, index));
+  return collate(examples, setup_.model->tokenizer(), plan_.max_length, setup_.masking, setup_.data->token_layout(),
+                 generator);
+}
+
+void Trainer::set_learning_rates(int64_t step) {
+  const double factor = lr_factor(step, plan_.warmup, plan_.total_steps, parse_decay_schedule(optim_.get_string("schedule")),
+                                  optim_.get_float("min_lr_ratio"));
+  for (auto& group : optimizer_->groups()) group.lr = group.peak_lr * factor;
+}
+
+json Trainer::train_step() {
+  if (planned_epoch_ != progress_.epoch) {
+    epoch_batches_ = plan_epoch(plan_.train_lengths, plan_.batching, plan_.seed, progress_.epoch);
+    planned_epoch_ = progress_.epoch;
+  }
+  if (progress_.batch_in_epoch + plan_.micro_per_step > static_cast<int64_t>(epoch_batches_.size())) {
+    ++progress_.epoch;  // the remainder of an epoch that does not fill a step is skipped
+    progress_.batch_in_epoch = 0;
+    epoch_batches_ = plan_epoch(plan_.train_lengths, plan_.batching, plan_.seed, progress_.epoch);
+    planned_epoch_ = progress_.epoch;
+  }
+  set_learning_rates(progress_.step);
+  const auto start = std::chrono::steady_clock::now();
+  LossTally tally;
+  for (int64_t j = 0; j < plan_.accumulate; ++j) {
+    // This process's contiguous share of the step's micro-batches.
+    const int64_t index = progress_.batch_in_epoch + dp_.rank() * plan_.accumulate + j;
+    const auto batch = micro_batch(plan_.train_chains, epoch_batches_[static_cast<size_t>(index)],
+                                   static_cast<uint64_t>(progress_.epoch), static_cast<uint64_t>(index));
+    auto loss = compute_losses(setup_, batch);
+    (loss.combined.total / static_cast<double>(plan_.accumulate)).backward();
+    tally.add(loss, batch);
+  }
+  std::vector<torch::Tensor> grads;
+  for (auto& group : optimizer_->groups())
+    for (auto& p : group.parameters) {
+      // A parameter unused by this batch (e.g. a head with nothing to score) still takes part in the all-reduce.
+      if (!p.tensor.grad().defined()) p.tensor.mutable_grad() = torch::zeros_like(p.tensor);
+      grads.push_back(p.tensor.grad());
+    }
+  dp_.average(grads);
+  const double grad_norm = clip_grad_norm(optimizer_->groups(), optim_.get_float("clip_grad_norm"));
+  optimizer_->step();
+  optimizer_->zero_grad();
+  tally.reduce(dp_);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  ++progress_.step;
+  progress_.batch_in_epoch += plan_.micro_per_step;
+  progress_.train_seconds += seconds;
+  progress_.residues += tally.residues;
+
+  json line = tally.summary();
+  line["type"] = "train";
+  line["step"] = progress_.step;
+  line["epoch"] = static_cast<double>(progress_.epoch) +
+                  static_cast<double>(progress_.batch_in_epoch) / static_cast<double>(epoch_batches_.size());
+  line["lr"] = optimizer_->groups()[0].lr;
+  line["head_lr"] = optimizer_->groups()[2].lr;
+  line["grad_norm"] = grad_norm;
+  line["residues"] = tally.residues;
+  line["proteins"] = tally.proteins;
+  line["residues_per_s"] = static_cast<double>(tally.residues) / std::max(seconds, 1e-9);
+  for (const auto& head : setup_.losses)
+    for (const auto& p : head.loss->named_parameters())
+      if (p.key() == "logit_scale") line[head.name + ".logit_scale"] = p.value().exp().item<double>();
+  return line;
+}
+
+json Trainer::validate() {
+  const auto all = plan_epoch(plan_.valid_lengths, plan_.batching, plan_.seed, static_cast<int64_t>(kValidationEpoch));
+  const int64_t cap = train_.get_int("valid_max_batches");
+  const int64_t count = cap > 0 ? std::min<int64_t>(cap, static_cast<int64_t>(all.size())) : static_cast<int64_t>(all.size());
+  setup_.model->eval();
+  for (auto& head : setup_.losses) head.loss->eval();
+  LossTally tally;
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t i = dp_.rank(); i < count; i += dp_.world_size()) {
+      const auto batch = micro_batch(plan_.valid_chains, all[static_cast<size_t>(i)], kValidationEpoch, static_cast<uint64_t>(i));
+      tally.add(compute_losses(setup_, batch), batch);
+    }
+  }
+  setup_.model->train();
+  for (auto& head : setup_.losses) head.loss->train();
+  tally.reduce(dp_);
+  json line = tally.summary();
+  line["type"] = "valid";
+  line["step"] = progress_.step;
+  line["batches"] = tally.batches;
+  line["residues"] = tally.residues;
+  return line;
+}
+
+void Trainer::after_validation(const json& metrics, int64_t step) {
+  const double loss = metrics.at("loss").get<double>();
+  if (loss < progress_.best_valid) {
+    progress_.best_valid = loss;
+    progress_.best_step = step;
+    progress_.validations_without_improvement = 0;
+    if (dp_.is_main() && train_.get_bool("save_best")) {
+      save_model_folder(out_ / "best", *setup_.model, heads());
+      summary_.best = out_ / "best";
+    }
+    dp_.barrier();
+  } else {
+    ++progress_.validations_without_improvement;
+  }
+}
+
+void Trainer::save_checkpoint() {
+  if (dp_.is_main()) {
+    progress_.metrics_bytes = metrics_->bytes();
+    checkpoints_->save(progress_, *setup_.model, heads(), optimizer_->state(), train_.get_int("keep_checkpoints"));
+  }
+  dp_.barrier();
+}
+
+TrainSummary Trainer::run() {
+  const auto wall_start = std::chrono::steady_clock::now();
+  setup_ = build_setup(recipe_);
+  plan_data();
+  prepare_output();
+  build_optimizer();
+  if (!resume_from_.empty()) {
+    SafetensorsFile stored(resume_from_ / "optimizer.safetensors");
+    NamedTensors state;
+    for (const auto& key : stored.keys()) state.emplace_back(key, stored.get(key));
+    optimizer_->load_state(state, stored.path().string());
+  }
+  // Every process starts from rank 0's weights (they already agree when loaded from the same files).
+  std::vector<torch::Tensor> parameters;
+  for (const auto& p : trainable_parameters(setup_)) parameters.push_back(p.second);
+  dp_.broadcast_from_main(parameters);
+
+  const bool has_valid = !plan_.valid_chains.empty();
+  const int64_t valid_every = train_.get_int("valid_every");
+  const int64_t checkpoint_every = train_.get_int("checkpoint_every");
+  const int64_t log_every = train_.get_int("log_every");
+  const int64_t patience = train_.get_int("early_stop_patience");
+  if (dp_.is_main()) {
+    info("training ", setup_.model->family(), " (", trainable_parameters(setup_).size(), " tensors) on ",
+         setup_.device.str(), ", ", dp_.world_size(), " process(es); ", setup_.data->describe());
+    info(plan_.train_chains.size(), " training and ", plan_.valid_chains.size(), " validation chains; ",
+         plan_.steps_per_epoch, " steps per epoch, ", plan_.total_steps, " steps, warm-up ", plan_.warmup, "; output ",
+         out_.string());
+  }
+
+  if (has_valid && progress_.step == 0) {
+    const auto before = validate();
+    metrics_->write(before);
+    for (const auto& [k, v] : before.items())
+      if (v.is_number_float()) summary_.valid_before[k] = v.get<double>();
+  }
+  std::unique_ptr<ProgressBar> bar;
+  if (dp_.is_main()) bar = std::make_unique<ProgressBar>("train", static_cast<double>(plan_.total_steps - progress_.step), "steps");
+  int64_t residues_here = 0;
+  double seconds_here = 0;
+  json last_valid;
+  while (progress_.step < plan_.total_steps) {
+    auto line = train_step();
+    residues_here += line["residues"].get<int64_t>();
+    seconds_here += line["residues"].get<double>() / line["residues_per_s"].get<double>();
+    if (progress_.step % log_every == 0 || progress_.step == plan_.total_steps) metrics_->write(line);
+    if (bar) {
+      char note[96];
+      std::snprintf(note, sizeof(note), "loss %.4f", line["loss"].get<double>());
+      bar->advance(1, note);
+    }
+    const bool last = progress_.step == plan_.total_steps;
+    bool stop = false;
+    if (has_valid && (last || (valid_every > 0 && progress_.step % valid_every == 0))) {
+      last_valid = validate();
+      metrics_->write(last_valid);
+      after_validation(last_valid, progress_.step);
+      stop = patience > 0 && progress_.validations_without_improvement >= patience;
+      if (stop && dp_.is_main())
+        info("early stop at step ", progress_.step, ": no validation improvement in ", patience, " validations");
+    }
+    if (last || stop || (checkpoint_every > 0 && progress_.step % checkpoint_every == 0)) save_checkpoint();
+    if (stop) {
+      summary_.stopped_early = true;
+      break;
+    }
+  }
+  if (bar) bar->finish();
+  if (!last_valid.is_null())
+    for (const auto& [k, v] : last_valid.items())
+      if (v.is_number_float()) summary_.valid_after[k] = v.get<double>();
+
+  summary_.out = out_;
+  summary_.final = out_ / "final";
+  summary_.steps = progress_.step;
+  if (fs::exists(out_ / "best")) summary_.best = out_ / "best";
+  if (dp_.is_main()) {
+    save_model_folder(summary_.final, *setup_.model, heads());
+    json done = {{"steps", progress_.step},
+                 {"resumed_from", summary_.resumed_from},
+                 {"stopped_early", summary_.stopped_early},
+                 {"best_step", progress_.best_step},
+                 {"train_seconds", progress_.train_seconds},
+                 {"residues", progress_.residues},
+                 {"valid_before", summary_.valid_before},
+                 {"valid_after", summary_.valid_after}};
+    write_file_atomic(out_ / "summary.json", done.dump(2) + "\n");
+  }
+  dp_.barrier();
+  summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  summary_.residues_per_second = seconds_here > 0 ? static_cast<double>(residues_here) / seconds_here : 0.0;
+  return summary_;
+}
+
+}  // namespace
+
+TrainSummary train(const Recipe& recipe, const TrainRunOptions& options) {
+  Trainer trainer(recipe, options);
+  return trainer.run();
+}
+
+}  // namespace sapling

@@ -1,0 +1,365 @@
+// Builds the trainer's objects from a validated recipe and computes one micro-batch's selected, weighted losses.
+#include "trainer_setup.hpp"
+
+#include <sstream>
+
+#include "sapling/autocast.hpp"
+#include "sapling/error.hpp"
+#include "sapling/log.hpp"
+#include "sapling/training_checkpoint.hpp"
+
+namespace sapling::training {
+
+namespace {
+
+// Loss options that default to 0 mean "take it from the model / the data".
+void fill_dimension(Options& options, const char* key, int64_t value) {
+  if (options.has(key) && options.get_int(key) == 0) options.set(key, value);
+}
+
+std::vector<LossHead> build_losses(const Recipe& recipe, int64_t hidden_size, int64_t embedding_dim) {
+  std::vector<LossHead> heads;
+  for (const auto& member : recipe.group_members("losses")) {
+    auto [plugin, options] = recipe.component("losses." + member);
+    fill_dimension(options, "input_dim", hidden_size);
+    fill_dimension(options, "plm_dim", hidden_size);
+    if (embedding_dim > 0) fill_dimension(options, "pgnn_dim", embedding_dim);
+    LossHead head;
+    head.name = member;
+    head.plugin = plugin;
+    head.weight = options.has("weight") ? options.get_float("weight") : 1.0;
+    try {
+      head.loss = AlignmentLossRegistry::instance().create(plugin, options);
+    } catch (const Error&) {
+      rethrow_with_context("[losses." + member + "]");
+    }
+    heads.push_back(std::move(head));
+  }
+  if (heads.empty()) fail(recipe.path().string(), ": no [losses.*] tables: nothing to train (add at least [losses.mlm] plugin = \"mlm\")");
+  return heads;
+}
+
+std::shared_ptr<SequenceEncoder> build_encoder(const Recipe& recipe, const std::string& section) {
+  const auto [plugin, options] = recipe.component(section);
+  try {
+    return SequenceEncoderRegistry::instance().create(plugin, options);
+  } catch (const Error&) {
+    rethrow_with_context("[" + section + "]");
+  }
+}
+
+torch::Device pick_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) fail("[train] device = \"cuda\" but no CUDA device is available in this build or machine");
+    return torch::kCUDA;
+  }
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- ExampleSource
+
+ExampleSource::ExampleSource(const Recipe& recipe, const Options& data, const torch::Device& device)
+    : pgnn_device_(device) {
+  high_quality_only_ = data.get_bool("high_quality_only");
+  min_residues_ = data.get_int("min_residues");
+  if (data.has("dataset") == data.has("sequences"))
+    fail(recipe.path().string(), ": [data] needs exactly one of 'dataset' (a folder from `sapling prepare`) or 'sequences' (a FASTA file)");
+  if (data.has("sequences")) {
+    const auto file = data.get_path("sequences");
+    if (!std::filesystem::exists(file)) fail(data.origin("sequences"), ": [data] sequences '", file.string(), "' does not exist");
+    fasta_name_ = file.string();
+    FastaOptions options;
+    options.allow_duplicate_labels = true;  // splits go by label, duplicates land together
+    records_ = read_fasta(file, options);
+    const double fraction = data.get_float("valid_fraction");
+    for (const auto& r : records_) record_splits_.push_back(assign_split(r.label, fraction, 0));
+    if (high_quality_only_) fail(data.origin("high_quality_only"), ": [data] high_quality_only needs a structure dataset");
+    return;
+  }
+  const auto dir = data.get_path("dataset");
+  if (!std::filesystem::exists(dir))
+    fail(data.origin("dataset"), ": [data] dataset '", dir.string(),
+         "' does not exist; create it with `sapling prepare STRUCTURES... --out ", dir.string(), " --tokenizer foldseek_3di`");
+  dataset_.emplace(dir);
+  tokens_from_dataset_ = dataset_->has_tokens();
+  embeddings_from_dataset_ = dataset_->has_embeddings();
+  if (tokens_from_dataset_) {
+    layout_.num_states = static_cast<int64_t>(dataset_->token_symbols().size());
+    layout_.mask_state = dataset_->token_mask_state();
+    tokenizer_name_ = dataset_->tokenizer();
+  } else if (recipe.has_section("structure_tokens")) {
+    const auto [plugin, options] = recipe.component("structure_tokens");
+    tokenizer_ = StructureTokenizerRegistry::instance().create(plugin, options);
+    tokenizer_name_ = plugin;
+    layout_.num_states = tokenizer_->num_states();
+    layout_.mask_state = tokenizer_->mask_state();
+  }
+  if (embeddings_from_dataset_) {
+    embedding_dim_ = dataset_->embedding_dim();
+  } else if (recipe.has_section("pgnn")) {
+    const auto [plugin, options] = recipe.component("pgnn");
+    pgnn_ = StructureEncoderRegistry::instance().create(plugin, options);
+    pgnn_name_ = plugin;
+    pgnn_->eval();
+    pgnn_->to(device);
+    for (auto& p : pgnn_->parameters()) p.set_requires_grad(false);
+    embedding_dim_ = pgnn_->output_dim();
+  }
+}
+
+ExampleSource::~ExampleSource() = default;
+
+std::vector<size_t> ExampleSource::chains(const std::string& split) const {
+  std::vector<size_t> out;
+  if (!dataset_) {
+    for (size_t i = 0; i < records_.size(); ++i)
+      if (record_splits_[i] == split && static_cast<int64_t>(records_[i].sequence.size()) >= min_residues_) out.push_back(i);
+    return out;
+  }
+  for (size_t i : dataset_->indices(split)) {
+    const auto& meta = dataset_->metadata(i);
+    if (high_quality_only_ && !meta.high_quality) continue;
+    if (meta.length < min_residues_) continue;
+    out.push_back(i);
+  }
+  return out;
+}
+
+int64_t ExampleSource::length(size_t chain) const {
+  return dataset_ ? dataset_->metadata(chain).length : static_cast<int64_t>(records_[chain].sequence.size());
+}
+
+std::string ExampleSource::name() const { return dataset_ ? dataset_->path().string() : fasta_name_; }
+
+TrainingExample ExampleSource::example(size_t chain) {
+  TrainingExample ex;
+  if (!dataset_) {
+    ex.sequence = records_[chain].sequence;
+    return ex;
+  }
+  const auto structure = dataset_->chain(chain);
+  ex.sequence = structure.sequence;
+  if (tokens_from_dataset_) {
+    ex.tokens = dataset_->tokens(chain);
+  } else if (tokenizer_) {
+    auto it = token_cache_.find(chain);
+    if (it == token_cache_.end())
+      it = token_cache_.emplace(chain, torch::tensor(tokenizer_->encode(structure), torch::kInt64)).first;
+    ex.tokens = it->second;
+  }
+  if (embeddings_from_dataset_) {
+    ex.embeddings = dataset_->embeddings(chain);
+  } else if (pgnn_) {
+    auto it = embedding_cache_.find(chain);
+    if (it == embedding_cache_.end()) {
+      torch::NoGradGuard no_grad;
+      it = embedding_cache_.emplace(chain, pgnn_->embed(structure).to(torch::kCPU, torch::kFloat16)).first;
+    }
+    ex.embeddings = it->second;
+  }
+  return ex;
+}
+
+std::string ExampleSource::describe() const {
+  std::ostringstream os;
+  if (!dataset_) return fasta_name_ + ": " + std::to_string(records_.size()) + " sequences (no structure inputs)";
+  os << dataset_->path().string() << ": structure tokens "
+     << (tokens_from_dataset_ ? "from the dataset (" + tokenizer_name_ + ")"
+                              : tokenizer_ ? "computed by " + tokenizer_name_ : std::string("none"))
+     << ", pGNN embeddings "
+     << (embeddings_from_dataset_ ? "from the dataset (" + std::to_string(embedding_dim_) + "-d)"
+                                  : pgnn_ ? "computed by " + pgnn_name_ + " (" + std::to_string(embedding_dim_) + "-d)"
+                                          : std::string("none"));
+  return os.str();
+}
+
+// ---------------------------------------------------------------- setup
+
+TrainingSetup build_setup(const Recipe& recipe) {
+  recipe.validate();
+  TrainingSetup setup;
+  const auto train = recipe.settings("train");
+  setup.device = pick_device(train.get_string("device"));
+  const auto precision = train.get_string("precision");
+  if (precision == "bf16" && !setup.device.is_cuda())
+    warn("[train] precision = \"bf16\" applies on CUDA only; training in float32 on the CPU");
+  if (setup.device.is_cuda() && precision != "fp32") setup.autocast = torch::kBFloat16;
+
+  const auto masking = recipe.settings("masking");
+  setup.masking.probability = masking.get_float("probability");
+  setup.masking.replace_with_mask = masking.get_float("replace_with_mask");
+  setup.masking.replace_with_random = masking.get_float("replace_with_random");
+  if (setup.masking.replace_with_mask + setup.masking.replace_with_random > 1.0 + 1e-12)
+    fail(masking.origin("replace_with_random"), ": [masking] replace_with_mask + replace_with_random exceeds 1");
+
+  setup.normalization.mode =
+      train.get_string("normalization") == "published" ? LossNormalization::PublishedConstant : LossNormalization::TokenMean;
+  setup.normalization.mean_length = train.get_float("published_mean_length");
+
+  if (!recipe.has_section("model")) fail(recipe.path().string(), ": no [model] section (the pLM to train)");
+  // Heads are initialised from the seed, so two runs of a recipe start equal.
+  torch::manual_seed(static_cast<uint64_t>(train.get_int("seed")));
+  setup.model = build_encoder(recipe, "model");
+  setup.model->to(torch::kFloat32);  // master weights in float32 (bundled models may be float16)
+  setup.model->to(setup.device);
+  setup.model->train();
+
+  setup.data = std::make_unique<ExampleSource>(recipe, recipe.settings("data"), setup.device);
+  setup.losses = build_losses(recipe, setup.model->hidden_size(), setup.data->embedding_dim());
+  for (auto& head : setup.losses) head.loss->to(setup.device);
+
+  if (recipe.has_section("selector")) {
+    auto [plugin, options] = recipe.component("selector");
+    setup.selector_name = plugin;
+    // "none" keeps every residue: skip selection (and its kept-fraction metrics) altogether.
+    if (plugin != "none") setup.selector = ResidueSelectorRegistry::instance().create(plugin, options);
+    if (options.has("ratio")) setup.selection_ratio = options.get_float("ratio");
+  }
+  const bool needs_reference = setup.selector && setup.selector->needs_reference();
+  if (needs_reference) {
+    if (!recipe.has_section("reference_model"))
+      fail(recipe.path().string(), ": [selector] plugin = \"", setup.selector_name,
+           "\" needs a [reference_model] (a model folder from a reference training run)");
+    setup.reference = build_encoder(recipe, "reference_model");
+    setup.reference->to(torch::kFloat32);
+    setup.reference->to(setup.device);
+    setup.reference->eval();
+    for (auto& p : setup.reference->parameters()) p.set_requires_grad(false);
+    setup.reference_losses = build_losses(recipe, setup.reference->hidden_size(), setup.data->embedding_dim());
+    const auto [ref_plugin, ref_options] = recipe.component("reference_model");
+    if (!ref_options.has("path")) fail("[reference_model]: set 'path' to the reference run's model folder (it holds ", kHeadsFile, ")");
+    load_heads(setup.reference_losses, ref_options.get_path("path") / kHeadsFile);
+    for (auto& head : setup.reference_losses) {
+      head.loss->to(setup.device);
+      head.loss->eval();
+      for (auto& p : head.loss->parameters()) p.set_requires_grad(false);
+    }
+    if (setup.reference->tokenizer().vocab() != setup.model->tokenizer().vocab())
+      fail("[reference_model]: its vocabulary differs from [model]'s; the reference must see the same masked batch");
+  } else if (recipe.has_section("reference_model")) {
+    info("[reference_model] is not loaded: the selector ", setup.selector ? "'" + setup.selector_name + "' " : "",
+         "does not use a reference");
+  }
+  return setup;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(const TrainingSetup& setup) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : setup.model->named_parameters())
+    if (p.value().requires_grad()) out.emplace_back("model." + p.key(), p.value());
+  for (const auto& head : setup.losses)
+    for (const auto& p : head.loss->named_parameters())
+      if (p.value().requires_grad()) out.emplace_back("heads." + head.name + "." + p.key(), p.value());
+  return out;
+}
+
+NamedTensors head_tensors(const std::vector<LossHead>& losses) {
+  NamedTensors out;
+  for (const auto& head : losses)
+    for (const auto& p : head.loss->named_parameters()) out.emplace_back(head.name + "." + p.key(), p.value().detach());
+  return out;
+}
+
+void load_heads(std::vector<LossHead>& heads, const std::filesystem::path& file) {
+  if (!std::filesystem::exists(file))
+    fail(file.string(), ": missing; a reference model folder must be a sapling training output (model + ", kHeadsFile, ")");
+  SafetensorsFile stored(file);
+  torch::NoGradGuard no_grad;
+  for (auto& head : heads)
+    for (const auto& p : head.loss->named_parameters()) {
+      const auto key = head.name + "." + p.key();
+      if (!stored.contains(key))
+        fail(file.string(), ": has no '", key, "' (the reference was trained with other [losses] tables)");
+      const auto value = stored.get(key);
+      if (value.sizes() != p.value().sizes())
+        fail(file.string(), ": '", key, "' has shape ", value.sizes(), ", the recipe's head needs ", p.value().sizes());
+      p.value().copy_(value.to(torch::kFloat32));
+    }
+}
+
+// ---------------------------------------------------------------- losses of one micro-batch
+
+namespace {
+
+struct ScoredHeads {
+  EncoderOutput output;
+  std::vector<LossTerms> terms;  // one per head
+};
+
+ScoredHeads score(SequenceEncoder& model, std::vector<LossHead>& heads, const LossInputs& base, const MicroBatch& batch,
+                  const torch::Device& device) {
+  ScoredHeads scored;
+  ForwardRequest request;
+  request.logits = true;
+  const auto ids = batch.ids.to(device);
+  scored.output = model.forward(ids, batch.mask.to(device), request);
+  LossInputs inputs = base;
+  inputs.plm = &scored.output;
+  for (auto& head : heads) {
+    try {
+      scored.terms.push_back(head.loss->compute(inputs));
+    } catch (const Error& e) {
+      std::string hint;
+      if (!inputs.structure_tokens.defined())
+        hint = " (the data has no structure tokens: prepare the dataset with --tokenizer, or add [structure_tokens])";
+      else if (!inputs.pgnn_embeddings.defined())
+        hint = " (the data has no pGNN embeddings: prepare with --embed, or add [pgnn])";
+      fail("[losses.", head.name, "]: ", e.what(), hint);
+    }
+  }
+  return scored;
+}
+
+}  // namespace
+
+MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch) {
+  const auto& device = setup.device;
+  LossInputs inputs;
+  inputs.ids = batch.ids.to(device);
+  inputs.residue_mask = batch.residue_mask.to(device);
+  inputs.mlm_labels = batch.mlm_labels.to(device);
+  if (batch.structure_tokens.defined()) inputs.structure_tokens = batch.structure_tokens.to(device);
+  if (batch.pgnn_embeddings.defined()) inputs.pgnn_embeddings = batch.pgnn_embeddings.to(device);
+
+  AutocastGuard autocast(device, setup.autocast);
+  auto current = score(*setup.model, setup.losses, inputs, batch, device);
+  std::optional<ScoredHeads> reference;
+  if (setup.reference) {
+    torch::NoGradGuard no_grad;
+    reference = score(*setup.reference, setup.reference_losses, inputs, batch, device);
+  }
+
+  MicroBatchLoss result;
+  std::vector<WeightedLoss> weighted;
+  for (size_t h = 0; h < setup.losses.size(); ++h) {
+    const auto& head = setup.losses[h];
+    const auto& terms = current.terms[h].per_residue;
+    const bool selected = setup.selector && head.loss->selectable();
+    for (const auto& [name, values] : terms) {
+      WeightedLoss term;
+      term.name = terms.size() == 1 ? head.name : head.name + "." + name;
+      term.per_residue = values;
+      // A loss with several terms (both contrastive directions) is their mean.
+      term.weight = head.weight / static_cast<double>(terms.size());
+      if (selected) {
+        torch::Tensor reference_values;
+        if (reference) reference_values = reference->terms[h].per_residue.at(name);
+        term.keep = setup.selector->select(values, reference_values);
+        term.ratio = setup.selection_ratio;
+      } else {
+        term.ratio = head.plugin == "mlm" ? setup.masking.probability : 1.0;
+      }
+      if (selected) result.candidates[term.name] = values.size(0);
+      weighted.push_back(std::move(term));
+    }
+  }
+  auto settings = setup.normalization;
+  settings.batch_size = batch.proteins;
+  result.combined = combine_losses(weighted, settings);
+  return result;
+}
+
+}  // namespace sapling::training

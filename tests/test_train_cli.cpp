@@ -1,0 +1,238 @@
+// `sapling train` end to end on tiny real-format models: every recipe family, resume after SIGKILL, 2-process data parallel.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sapling/safetensors.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using sapling::test::run_command;
+
+namespace {
+
+std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// The bundled sample prepared once: 3Di tokens and embeddings of the bundled GearNet (6 x 128).
+const fs::path& sample_dataset() {
+  static const fs::path dir = [] {
+    const auto out = sapling::test::temp_dir("train-data") / "dataset";
+    const auto src = sapling::test::source_dir();
+    const auto r = run_command(sapling::test::sapling_exe() + " prepare " + quote(src / "datasets/sample/bm5") + " " +
+                               quote(src / "datasets/sample/psicov") + " --out " + quote(out) +
+                               " --tokenizer foldseek_3di --valid-fraction 0.25 --seed 0 --embed gearnet --pgnn-weights " +
+                               quote(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
+                               " --pgnn-option 'hidden_dims=[128,128,128,128,128,128]' --quiet");
+    if (r.exit_code != 0) FAIL("prepare failed: " << r.output);
+    return out;
+  }();
+  return dir;
+}
+
+struct Family {
+  std::string name, model_dir, reference_recipe, method_recipe;
+};
+
+const std::vector<Family>& families() {
+  static const std::vector<Family> f{
+      {"esm2", "fixtures/esm2_tiny", "reference_esm2_8m.toml", "saesm2_8m.toml"},
+      {"amplify", "fixtures/amplify_tiny", "reference_amplify_120m.toml", "saamplify_120m.toml"}};
+  return f;
+}
+
+// A recipe of recipes/ made small: tiny model, the sample dataset, short crops, no accumulation.
+std::string train_command(const std::string& recipe, const fs::path& out, const std::string& model_dir,
+                          const std::string& extra = "") {
+  const auto src = sapling::test::source_dir();
+  return sapling::test::sapling_exe() + " train " + quote(src / "recipes" / recipe) + " --out " + quote(out) +
+         " --set model.path=" + quote(sapling::test::shared_dir() / model_dir) +
+         " --set data.dataset=" + quote(sample_dataset()) +
+         " --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens"
+         " --set data.tokens_per_batch=512 --set train.valid_max_batches=2 --set train.valid_every=2 " +
+         (extra.find("--threads") == std::string::npos ? "--threads 2 " : "") + extra;
+}
+
+std::vector<json> read_metrics(const fs::path& file, const std::string& type) {
+  std::vector<json> out;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) {
+      auto j = json::parse(line);
+      if (j.at("type") == type) out.push_back(j);
+    }
+  return out;
+}
+
+double max_tensor_diff(const fs::path& a, const fs::path& b) {
+  sapling::SafetensorsFile fa(a), fb(b);
+  REQUIRE(fa.keys() == fb.keys());
+  double worst = 0;
+  for (const auto& key : fa.keys())
+    worst = std::max(worst, (fa.get(key).to(torch::kFloat64) - fb.get(key).to(torch::kFloat64)).abs().max().item<double>());
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("sapling train: reference then the full method, for ESM2 and AMPLIFY (3 steps each)", "[train][cli]") {
+  for (const auto& family : families()) {
+    DYNAMIC_SECTION(family.name) {
+      const auto root = sapling::test::temp_dir("train-" + family.name);
+      auto r = run_command(train_command(family.reference_recipe, root / "reference", family.model_dir, "--max-steps 3"));
+      INFO(r.output);
+      REQUIRE(r.exit_code == 0);
+      CHECK(fs::exists(root / "reference/final/config.json"));
+      CHECK(fs::exists(root / "reference/final/heads.safetensors"));
+
+      r = run_command(train_command(family.method_recipe, root / "aligned", family.model_dir,
+                                    "--max-steps 3 --set reference_model.path=" + quote(root / "reference/final") +
+                                        " --set reference_model.plugin=" + family.name));
+      INFO(r.output);
+      REQUIRE(r.exit_code == 0);
+      CHECK_THAT(r.output, Catch::Contains("trained 3 steps") && Catch::Contains("validation"));
+      const auto train = read_metrics(root / "aligned/metrics.jsonl", "train");
+      REQUIRE(train.size() == 3);
+      for (const auto& key : {"loss", "mlm", "structure_token", "contrastive.seq_to_struct", "contrastive.struct_to_seq",
+                              "kept.structure_token", "kept.contrastive.seq_to_struct", "lr", "head_lr", "grad_norm",
+                              "residues_per_s", "contrastive.logit_scale"})
+        CHECK(train.back().contains(key));
+      // Excess-loss selection keeps int(0.8 N) of N residues per micro-batch; MLM is never selected.
+      const double kept = train.back().at("kept.structure_token").get<double>();
+      CHECK(kept <= 0.8);
+      CHECK(kept > 0.7);
+      CHECK_FALSE(train.back().contains("kept.mlm"));
+      CHECK(train.back().at("contrastive.logit_scale").get<double>() == Approx(1 / 0.07).epsilon(0.05));
+      CHECK(train[0].at("lr").get<double>() < train[0].at("head_lr").get<double>());
+      const auto valid = read_metrics(root / "aligned/metrics.jsonl", "valid");
+      CHECK(valid.size() >= 2);  // before training, and at the end
+      CHECK(valid.front().at("step") == 0);
+      CHECK(fs::exists(root / "aligned/final/model.safetensors"));
+      CHECK(fs::exists(root / "aligned/best/heads.safetensors"));
+      CHECK(fs::exists(root / "aligned/checkpoints/latest"));
+      CHECK(fs::exists(root / "aligned/recipe.toml"));
+      // The output loads as a model of its family (the HF layout the plugins read).
+      r = run_command(sapling::test::sapling_exe() + " embed --model " + quote(root / "aligned/final") + " --fasta " +
+                      quote(sapling::test::source_dir() / "datasets/sample/psicov/1kw4.fasta") + " --out " +
+                      quote(root / "emb.safetensors") + " --quiet");
+      INFO(r.output);
+      CHECK(r.exit_code == 0);
+      fs::remove_all(root);
+    }
+  }
+}
+
+TEST_CASE("sapling train: MLM pretraining from sequences and the ablation recipes run", "[train][cli]") {
+  const auto root = sapling::test::temp_dir("train-pretrain");
+  {
+    std::ofstream fasta(root / "seqs.fasta");
+    for (const auto& e : fs::directory_iterator(sapling::test::source_dir() / "datasets/sample/psicov"))
+      if (e.path().extension() == ".fasta") fasta << std::ifstream(e.path()).rdbuf() << "\n";
+  }
+  auto r = run_command(sapling::test::sapling_exe() + " train " + quote(sapling::test::source_dir() / "recipes/pretrain_esm2_8m.toml") +
+                       " --out " + quote(root / "pretrain") + " --set data.sequences=" + quote(root / "seqs.fasta") +
+                       " --set data.valid_fraction=0.3 --set data.tokens_per_batch=1024 --set train.valid_max_batches=1"
+                       " --max-steps 3 --threads 2");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto train = read_metrics(root / "pretrain/metrics.jsonl", "train");
+  REQUIRE(train.size() == 3);
+  CHECK(train.back().contains("mlm"));
+  CHECK_FALSE(train.back().contains("structure_token"));
+
+  for (const std::string ablation : {"own_loss_largest", "mlm_only"}) {
+    r = run_command(train_command("ablations/" + ablation + ".toml", root / ablation, "fixtures/esm2_tiny", "--max-steps 2"));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    train = read_metrics(root / ablation / "metrics.jsonl", "train");
+    REQUIRE(train.size() == 2);
+    if (ablation == "own_loss_largest") CHECK(train.back().at("kept.structure_token").get<double>() <= 0.8);
+    if (ablation == "mlm_only") CHECK_FALSE(train.back().contains("kept.structure_token"));  // selector "none"
+  }
+  fs::remove_all(root);
+}
+
+TEST_CASE("sapling train refuses bad setups before any work", "[train][cli]") {
+  const auto root = sapling::test::temp_dir("train-errors");
+  // excess_loss without a reference folder.
+  auto r = run_command(train_command("saesm2_8m.toml", root / "a", "fixtures/esm2_tiny",
+                                     "--set reference_model.path=" + quote(root / "missing")));
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("reference_model"));
+  // A dataset that does not exist.
+  r = run_command(train_command("reference_esm2_8m.toml", root / "b", "fixtures/esm2_tiny",
+                                "--set data.dataset=" + quote(root / "nowhere")));
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("nowhere") && Catch::Contains("sapling prepare"));
+  // A finished run is not overwritten without --resume.
+  r = run_command(train_command("reference_esm2_8m.toml", root / "c", "fixtures/esm2_tiny", "--max-steps 1"));
+  REQUIRE(r.exit_code == 0);
+  r = run_command(train_command("reference_esm2_8m.toml", root / "c", "fixtures/esm2_tiny", "--max-steps 1"));
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("--resume"));
+  fs::remove_all(root);
+}
+
+TEST_CASE("sapling train: SIGKILL mid-run, then --resume, reproduces the uninterrupted run", "[train][cli][resume]") {
+  const auto root = sapling::test::temp_dir("train-resume");
+  const std::string common = "--max-steps 12 --set train.checkpoint_every=3 --set train.valid_every=4";
+  auto r = run_command(train_command("reference_esm2_8m.toml", root / "straight", "fixtures/esm2_tiny", common));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto expected = read_metrics(root / "straight/metrics.jsonl", "train");
+  REQUIRE(expected.size() == 12);
+
+  // Killed twice at different points (after 4 and after 8 logged steps), resumed each time.
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "killed", "fixtures/esm2_tiny", common);
+  for (int stop_at : {4, 8}) {
+    // Start, wait until `stop_at` steps are logged, SIGKILL (a script file: the command holds quotes).
+    const auto script = root / "kill.sh";
+    std::ofstream(script) << cmd << (stop_at == 4 ? "" : " --resume") << " > " << quote(root / "log.txt")
+                          << " 2>&1 &\npid=$!\nwhile kill -0 $pid 2>/dev/null; do\n  n=$(grep -c '\"type\":\"train\"' "
+                          << quote(root / "killed/metrics.jsonl") << " 2>/dev/null || true)\n  if [ \"${n:-0}\" -ge "
+                          << stop_at << " ]; then kill -9 $pid; break; fi\n  sleep 0.02\ndone\nwait $pid\necho exit=$?\n";
+    r = run_command("bash " + quote(script));
+    INFO(r.output);
+    CHECK_THAT(r.output, Catch::Contains("exit=137"));
+  }
+  r = run_command(cmd + " --resume");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("resumed at step"));
+  const auto resumed = read_metrics(root / "killed/metrics.jsonl", "train");
+  REQUIRE(resumed.size() == 12);  // the log was cut back to each checkpoint: no step twice
+  double worst = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    CHECK(resumed[i].at("step") == expected[i].at("step"));
+    for (const auto& key : {"loss", "mlm", "structure_token", "grad_norm", "lr"})
+      worst = std::max(worst, std::abs(resumed[i].at(key).get<double>() - expected[i].at(key).get<double>()));
+  }
+  const double weights = max_tensor_diff(root / "straight/final/model.safetensors", root / "killed/final/model.safetensors");
+  std::cout << "resume after SIGKILL x2: max loss-trajectory diff " << worst << ", max weight diff " << weights << "\n";
+  CHECK(worst <= 1e-6);
+  CHECK(weights <= 1e-6);
+  fs::remove_all(root);
+}
+
+TEST_CASE("sapling train: 2 processes (Gloo, loopback) equal 1 process on the same global batch", "[train][cli][distributed]") {
+  const auto root = sapling::test::temp_dir("train-ddp");
+  const std::string common = "--max-steps 3 --set train.valid_every=0 --threads 1";
+  auto r = run_command(train_command("reference_esm2_8m.toml", root / "single", "fixtures/esm2_tiny",
+                                     common + " --set train.accumulate=2"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string port = std::to_string(20000 + ::getpid() % 20000);
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "fixtures/esm2_tiny", common);
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";
+  r = run_command("bash -c " + quote("(RANK=1 LOCAL_RANK=1 " + env + " " + cmd + " > " + (root / "rank1.log").string() +
+                                     " 2>&1 & RANK=0 LOCAL_RANK=0 " + env + " " + cmd + "; a=$?; wait $!; b=$?; echo ranks=$a,$b)"));
+  INFO(r.output);
+  REQUIRE_THAT(r.output, Catch::Contains("ranks=0,0"));
+  const double model = max_tensor_diff(root / "single/final/model.safetensors", root / "ddp/final/model.safetensors");
+  const double heads = max_tensor_diff(root / "single/final/heads.safetensors", root / "ddp/final/heads.safetensors");
+  std::cout << "2-process vs 1-process after 3 steps: max weight diff " << model << ", heads " << heads << "\n";
+  CHECK(model < 1e-5);
+  CHECK(heads < 1e-5);
+  fs::remove_all(root);
+}
