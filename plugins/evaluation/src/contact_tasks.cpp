@@ -149,7 +149,8 @@ class UnsupervisedContacts : public EvaluationTask {
       warn("contact_unsupervised: the L1 logistic fit stopped after ", fitted.iterations,
            " iterations before reaching its tolerance (raise max_iterations)");
     info("contact_unsupervised: fitted on ", x.size(0), " pairs of ", split.train.size(), " proteins (",
-         y.to(torch::kFloat64).mean().item<double>() * 100, "% contacts) in ", fitted.iterations, " iterations");
+         y.to(torch::kFloat64).mean().item<double>() * 100, "% contacts) in ", fitted.iterations,
+         " iterations; optimality (KKT) violation ", fitted.kkt_violation, " x lambda");
 
     EvalResult result;
     score_test_set(
@@ -164,6 +165,7 @@ class UnsupervisedContacts : public EvaluationTask {
     result.add("fit_iterations", static_cast<double>(fitted.iterations));
     std::vector<double> weight(fitted.weight.data_ptr<double>(), fitted.weight.data_ptr<double>() + fitted.weight.numel());
     result.extra["regression"] = {{"weight", weight}, {"bias", fitted.bias}, {"C", fit_options.c},
+                                  {"kkt_violation", fitted.kkt_violation},
                                   {"channel_order", "layer * heads + head"}};
     return result;
   }

@@ -172,6 +172,8 @@ class MaskedPerplexity : public EvaluationTask {
     const auto device = model_device(model);
     MaskingOptions masking;
     masking.probability = options_.get_float("mask_probability");
+    masking.replace_with_mask = options_.get_float("replace_with_mask");
+    masking.replace_with_random = options_.get_float("replace_with_random");
     const uint64_t seed = static_cast<uint64_t>(options_.get_int("seed"));
 
     // Masks depend only on (seed, sequence index), not on batching.
@@ -270,12 +272,19 @@ void register_sequence_tasks() {
              "were held out from the pretraining of models/esm2_t6_8M_uniprot");
     schema.add("max_sequences", OptionType::Int).default_value(int64_t{2000}).min(0).doc("use the first N sequences (0 = all)");
     schema.add("mask_probability", OptionType::Float).default_value(0.15).min(0, true).max(1).doc("chance a residue is masked");
+    schema.add("replace_with_mask", OptionType::Float).default_value(1.0).min(0).max(1)
+        .doc("fraction of the selected residues shown as <mask> (0.8 with replace_with_random = 0.1 is the "
+             "80/10/10 corruption of BERT/ESM pretraining; the rest keep their residue but are still scored)");
+    schema.add("replace_with_random", OptionType::Float).default_value(0.0).min(0).max(1)
+        .doc("fraction of the selected residues replaced by a random standard residue");
     schema.add("seed", OptionType::Int).default_value(int64_t{0}).min(0).doc("mask seed (masks depend on seed and sequence index only)");
     schema.add("tokens_per_batch", OptionType::Int).default_value(int64_t{8192}).min(8).doc("padded tokens per forward pass");
     EvaluationTaskRegistry::instance().add(
         {"mlm_perplexity",
-         "Masked-LM perplexity on held-out sequences: each residue is replaced by <mask> with probability "
-         "mask_probability (core mask_tokens, seeded per sequence); perplexity = exp(mean cross-entropy over the "
+         "Masked-LM perplexity on held-out sequences (default: the first 2,000 of data/sequences/"
+         "uniprot_go160k.fasta.gz, held out from models/esm2_t6_8M_uniprot's pretraining): each residue is selected "
+         "with probability mask_probability and replaced by <mask> (core mask_tokens, seeded per sequence; "
+         "replace_with_mask/replace_with_random give 80/10/10); perplexity = exp(mean cross-entropy over the "
          "full vocabulary at masked positions, pooled over all sequences); accuracy = argmax hits. Sequences over "
          "the model limit are cropped to their first residues.",
          schema, [](const Options& o) { return std::make_shared<MaskedPerplexity>(o); }});

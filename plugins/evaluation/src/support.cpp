@@ -161,6 +161,13 @@ L1LogisticModel fit_l1_logistic(const torch::Tensor& x_in, const torch::Tensor& 
       break;
     }
   }
+  {
+    // Subgradient optimality: grad_j = -threshold_j sign(v_j) where v_j != 0, |grad_j| <= threshold_j elsewhere.
+    const auto grad = torch::mv(z.t(), torch::sigmoid(torch::mv(z, v) + b) - y) / n;
+    const auto on = (grad + threshold_per_column * torch::sign(v)).abs();
+    const auto off = torch::clamp_min(grad.abs() - threshold_per_column, 0);
+    model.kkt_violation = (torch::where(v.ne(0), on, off) / threshold_per_column).max().item<double>();
+  }
   model.weight = v / scale;
   model.bias = b - torch::dot(model.weight, mean).item<double>();
   return model;

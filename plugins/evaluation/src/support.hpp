@@ -84,6 +84,9 @@ struct L1LogisticModel {
   double bias = 0;
   int64_t iterations = 0;
   bool converged = false;
+  // Largest violation of the optimality (KKT) conditions at the solution, relative to
+  // the L1 strength: 0 at the exact minimiser.
+  double kkt_violation = 0;
   torch::Tensor predict(const torch::Tensor& x) const;  // probabilities [N] float32
 };
 // x [N, D] float, y [N] (0/1, any dtype).

@@ -25,6 +25,13 @@ std::shared_ptr<SequenceEncoder> model() {
   return m;
 }
 
+// The first held-out UniProt sequences (whole records within `bytes`), without parsing the 160k-sequence file.
+std::string first_heldout(size_t bytes) {
+  const auto head = test::run_command("gzip -dc " + (test::shared_dir() / "data/sequences/uniprot_go160k.fasta.gz").string() + " 2>/dev/null" +
+                                      " | head -c " + std::to_string(bytes));
+  return head.output.substr(0, head.output.rfind('>'));
+}
+
 EvalResult run_task(const std::string& name, const std::vector<std::pair<std::string, OptionValue>>& settings) {
   test::load_build_plugins();
   const auto& entry = EvaluationTaskRegistry::instance().find(name);
@@ -74,24 +81,22 @@ TEST_CASE("contact_probe trains and ranks long-range contacts above chance", "[e
 }
 
 TEST_CASE("secondary_structure probe: Q3 and Q8 in sane ranges", "[evaluation][tasks]") {
-  const auto r = run_task("secondary_structure", {{"max_train_chains", int64_t{60}},
-                                                  {"max_test_chains", int64_t{25}},
+  const auto r = run_task("secondary_structure", {{"max_train_chains", int64_t{40}},
+                                                  {"max_test_chains", int64_t{15}},
                                                   {"epochs", int64_t{8}}});
   // Majority class (coil) is about 0.43 of TS115 residues for Q3.
   CHECK(r.get("Q3") > 0.5);
   CHECK(r.get("Q3") < 0.95);
   CHECK(r.get("Q8") > 0.35);
   CHECK(r.get("Q8") < r.get("Q3"));
-  CHECK(r.get("valid_chains") == 6);
-  CHECK(r.get("train_chains") == 54);
+  CHECK(r.get("valid_chains") == 4);  // ceil(0.1 * 40)
+  CHECK(r.get("train_chains") == 36);
 }
 
 TEST_CASE("mlm_perplexity on held-out UniProt sequences", "[evaluation][tasks]") {
   const auto dir = test::temp_dir("mlm-fasta");
   // The first held-out sequences, copied so the test does not parse the 160k-sequence file.
-  std::string text = read_maybe_gzipped(test::shared_dir() / "data/sequences/uniprot_go160k.fasta.gz").substr(0, 60000);
-  text = text.substr(0, text.rfind('>'));
-  write_file_atomic(dir / "heldout.fasta", text);
+  write_file_atomic(dir / "heldout.fasta", first_heldout(15000));
   const auto r = run_task("mlm_perplexity", {{"fasta", (dir / "heldout.fasta").string()}});
   // The model card: held-out perplexity 12.74 (35.1 at initialisation; 20 = uniform over residues).
   CHECK(r.get("perplexity") > 6);
@@ -102,6 +107,10 @@ TEST_CASE("mlm_perplexity on held-out UniProt sequences", "[evaluation][tasks]")
   const auto again = run_task("mlm_perplexity", {{"fasta", (dir / "heldout.fasta").string()}, {"tokens_per_batch", int64_t{700}}});
   CHECK(again.get("perplexity") == Approx(r.get("perplexity")).epsilon(1e-4));
   CHECK(again.get("masked_tokens") == r.get("masked_tokens"));
+  // 80/10/10: a tenth of the scored residues are shown unchanged, which makes the task easier.
+  const auto bert = run_task("mlm_perplexity", {{"fasta", (dir / "heldout.fasta").string()},
+                                                {"replace_with_mask", 0.8}, {"replace_with_random", 0.1}});
+  CHECK(bert.get("perplexity") < r.get("perplexity"));
   std::filesystem::remove_all(dir);
 }
 
@@ -122,8 +131,7 @@ TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   CHECK(unknown.output.find("evaluation_task") != std::string::npos);
 
   const auto dir = test::temp_dir("eval-cli");
-  std::string text = read_maybe_gzipped(test::shared_dir() / "data/sequences/uniprot_go160k.fasta.gz").substr(0, 8000);
-  write_file_atomic(dir / "s.fasta", text.substr(0, text.rfind('>')));
+  write_file_atomic(dir / "s.fasta", first_heldout(3000));
   const auto run = test::run_command(test::sapling_exe() + " eval mlm_perplexity --threads 2 --model " +
                                      model_dir().string() + " --option fasta=" + (dir / "s.fasta").string() +
                                      " --out " + (dir / "m.json").string());
