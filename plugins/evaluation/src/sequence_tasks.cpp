@@ -5,6 +5,7 @@
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 #include "sapling/fasta.hpp"
+#include "sapling/files.hpp"
 #include "sapling/log.hpp"
 #include "sapling/masking.hpp"
 #include "sapling/plugin.hpp"
@@ -164,9 +165,20 @@ class MaskedPerplexity : public EvaluationTask {
   EvalResult run(SequenceEncoder& model) override {
     torch::NoGradGuard no_grad;
     const auto path = data_path(options_.get_path("fasta"), "sequences/uniprot_go160k.fasta.gz", "fasta");
-    auto records = read_fasta(path);
-    if (options_.get_int("max_sequences") > 0 && records.size() > static_cast<size_t>(options_.get_int("max_sequences")))
-      records.resize(static_cast<size_t>(options_.get_int("max_sequences")));
+    // Only the first max_sequences records are parsed: the default file has 160k sequences
+    // (and, further down, a few records with empty headers that the FASTA reader rejects).
+    std::string text = read_maybe_gzipped(path);
+    if (const int64_t wanted = options_.get_int("max_sequences"); wanted > 0) {
+      int64_t headers = 0;
+      for (size_t pos = 0; pos < text.size(); pos = text.find('\n', pos) + 1) {
+        if (text[pos] == '>' && ++headers > wanted) {
+          text.resize(pos);
+          break;
+        }
+        if (text.find('\n', pos) == std::string::npos) break;
+      }
+    }
+    const auto records = parse_fasta(text, path.string());
     const auto limit = static_cast<size_t>(max_residues(model));
     const auto& tokenizer = model.tokenizer();
     const auto device = model_device(model);
