@@ -3,6 +3,7 @@
 
 #include "command.hpp"
 #include "sapling/error.hpp"
+#include "sapling/evaluation.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/pretraining.hpp"
@@ -47,6 +48,7 @@ int run(const std::vector<std::string>& args) {
     print_components<AlignmentLoss>(p.name, verbose);
     print_components<ResidueSelector>(p.name, verbose);
     print_components<StructurePretrainingObjective>(p.name, verbose);
+    print_components<EvaluationTask>(p.name, verbose);
   }
   if (!manager.failures().empty()) {
     std::cout << "failed to load:\n";
