@@ -236,3 +236,24 @@ TEST_CASE("sapling train: 2 processes (Gloo, loopback) equal 1 process on the sa
   CHECK(heads < 1e-5);
   fs::remove_all(root);
 }
+
+TEST_CASE("sapling train: when one data-parallel worker dies, the other fails within the timeout", "[train][cli][distributed]") {
+  const auto root = sapling::test::temp_dir("train-ddp-dead");
+  const std::string port = std::to_string(20000 + (::getpid() + 7) % 20000);
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "fixtures/esm2_tiny",
+                                 "--max-steps 500 --set train.valid_every=0 --set train.distributed_timeout=30 --threads 1");
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";
+  const auto script = root / "dead.sh";
+  std::ofstream(script) << "RANK=1 " << env << " " << cmd << " > /dev/null 2>&1 &\nworker=$!\n"
+                        << "RANK=0 " << env << " " << cmd << " > " << quote(root / "rank0.log") << " 2>&1 &\nmain=$!\n"
+                        << "while [ ! -s " << quote(root / "ddp/metrics.jsonl") << " ]; do sleep 0.05; done\n"
+                        << "kill -9 $worker\nstart=$(date +%s)\nwait $main\necho main_exit=$? seconds=$(( $(date +%s) - start ))\n";
+  const auto r = run_command("timeout 120 bash " + quote(script));
+  INFO(r.output);
+  std::ifstream log(root / "rank0.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  INFO(text);
+  CHECK_THAT(r.output, Catch::Contains("main_exit=1"));
+  CHECK_THAT(text, Catch::Contains("rank 0") && Catch::Contains("peer died"));
+  fs::remove_all(root);
+}

@@ -76,7 +76,17 @@ struct LossTally {
     proteins += batch.proteins;
   }
 
-  // Sums over processes (every process has the same term names: same recipe).
+  // Term names without values: a process with no micro-batch of its own
+  // still takes part in reduce() with the same buffer layout as the others.
+  void add_names(const MicroBatchLoss& loss) {
+    for (const auto& [name, value] : loss.combined.terms) terms[name] += 0.0;
+    for (const auto& [name, count] : loss.candidates) {
+      kept[name] += 0.0;
+      candidates[name] += 0.0;
+    }
+  }
+
+  // Sums over processes; every process must hold the same names (see add_names).
   void reduce(DataParallel& dp) {
     std::vector<double> values{total, static_cast<double>(batches), static_cast<double>(residues), static_cast<double>(proteins)};
     for (auto* map : {&terms, &kept, &candidates})
@@ -360,6 +370,10 @@ json Trainer::validate() {
     for (int64_t i = dp_.rank(); i < count; i += dp_.world_size()) {
       const auto batch = micro_batch(plan_.valid_chains, all[static_cast<size_t>(i)], kValidationEpoch, static_cast<uint64_t>(i));
       tally.add(compute_losses(setup_, batch), batch);
+    }
+    if (tally.batches == 0 && count > 0) {
+      const auto batch = micro_batch(plan_.valid_chains, all[0], kValidationEpoch, 0);
+      tally.add_names(compute_losses(setup_, batch));
     }
   }
   setup_.model->train();

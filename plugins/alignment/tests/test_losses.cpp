@@ -87,7 +87,7 @@ TEST_CASE("the alignment plugin registers three losses and three selectors", "[a
     CHECK(sapling::ResidueSelectorRegistry::instance().contains(name));
   CHECK_FALSE(make_loss("mlm", {})->selectable());
   CHECK(make_loss("structure_token", {{"input_dim", int64_t{4}}})->selectable());
-  CHECK(make_loss("residue_contrastive", {{"plm_dim", int64_t{4}}})->selectable());
+  CHECK(make_loss("residue_contrastive", {{"plm_dim", int64_t{4}}, {"pgnn_dim", int64_t{6}}})->selectable());
 }
 
 TEST_CASE("mlm loss: cross-entropy at labelled positions only", "[alignment][mlm]") {
