@@ -70,6 +70,14 @@ bool only_whitespace(const std::string& contents) {
   return std::all_of(contents.begin(), contents.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
 }
 
+// Real coordinates stay within a few thousand Angstrom (PDB columns allow
+// -999.999..9999.999); anything beyond 1e5 or non-finite is corruption.
+bool plausible_position(const gemmi::Position& p) {
+  constexpr double kMaxAbs = 1e5;
+  return std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z) && std::abs(p.x) < kMaxAbs &&
+         std::abs(p.y) < kMaxAbs && std::abs(p.z) < kMaxAbs;
+}
+
 struct ChosenAtoms {
   std::array<const gemmi::Atom*, kNumBackboneAtoms> atoms{};
   bool used_altloc = false;
@@ -300,7 +308,14 @@ void collect_chains(const gemmi::Structure& st, const gemmi::Model& model, const
       const gemmi::ResidueInfo info = gemmi::find_tabulated_residue(res->name);
       if (info.found() && info.is_amino_acid() && !info.is_standard() && sequence[static_cast<size_t>(i)] != 'X')
         ++report.modified_residues;
-      const ChosenAtoms chosen = pick_backbone(*res);
+      ChosenAtoms chosen = pick_backbone(*res);
+      // A NaN or 1e30 coordinate (hand-edited or corrupt files) would poison
+      // every distance computed later; such an atom counts as absent.
+      for (const gemmi::Atom*& atom : chosen.atoms)
+        if (atom && !plausible_position(atom->pos)) {
+          ++report.atoms_with_bad_coordinates;
+          atom = nullptr;
+        }
       if (!chosen.atoms[kCA]) {
         ++report.residues_without_ca;
         continue;  // kept in the sequence, unobserved, all coordinates NaN
