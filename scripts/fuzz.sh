@@ -9,7 +9,7 @@ seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then targets=(safetensors fasta structure recipe); fi
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++-14 -DSAPLING_FUZZ=ON \
-  -DSAPLING_BUILD_TESTS=OFF > build-fuzz-configure.log 2>&1 || { cat build-fuzz-configure.log; exit 1; }
+  -DSAPLING_BUILD_TESTS=OFF > build-fuzz.configure.log 2>&1 || { cat build-fuzz.configure.log; exit 1; }
 ninja -C build-fuzz -j"${JOBS:-$(nproc)}" $(printf 'fuzz_%s ' "${targets[@]}")
 # Leak checks off: LibTorch (not instrumented) keeps global allocations; see docs/reliability.md.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:detect_odr_violation=0}

@@ -16,7 +16,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 JOBS=${JOBS:-$(nproc)}
 # -O1: sanitizer-friendly and much cheaper to compile than the Release -O3.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
-  -DSAPLING_SANITIZE=ON > build-asan-configure.log 2>&1 || { cat build-asan-configure.log; exit 1; }
+  -DSAPLING_SANITIZE=ON > build-asan.configure.log 2>&1 || { cat build-asan.configure.log; exit 1; }
 start=$(date +%s)
 ninja -C build-asan -j"$JOBS"
 built=$(date +%s)

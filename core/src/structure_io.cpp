@@ -137,6 +137,22 @@ bool has_seqres(const std::string& contents) {
   return contents.compare(0, 6, "SEQRES") == 0 || contents.find("\nSEQRES") != std::string::npos;
 }
 
+// gemmi reads no atoms at all, silently, when _atom_site lacks one of the
+// columns it requires; name the missing ones instead of "no atoms".
+void check_atom_site_columns(gemmi::cif::Block& block, const std::string& name) {
+  static const char* const required[] = {"id",      "type_symbol", "label_alt_id", "label_asym_id",  "Cartn_x",
+                                         "Cartn_y", "Cartn_z",     "occupancy",    "B_iso_or_equiv", "auth_seq_id"};
+  bool has_atom_site = false;
+  std::string missing;
+  for (const char* tag : required) {
+    if (block.find_values(std::string("_atom_site.") + tag))
+      has_atom_site = true;
+    else
+      missing += (missing.empty() ? "_atom_site." : ", _atom_site.") + std::string(tag);
+  }
+  if (has_atom_site && !missing.empty()) fail(name, ": mmCIF atom table lacks mandatory column(s) ", missing);
+}
+
 struct ParsedStructure {
   gemmi::Structure st;
   bool split_on_ter = false;  // PDB without SEQRES: chains classified residue by residue
@@ -151,6 +167,7 @@ ParsedStructure parse_structure(std::string& contents, const std::string& name, 
   if (format == gemmi::CoorFormat::Mmcif) {
     gemmi::cif::Document doc = gemmi::cif::read_memory(contents.data(), contents.size(), name.c_str());
     if (doc.blocks.empty()) fail(name, ": mmCIF file has no data block");
+    check_atom_site_columns(doc.blocks[0], name);
     parsed.st = gemmi::make_structure(doc);
     if (const std::string* v = doc.blocks[0].find_value("_refine.ls_R_factor_R_free"))
       if (!gemmi::cif::is_null(*v)) parsed.r_free = gemmi::cif::as_number(*v, 0.0);
