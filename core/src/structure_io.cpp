@@ -153,6 +153,41 @@ void check_atom_site_columns(gemmi::cif::Block& block, const std::string& name) 
   if (has_atom_site && !missing.empty()) fail(name, ": mmCIF atom table lacks mandatory column(s) ", missing);
 }
 
+// gemmi 0.5.7 reads fixed columns of SSBOND / LINK / LINKR records up to
+// column 80 once a line is longer than 73 characters, past the end of a
+// shorter line (a heap-buffer-overflow found by fuzz_structure). Such lines are
+// padded with spaces to 80 columns; the string is copied only when needed.
+void pad_connection_records(std::string& contents) {
+  auto is_connection = [](const char* line, size_t len) {
+    auto upper = [&](size_t i) {
+      return i < len ? static_cast<char>(std::toupper(static_cast<unsigned char>(line[i]))) : ' ';
+    };
+    // gemmi recognises a record by its first four letters, any case ("SSBON HIGHEST..." is an SSBOND).
+    const std::string name{upper(0), upper(1), upper(2), upper(3)};
+    return name == "SSBO" || name == "LINK";
+  };
+  constexpr size_t kColumns = 80;
+  std::string padded;
+  size_t copied = 0;  // contents[0, copied) is already in `padded`
+  size_t start = 0;
+  while (start < contents.size()) {
+    size_t end = contents.find('\n', start);
+    if (end == std::string::npos) end = contents.size();
+    size_t len = end - start;
+    if (len > 0 && contents[start + len - 1] == '\r') --len;
+    if (len > 60 && len < kColumns && is_connection(contents.data() + start, len)) {
+      if (padded.empty()) padded.reserve(contents.size() + 1024);
+      padded.append(contents, copied, start + len - copied);
+      padded.append(kColumns - len, ' ');
+      copied = start + len;
+    }
+    start = end + 1;
+  }
+  if (copied == 0) return;
+  padded.append(contents, copied, std::string::npos);
+  contents.swap(padded);
+}
+
 struct ParsedStructure {
   gemmi::Structure st;
   bool split_on_ter = false;  // PDB without SEQRES: chains classified residue by residue
@@ -174,6 +209,7 @@ ParsedStructure parse_structure(std::string& contents, const std::string& name, 
     return parsed;
   }
   report.repaired_lines += repair_pdb_columns(contents);
+  pad_connection_records(contents);
   // Without SEQRES, a TER inside one chain name separates polymers (BM5
   // stores antibody L and H chains as chain A with a TER between them);
   // gemmi would make everything after the TER a ligand. Splitting keeps both
