@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds core + CPU plugins + tests with AddressSanitizer + UndefinedBehaviorSanitizer into build-asan/ and runs
 # ctest there. Usage: scripts/sanitize.sh [ctest args...], e.g. scripts/sanitize.sh -R 'sapling_tests:' for core only.
-# SANITIZE_TESTS (a ctest -R regex) picks a subset; JOBS sets the build parallelism (default: every core).
+# SANITIZE_TARGETS (ninja targets, default all) and SANITIZE_TESTS (a ctest -R regex) pick a subset; JOBS sets
+# the build parallelism (default: every core). The CI subset (core + fast plugin suites), see docs/reliability.md:
+#   SANITIZE_TARGETS="sapling sapling_tests sapling_tests_alignment sapling_tests_foldseek_3di sapling_tests_template"
+#   SANITIZE_TESTS="^sapling_tests(_alignment|_foldseek_3di|_template)?:"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
@@ -18,7 +21,8 @@ JOBS=${JOBS:-$(nproc)}
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
   -DSAPLING_SANITIZE=ON > build-asan.configure.log 2>&1 || { cat build-asan.configure.log; exit 1; }
 start=$(date +%s)
-ninja -C build-asan -j"$JOBS"
+# shellcheck disable=SC2086  # SANITIZE_TARGETS is a list of target names
+ninja -C build-asan -j"$JOBS" ${SANITIZE_TARGETS:-}
 built=$(date +%s)
 echo "sanitize: build took $((built - start)) s"
 status=0

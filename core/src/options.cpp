@@ -245,7 +245,8 @@ Options Options::from_toml(const toml::table& table, const OptionSchema& schema,
     if (spec->must_exist) {
       // `recipe check` should catch a misspelt model folder, not the run an hour later.
       std::filesystem::path path = std::get<std::string>(*value);
-      if (path.is_relative() && !dir_of(node.source()).empty()) path = std::filesystem::path(dir_of(node.source())) / path;
+      const std::string base_dir = dir_of(node.source());
+      if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
       std::error_code ec;
       if (!std::filesystem::exists(path, ec)) fail(prefix, ": '", path.string(), "' does not exist");
     }
