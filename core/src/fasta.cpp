@@ -9,17 +9,44 @@
 
 namespace sapling {
 
-std::vector<FastaRecord> parse_fasta(const std::string& text, const std::string& name, const FastaOptions& options) {
+namespace {
+
+std::string printable(unsigned char c) {
+  if (std::isprint(c)) return std::string(1, static_cast<char>(c));
+  static const char* hex = "0123456789abcdef";
+  return std::string("\\x") + hex[c >> 4] + hex[c & 15];
+}
+
+}  // namespace
+
+std::vector<FastaRecord> parse_fasta(const std::string& text, const std::string& name, const FastaOptions& options,
+                                     FastaReport* report) {
   std::vector<FastaRecord> records;
   std::unordered_map<std::string, size_t> seen;
   size_t line_no = 0;
   size_t pos = 0;
+  // Lenient mode: lines up to the next header belong to a dropped record.
+  bool skipping = false;
+  // A bad record: strict -> the error; lenient -> dropped and reported.
+  // `drop_last`: the record already in `records` is the bad one.
+  auto reject = [&](const std::string& message, bool drop_last) {
+    if (!options.skip_bad_records) throw Error(message);
+    if (report) report->skipped.push_back(message);
+    if (drop_last) {
+      auto it = seen.find(records.back().label);
+      if (it != seen.end() && it->second == records.back().line) seen.erase(it);
+      records.pop_back();
+    }
+    skipping = true;
+  };
+  auto where = [&](size_t line) { return name + ":" + std::to_string(line) + ": "; };
   auto finish = [&]() {
-    if (records.empty()) return;
+    if (records.empty() || skipping) return;
     auto& r = records.back();
     if (r.sequence.empty() && !options.allow_empty_sequences)
-      fail(name, ":", r.line, ": record '", r.label, "' has an empty sequence");
+      reject(where(r.line) + "record '" + r.label + "' has an empty sequence", true);
   };
+  bool before_first_header = true;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
@@ -31,6 +58,8 @@ std::vector<FastaRecord> parse_fasta(const std::string& text, const std::string&
     if (line.empty()) continue;
     if (line[0] == '>') {
       finish();
+      skipping = false;
+      before_first_header = false;
       FastaRecord r;
       r.line = line_no;
       r.description = std::string(line.substr(1));
@@ -39,17 +68,27 @@ std::vector<FastaRecord> parse_fasta(const std::string& text, const std::string&
       size_t b = a;
       while (b < r.description.size() && !std::isspace(static_cast<unsigned char>(r.description[b]))) ++b;
       r.label = r.description.substr(a, b - a);
-      if (r.label.empty()) fail(name, ":", line_no, ": empty FASTA header");
+      if (r.label.empty()) {
+        reject(where(line_no) + "empty FASTA header", false);
+        continue;
+      }
       if (!options.allow_duplicate_labels) {
         auto [it, inserted] = seen.emplace(r.label, line_no);
-        if (!inserted)
-          fail(name, ":", line_no, ": duplicate label '", r.label, "' (first seen on line ", it->second, ")");
+        if (!inserted) {
+          reject(where(line_no) + "duplicate label '" + r.label + "' (first seen on line " +
+                 std::to_string(it->second) + ")", false);
+          continue;
+        }
       }
       records.push_back(std::move(r));
       continue;
     }
     if (line[0] == ';') continue;  // old-style comment
-    if (records.empty()) fail(name, ":", line_no, ": sequence data before the first '>' header");
+    if (skipping) continue;
+    if (before_first_header) {
+      reject(where(line_no) + "sequence data before the first '>' header", false);
+      continue;
+    }
     auto& seq = records.back().sequence;
     for (size_t i = 0; i < line.size(); ++i) {
       const unsigned char c = static_cast<unsigned char>(line[i]);
@@ -67,16 +106,18 @@ std::vector<FastaRecord> parse_fasta(const std::string& text, const std::string&
           continue;
         }
       }
-      fail(name, ":", line_no, ":", i + 1, ": invalid character '", std::isprint(c) ? std::string(1, c) : "\\x" + std::to_string(c),
-           "' in sequence of '", records.back().label, "'");
+      reject(name + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) + ": invalid character '" +
+             printable(c) + "' in sequence of '" + records.back().label + "'", true);
+      break;
     }
   }
   finish();
   return records;
 }
 
-std::vector<FastaRecord> read_fasta(const std::filesystem::path& path, const FastaOptions& options) {
-  return parse_fasta(read_maybe_gzipped(path), path.string(), options);
+std::vector<FastaRecord> read_fasta(const std::filesystem::path& path, const FastaOptions& options,
+                                    FastaReport* report) {
+  return parse_fasta(read_maybe_gzipped(path), path.string(), options, report);
 }
 
 }  // namespace sapling

@@ -15,6 +15,7 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
   if (std::filesystem::exists(dir / "config.json")) {
     try {
       auto config = nlohmann::json::parse(read_file(dir / "config.json"));
+      if (!config.is_object()) fail((dir / "config.json").string(), ": expected a JSON object");
       if (config.contains("model_type") && config["model_type"].is_string()) model_type = config["model_type"];
     } catch (const nlohmann::json::exception& e) {
       fail((dir / "config.json").string(), ": invalid JSON: ", e.what());

@@ -147,6 +147,7 @@ std::optional<OptionValue> convert(const toml::node& node, OptionType type) {
 void check_range(const OptionSpec& spec, const OptionValue& value, const std::string& prefix) {
   auto check_number = [&](double x) {
     if (std::isnan(x)) fail(prefix, ": NaN is not allowed");
+    if (std::isinf(x)) fail(prefix, ": infinity is not allowed");
     if (spec.min_value && (x < *spec.min_value || (spec.min_exclusive && x == *spec.min_value)))
       fail(prefix, ": value ", x, " is out of range (expected ", spec.min_exclusive ? "> " : ">= ", *spec.min_value,
            ")");
@@ -241,6 +242,14 @@ Options Options::from_toml(const toml::table& table, const OptionSchema& schema,
     auto value = convert(node, spec->type);
     if (!value) fail(prefix, ": wrong type, expected ", option_type_name(spec->type));
     check_range(*spec, *value, prefix);
+    if (spec->must_exist) {
+      // `recipe check` should catch a misspelt model folder, not the run an hour later.
+      std::filesystem::path path = std::get<std::string>(*value);
+      const std::string base_dir = dir_of(node.source());
+      if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
+      std::error_code ec;
+      if (!std::filesystem::exists(path, ec)) fail(prefix, ": '", path.string(), "' does not exist");
+    }
     out.values_[k] = Entry{std::move(*value), where(node.source()), dir_of(node.source())};
   }
   for (const auto& spec : schema.specs()) {

@@ -248,7 +248,15 @@ void Recipe::validate() const {
       fail(where(node), ": unknown section '", name, "'", did_you_mean(name, section_names()));
     if (!node.is_table()) fail(where(node), ": '", name, "' must be a table");
     switch (spec->kind) {
-      case SectionKind::Settings: settings(name); break;
+      case SectionKind::Settings:
+        settings(name);
+        // A misspelt plugin folder would otherwise surface later as "no such plugin".
+        if (name == "plugins")
+          for (const auto& dir : plugin_paths())
+            if (!std::filesystem::is_directory(dir))
+              fail(where(*node.as_table()->get("paths")), ": [plugins] key 'paths': folder '", dir.string(),
+                   "' does not exist");
+        break;
       case SectionKind::Component: component(name); break;
       case SectionKind::ComponentGroup:
         for (const auto& member : group_members(name)) component(name + "." + member);

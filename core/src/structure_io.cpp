@@ -70,6 +70,14 @@ bool only_whitespace(const std::string& contents) {
   return std::all_of(contents.begin(), contents.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
 }
 
+// Real coordinates stay within a few thousand Angstrom (PDB columns allow
+// -999.999..9999.999); anything beyond 1e5 or non-finite is corruption.
+bool plausible_position(const gemmi::Position& p) {
+  constexpr double kMaxAbs = 1e5;
+  return std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z) && std::abs(p.x) < kMaxAbs &&
+         std::abs(p.y) < kMaxAbs && std::abs(p.z) < kMaxAbs;
+}
+
 struct ChosenAtoms {
   std::array<const gemmi::Atom*, kNumBackboneAtoms> atoms{};
   bool used_altloc = false;
@@ -129,6 +137,57 @@ bool has_seqres(const std::string& contents) {
   return contents.compare(0, 6, "SEQRES") == 0 || contents.find("\nSEQRES") != std::string::npos;
 }
 
+// gemmi reads no atoms at all, silently, when _atom_site lacks one of the
+// columns it requires; name the missing ones instead of "no atoms".
+void check_atom_site_columns(gemmi::cif::Block& block, const std::string& name) {
+  static const char* const required[] = {"id",      "type_symbol", "label_alt_id", "label_asym_id",  "Cartn_x",
+                                         "Cartn_y", "Cartn_z",     "occupancy",    "B_iso_or_equiv", "auth_seq_id"};
+  bool has_atom_site = false;
+  std::string missing;
+  for (const char* tag : required) {
+    if (block.find_values(std::string("_atom_site.") + tag))
+      has_atom_site = true;
+    else
+      missing += (missing.empty() ? "_atom_site." : ", _atom_site.") + std::string(tag);
+  }
+  if (has_atom_site && !missing.empty()) fail(name, ": mmCIF atom table lacks mandatory column(s) ", missing);
+}
+
+// gemmi 0.5.7 reads fixed columns of SSBOND / LINK / LINKR records up to
+// column 80 once a line is longer than 73 characters, past the end of a
+// shorter line (a heap-buffer-overflow found by fuzz_structure). Such lines are
+// padded with spaces to 80 columns; the string is copied only when needed.
+void pad_connection_records(std::string& contents) {
+  auto is_connection = [](const char* line, size_t len) {
+    auto upper = [&](size_t i) {
+      return i < len ? static_cast<char>(std::toupper(static_cast<unsigned char>(line[i]))) : ' ';
+    };
+    // gemmi recognises a record by its first four letters, any case ("SSBON HIGHEST..." is an SSBOND).
+    const std::string name{upper(0), upper(1), upper(2), upper(3)};
+    return name == "SSBO" || name == "LINK";
+  };
+  constexpr size_t kColumns = 80;
+  std::string padded;
+  size_t copied = 0;  // contents[0, copied) is already in `padded`
+  size_t start = 0;
+  while (start < contents.size()) {
+    size_t end = contents.find('\n', start);
+    if (end == std::string::npos) end = contents.size();
+    size_t len = end - start;
+    if (len > 0 && contents[start + len - 1] == '\r') --len;
+    if (len > 60 && len < kColumns && is_connection(contents.data() + start, len)) {
+      if (padded.empty()) padded.reserve(contents.size() + 1024);
+      padded.append(contents, copied, start + len - copied);
+      padded.append(kColumns - len, ' ');
+      copied = start + len;
+    }
+    start = end + 1;
+  }
+  if (copied == 0) return;
+  padded.append(contents, copied, std::string::npos);
+  contents.swap(padded);
+}
+
 struct ParsedStructure {
   gemmi::Structure st;
   bool split_on_ter = false;  // PDB without SEQRES: chains classified residue by residue
@@ -143,12 +202,14 @@ ParsedStructure parse_structure(std::string& contents, const std::string& name, 
   if (format == gemmi::CoorFormat::Mmcif) {
     gemmi::cif::Document doc = gemmi::cif::read_memory(contents.data(), contents.size(), name.c_str());
     if (doc.blocks.empty()) fail(name, ": mmCIF file has no data block");
+    check_atom_site_columns(doc.blocks[0], name);
     parsed.st = gemmi::make_structure(doc);
     if (const std::string* v = doc.blocks[0].find_value("_refine.ls_R_factor_R_free"))
       if (!gemmi::cif::is_null(*v)) parsed.r_free = gemmi::cif::as_number(*v, 0.0);
     return parsed;
   }
   report.repaired_lines += repair_pdb_columns(contents);
+  pad_connection_records(contents);
   // Without SEQRES, a TER inside one chain name separates polymers (BM5
   // stores antibody L and H chains as chain A with a TER between them);
   // gemmi would make everything after the TER a ligand. Splitting keeps both
@@ -300,7 +361,14 @@ void collect_chains(const gemmi::Structure& st, const gemmi::Model& model, const
       const gemmi::ResidueInfo info = gemmi::find_tabulated_residue(res->name);
       if (info.found() && info.is_amino_acid() && !info.is_standard() && sequence[static_cast<size_t>(i)] != 'X')
         ++report.modified_residues;
-      const ChosenAtoms chosen = pick_backbone(*res);
+      ChosenAtoms chosen = pick_backbone(*res);
+      // A NaN or 1e30 coordinate (hand-edited or corrupt files) would poison
+      // every distance computed later; such an atom counts as absent.
+      for (const gemmi::Atom*& atom : chosen.atoms)
+        if (atom && !plausible_position(atom->pos)) {
+          ++report.atoms_with_bad_coordinates;
+          atom = nullptr;
+        }
       if (!chosen.atoms[kCA]) {
         ++report.residues_without_ca;
         continue;  // kept in the sequence, unobserved, all coordinates NaN

@@ -32,6 +32,7 @@ struct SAPLING_API OptionSpec {
   bool min_exclusive = false, max_exclusive = false;
   std::vector<std::string> choices;
   std::string help;
+  bool must_exist = false;  // Path options naming an input: checked when a recipe sets them
 
   OptionSpec& default_value(OptionValue v) { default_ = std::move(v); return *this; }
   OptionSpec& require() { required = true; return *this; }
@@ -39,6 +40,7 @@ struct SAPLING_API OptionSpec {
   OptionSpec& max(double v, bool exclusive = false) { max_value = v; max_exclusive = exclusive; return *this; }
   OptionSpec& one_of(std::vector<std::string> values) { choices = std::move(values); return *this; }
   OptionSpec& doc(std::string text) { help = std::move(text); return *this; }
+  OptionSpec& existing() { must_exist = true; return *this; }
 };
 
 class SAPLING_API OptionSchema {

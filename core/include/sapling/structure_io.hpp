@@ -30,6 +30,7 @@ struct StructureReadReport {
   int residues_without_ca = 0;   // polymer residues kept with observed == false because CA is absent
   int altloc_residues = 0;       // residues where an alternative location was chosen
   int modified_residues = 0;     // non-standard amino acids mapped to their parent one-letter code
+  int atoms_with_bad_coordinates = 0;  // N/CA/C/O/CB with a non-finite or absurd (> 1e5 A) coordinate: treated as absent
 };
 
 // Reads all protein chains of `file` (.pdb/.ent/.cif/.mmcif, optionally .gz).

@@ -124,6 +124,35 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+// Every element the checkpoint stores (shapes were validated by the safetensors reader).
+double stored_elements(const TensorStore& store) {
+  double total = 0;
+  for (const auto& key : store.keys()) {
+    double n = 1;
+    for (int64_t d : store.entry(key).shape) n *= static_cast<double>(d);
+    total += n;
+  }
+  return total;
+}
+
+// The modules are built from config.json before keys and shapes are compared,
+// so a config claiming a far larger model than the weights hold (hostile or
+// mismatched) would allocate, and touch, that much memory first. A lower
+// bound of the parameter count (weight matrices and embeddings only) must stay
+// within twice the stored values; smaller mismatches are left to the key and
+// shape check, whose message is more precise.
+constexpr double kAllocationSlack = 1 << 26;  // 64 Mi values (256 MB float32)
+void check_config_fits_weights(const Esm2Config& c, const TensorStore& store, const fs::path& dir) {
+  const double h = static_cast<double>(c.hidden_size), inter = static_cast<double>(c.intermediate_size);
+  const double lower_bound = static_cast<double>(c.num_layers) * (4 * h * h + 2 * h * inter) +
+                             static_cast<double>(c.vocab_size) * h + h * h;
+  const double stored = stored_elements(store);
+  if (lower_bound > 2 * stored + kAllocationSlack)
+    fail(dir.string(), ": config.json (", config_summary(c), ") describes at least ", lower_bound,
+         " parameters, far more than the ", stored, " values the weights hold; ",
+         "config.json does not belong to these weights");
+}
+
 }  // namespace
 
 void Esm2Encoder::load_pretrained(const fs::path& dir) {
@@ -132,6 +161,7 @@ void Esm2Encoder::load_pretrained(const fs::path& dir) {
   Esm2Config config = read_config(config_file);
   if (token_dropout_override_) config.token_dropout = *token_dropout_override_;
   TensorStore store(dir);
+  check_config_fits_weights(config, store, dir);
 
   // Load into fresh modules; they replace the current ones only when every
   // key matched, so a failed load leaves the model as it was.

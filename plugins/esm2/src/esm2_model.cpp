@@ -43,6 +43,10 @@ void validate_config(const Esm2Config& c, const std::string& where) {
   positive(c.num_heads, "num_attention_heads");
   positive(c.intermediate_size, "intermediate_size");
   positive(c.max_position_embeddings, "max_position_embeddings");
+  // The rotary cache holds max_position_embeddings x head_dim values per layer:
+  // an absurd value would allocate gigabytes at the first forward pass.
+  if (c.max_position_embeddings > (int64_t{1} << 20))
+    fail(where, ": 'max_position_embeddings' ", c.max_position_embeddings, " is larger than the supported 1048576");
   if (c.hidden_size % c.num_heads != 0)
     fail(where, ": hidden_size ", c.hidden_size, " is not divisible by num_attention_heads ", c.num_heads);
   if (c.head_dim() % 2 != 0) fail(where, ": head dim ", c.head_dim(), " must be even for rotary embeddings");

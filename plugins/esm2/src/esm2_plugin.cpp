@@ -13,6 +13,7 @@ using namespace sapling;
 OptionSchema esm2_schema() {
   OptionSchema schema;
   schema.add("path", OptionType::Path)
+      .existing()
       .doc("HF-layout ESM2 folder (config.json + model.safetensors or shards) to load");
   schema.add("preset", OptionType::String)
       .one_of(esm2::esm2_preset_names())

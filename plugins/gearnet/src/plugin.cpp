@@ -11,6 +11,7 @@ using sapling::OptionType;
 sapling::OptionSchema gearnet_schema() {
   sapling::OptionSchema s;
   s.add("weights", OptionType::Path)
+      .existing()
       .doc("safetensors file with the converted torchdrug state dict (scripts/convert_torchdrug_gearnet.py); "
            "random initialisation if absent");
   s.add("hidden_dims", OptionType::IntList)
