@@ -506,8 +506,6 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
       {"section_type.toml", "selector = 3\n", "section_type.toml:1: 'selector' must be a table"},
       {"self_base.toml", "base = \"self_base.toml\"\n", "recipe inheritance cycle"},
       {"dir_base.toml", "base = \".\"\n", "dir_base.toml: base recipe"},
-      {"missing_model.toml", "[model]\nplugin = \"esm2\"\npath = \"no/such/model\"\n",
-       "missing_model.toml:3: [model] key 'path': '" + (dir / "no/such/model").string() + "' does not exist"},
       {"missing_plugins.toml", "[plugins]\npaths = [\"no_such_plugin_folder\"]\n",
        "missing_plugins.toml:2: [plugins] key 'paths': folder '" + (dir / "no_such_plugin_folder").string() + "' does not exist"},
       {"garbage.toml", std::string("\x7f" "ELF\x02\x01\x01\0\0\0", 10), "garbage.toml:1"},
@@ -520,6 +518,14 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
     check_clean_cli_failure(r);
     CHECK_THAT(r.output, Catch::Contains(c.expected));
   }
+  // A model folder that does not exist (yet) is a warning at check time, an error when it is built.
+  const auto model = check("missing_model.toml", "[model]\nplugin = \"esm2\"\npath = \"no/such/model\"\n");
+  CHECK(model.exit_code == 0);
+  CHECK_THAT(model.output, Catch::Contains("missing_model.toml:3: [model] key 'path': '" + (dir / "no/such/model").string() +
+                                           "' does not exist (yet)"));
+  const auto use = run_command(sapling::test::sapling_exe() + " train " + quote(dir / "missing_model.toml"));
+  check_clean_cli_failure(use);
+  CHECK_THAT(use.output, Catch::Contains("missing_model.toml:3"));
   const auto missing = run_command(sapling::test::sapling_exe() + " recipe check " + quote(dir / "absent.toml"));
   check_clean_cli_failure(missing);
   CHECK_THAT(missing.output, Catch::Contains("absent.toml: no such recipe file or folder"));

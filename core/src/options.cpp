@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "sapling/error.hpp"
+#include "sapling/log.hpp"
 
 namespace sapling {
 
@@ -243,12 +244,15 @@ Options Options::from_toml(const toml::table& table, const OptionSchema& schema,
     if (!value) fail(prefix, ": wrong type, expected ", option_type_name(spec->type));
     check_range(*spec, *value, prefix);
     if (spec->must_exist) {
-      // `recipe check` should catch a misspelt model folder, not the run an hour later.
+      // `recipe check` should point at a misspelt model folder, not the run an hour later.
       std::filesystem::path path = std::get<std::string>(*value);
       const std::string base_dir = dir_of(node.source());
       if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
       std::error_code ec;
-      if (!std::filesystem::exists(path, ec)) fail(prefix, ": '", path.string(), "' does not exist");
+      // A warning, not an error: shipped recipes name inputs that another run
+      // (a reference model) or the user (downloaded weights) provides later;
+      // the component fails with the same file:line when it is built.
+      if (!std::filesystem::exists(path, ec)) warn(prefix, ": '", path.string(), "' does not exist (yet)");
     }
     out.values_[k] = Entry{std::move(*value), where(node.source()), dir_of(node.source())};
   }
