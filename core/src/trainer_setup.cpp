@@ -73,7 +73,13 @@ ExampleSource::ExampleSource(const Recipe& recipe, const Options& data, const to
     fasta_name_ = file.string();
     FastaOptions options;
     options.allow_duplicate_labels = true;  // splits go by label, duplicates land together
-    records_ = read_fasta(file, options);
+    // Training sets are rarely clean: skip and report bad records (empty header, bad characters).
+    options.skip_bad_records = true;
+    FastaReport report;
+    records_ = read_fasta(file, options, &report);
+    for (size_t i = 0; i < report.skipped.size() && i < 10; ++i) warn("skipped ", report.skipped[i]);
+    if (report.skipped.size() > 10) warn("skipped ", report.skipped.size() - 10, " more bad records of ", file.string());
+    if (records_.empty()) fail(data.origin("sequences"), ": [data] sequences '", file.string(), "' holds no usable record");
     const double fraction = data.get_float("valid_fraction");
     for (const auto& r : records_) record_splits_.push_back(assign_split(r.label, fraction, 0));
     if (high_quality_only_) fail(data.origin("high_quality_only"), ": [data] high_quality_only needs a structure dataset");
