@@ -148,7 +148,7 @@ TEST_CASE("bench: BENCH.toml is validated strictly, errors name file:line", "[be
   REQUIRE(good.tasks.size() == 1);
   CHECK(good.tasks[0].has_seed);
   CHECK((good.tasks[0].options == std::vector<std::pair<std::string, std::string>>{
-                                      {"fasta", "\"" + (dir / "s.fa").string() + "\""}, {"max_sequences", "5"}}));
+                                      {"fasta", "'" + (dir / "s.fa").string() + "'"}, {"max_sequences", "5"}}));  // toml++ prints literal strings
   CHECK(good.output == dir / "bench_out/bench");
 
   CHECK_THAT(error_of("seed = [0]\nbaseline = \"a\"\n" + kGoodModels + tail),
@@ -314,5 +314,65 @@ TEST_CASE("sapling bench --force re-runs a cell and keeps the old result", "[ben
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir / "out/cells")) files += e.path().extension() == ".json";
   CHECK(files == 2);  // the new result and the old one, moved aside
+  fs::remove_all(dir);
+}
+
+TEST_CASE("sapling bench trains recipe models per seed, reuses the runs, and reports a recipe that cannot train",
+          "[bench][cli][train]") {
+  const auto dir = sapling::test::temp_dir("bench-train");
+  const auto src = sapling::test::source_dir();
+  const auto prepared = sapling::test::run_command(
+      sapling::test::sapling_exe() + " prepare " + quote(src / "datasets/sample/bm5") + " " +
+      quote(src / "datasets/sample/psicov") + " --out " + quote(dir / "dataset") +
+      " --tokenizer foldseek_3di --valid-fraction 0.25 --seed 0 --quiet");
+  REQUIRE(prepared.exit_code == 0);
+  // The quickstart reference recipe made tiny: 2 steps of the tiny ESM2 fixture on short crops.
+  const std::string set = "set = [\"model.path=" + (sapling::test::shared_dir() / "fixtures/esm2_tiny").string() +
+                          "\", \"data.dataset=" + (dir / "dataset").string() +
+                          "\", \"train.max_steps=2\", \"train.valid_every=1\", \"train.valid_max_batches=1\","
+                          " \"data.max_length=96\", \"data.tokens_per_batch=512\"]\n";
+  const auto file = write_bench(
+      dir, "seeds = [0, 1]\nbaseline = \"tiny\"\noutput = \"out\"\n"
+           "[[models]]\nname = \"tiny\"\nrecipe = " + quote(src / "recipes/reference_quickstart.toml") + "\n" + set +
+           "[[models]]\nname = \"no_data\"\nrecipe = " + quote(src / "recipes/reference_quickstart.toml") +
+           "\nset = [\"data.dataset=" + (dir / "nowhere").string() + "\"]\n"
+           "[[tasks]]\ntask = \"mlm_perplexity\"\noptions = { max_sequences = 1 }\n");
+  const std::string command = sapling::test::sapling_exe() + " bench " + quote(file) + " --threads 1";
+  const auto start = std::chrono::steady_clock::now();
+  const auto first = sapling::test::run_command(command);
+  WARN("bench with 2 tiny training runs: "
+       << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s");
+  INFO(first.output);
+  CHECK(first.exit_code == 1);
+  CHECK(count(first.output, "train tiny seed") == 4);  // running + done, per seed
+  CHECK(count(first.output, ": done in") == 4);        // 2 trainings + 2 cells
+  CHECK(count(first.output, "train no_data seed 0: FAILED: training failed") == 1);
+  CHECK(count(first.output, "FAILED (model not trained)") == 2);
+  const auto out = dir / "out";
+  for (const char* seed : {"0", "1"}) {
+    CHECK(fs::exists(out / ("runs/tiny-seed" + std::string(seed)) / "final/config.json"));
+    CHECK(fs::exists(out / ("runs/tiny-seed" + std::string(seed)) / "bench_identity.txt"));
+  }
+  CHECK_THAT(sapling::read_file(out / "results.md"), Contains("| no_data | failed (2 seeds) |"));
+  CHECK_THAT(sapling::read_file(out / "results.csv"), Contains("tiny,mlm_perplexity,perplexity,1,"));
+  CHECK(fs::exists(out / "plots/curve_tiny_seed1_train.dat"));
+  CHECK(fs::exists(out / "plots/curve_tiny_seed1_valid.dat"));
+  if (!sapling::bench::find_gnuplot().empty()) CHECK(is_png(out / "plots/training_tiny.png"));
+
+  const auto second = sapling::test::run_command(command);
+  INFO(second.output);
+  CHECK(count(second.output, "train tiny seed 0: cached") == 1);
+  CHECK(count(second.output, "train tiny seed 1: cached") == 1);
+  CHECK(count(second.output, "tiny × mlm_perplexity seed 1: cached") == 1);
+  CHECK(count(second.output, ": done in") == 0);
+
+  // A changed recipe does not silently replace the finished run.
+  sapling::write_file_atomic(file, sapling::read_file(file) + "\n");  // same content: still cached
+  auto text = sapling::read_file(file);
+  text.replace(text.find("train.max_steps=2"), 17, "train.max_steps=3");
+  sapling::write_file_atomic(file, text);
+  const auto changed = sapling::test::run_command(command);
+  INFO(changed.output);
+  CHECK_THAT(changed.output, Contains("holds another run (the recipe, its base or `set` changed); pass --force"));
   fs::remove_all(dir);
 }

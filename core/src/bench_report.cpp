@@ -202,13 +202,19 @@ void contact_maps(const Config& config, const ReportInputs& in, const fs::path& 
       write_file_atomic(dir / (name + ".dat"), dat.str());
       const std::string protein = example.value("name", std::string("protein"));
       std::ostringstream gp;
-      gp << "set title " << gp_quote(model.name + ", " + task.label + " seed " + std::to_string(seed_used) + ": " +
-                                     protein + " (L=" + std::to_string(L) + ")")
-         << "\nset label 1 " << gp_quote("upper: top-L predicted, |i-j| >= 6 (" + std::to_string(correct) +
-                                        " correct: black, wrong: red); lower: true contacts")
-         << " at screen 0.5, 0.03 center\nset size square\nset xrange [-0.5:" << L - 0.5 << "]\nset yrange [" << L - 0.5 << ":-0.5]\n"
+      // A double-quoted gnuplot string: "\n" breaks the title in two lines.
+      std::string title = model.name + ", " + task.label + " seed " + std::to_string(seed_used) + ": " + protein +
+                          " (L=" + std::to_string(L) + ")\n" + "upper: top-L predicted, |i-j| >= 6 (" +
+                          std::to_string(correct) + " correct: black, wrong: red); lower: true contacts";
+      std::string quoted = "\"";
+      for (char c : title) {
+        if (c == '"' || c == '\\') quoted += '\\';
+        quoted += c == '\n' ? std::string("\\n") : std::string(1, c);
+      }
+      quoted += "\"";
+      gp << "set title " << quoted << "\nset size square\nset xrange [-0.5:" << L - 0.5 << "]\nset yrange [" << L - 0.5 << ":-0.5]\n"
          << "set palette defined (0 'white', 0.5 '#cc3311', 1 'black')\nset cbrange [0:1]\nunset colorbox\n"
-         << "set ylabel 'residue i'\n"
+         << "set xlabel 'residue j'\nset ylabel 'residue i'\n"
          << "plot " << gp_quote(name + ".dat") << " matrix with image notitle\n";
       if (auto png = draw(dir, name, gp.str(), gnuplot)) drawn.push_back(*png);
       break;  // one map per model
