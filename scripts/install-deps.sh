@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything sapling needs on Debian 12 (build tools, LibTorch, Boost, TOML++, Gemmi, Catch2, OpenBLAS).
+# Installs everything sapling needs on Debian 12 (build tools, LibTorch, Boost, TOML++, Gemmi, Catch2, OpenBLAS, gnuplot).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -11,6 +11,7 @@ PACKAGES=(
   gemmi-dev tao-pegtl-dev
   catch2
   python3-numpy
+  gnuplot-nox
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
