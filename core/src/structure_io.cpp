@@ -153,6 +153,21 @@ void check_atom_site_columns(gemmi::cif::Block& block, const std::string& name) 
   if (has_atom_site && !missing.empty()) fail(name, ": mmCIF atom table lacks mandatory column(s) ", missing);
 }
 
+// Calls visit(start, length) for each line of `contents`, the length without
+// its "\n" or "\r\n" ending (the callers edit or copy lines in place).
+template <typename Visit>
+void for_each_line(const std::string& contents, Visit visit) {
+  size_t start = 0;
+  while (start < contents.size()) {
+    size_t end = contents.find('\n', start);
+    if (end == std::string::npos) end = contents.size();
+    size_t len = end - start;
+    if (len > 0 && contents[start + len - 1] == '\r') --len;
+    visit(start, len);
+    start = end + 1;
+  }
+}
+
 // gemmi 0.5.7 reads fixed columns of SSBOND / LINK / LINKR records up to
 // column 80 once a line is longer than 73 characters, past the end of a
 // shorter line (a heap-buffer-overflow found by fuzz_structure). Such lines are
@@ -169,20 +184,14 @@ void pad_connection_records(std::string& contents) {
   constexpr size_t kColumns = 80;
   std::string padded;
   size_t copied = 0;  // contents[0, copied) is already in `padded`
-  size_t start = 0;
-  while (start < contents.size()) {
-    size_t end = contents.find('\n', start);
-    if (end == std::string::npos) end = contents.size();
-    size_t len = end - start;
-    if (len > 0 && contents[start + len - 1] == '\r') --len;
+  for_each_line(contents, [&](size_t start, size_t len) {
     if (len > 60 && len < kColumns && is_connection(contents.data() + start, len)) {
       if (padded.empty()) padded.reserve(contents.size() + 1024);
       padded.append(contents, copied, start + len - copied);
       padded.append(kColumns - len, ' ');
       copied = start + len;
     }
-    start = end + 1;
-  }
+  });
   if (copied == 0) return;
   padded.append(contents, copied, std::string::npos);
   contents.swap(padded);
@@ -407,12 +416,7 @@ char residue_one_letter(const std::string& residue_name) {
 
 int repair_pdb_columns(std::string& contents) {
   int repaired = 0;
-  size_t start = 0;
-  while (start < contents.size()) {
-    size_t end = contents.find('\n', start);
-    if (end == std::string::npos) end = contents.size();
-    size_t len = end - start;
-    if (len > 0 && contents[start + len - 1] == '\r') --len;
+  for_each_line(contents, [&](size_t start, size_t len) {
     char* line = &contents[start];
     const bool atom_record = (len >= 6 && (std::strncmp(line, "ATOM  ", 6) == 0 || std::strncmp(line, "HETATM", 6) == 0));
     if (atom_record && len > 66) {
@@ -422,8 +426,7 @@ int repair_pdb_columns(std::string& contents) {
         ++repaired;
       }
     }
-    start = end + 1;
-  }
+  });
   return repaired;
 }
 
