@@ -449,13 +449,12 @@ TrainSummary Trainer::run() {
   }
   std::unique_ptr<ProgressBar> bar;
   if (dp_.is_main()) bar = std::make_unique<ProgressBar>("train", static_cast<double>(plan_.total_steps - progress_.step), "steps");
-  int64_t residues_here = 0;
-  double seconds_here = 0;
+  // This invocation's share, for its residues/s (a resumed run's totals include earlier ones).
+  const int64_t residues_at_start = progress_.residues;
+  const double seconds_at_start = progress_.train_seconds;
   json last_valid;
   while (progress_.step < plan_.total_steps) {
     auto line = train_step();
-    residues_here += line["residues"].get<int64_t>();
-    seconds_here += line["residues"].get<double>() / line["residues_per_s"].get<double>();
     if (progress_.step % log_every == 0 || progress_.step == plan_.total_steps) metrics_->write(line);
     if (bar) {
       char note[96];
@@ -501,7 +500,9 @@ TrainSummary Trainer::run() {
   }
   dp_.barrier();
   summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  summary_.residues_per_second = seconds_here > 0 ? static_cast<double>(residues_here) / seconds_here : 0.0;
+  const double seconds_here = progress_.train_seconds - seconds_at_start;
+  summary_.residues_per_second =
+      seconds_here > 0 ? static_cast<double>(progress_.residues - residues_at_start) / seconds_here : 0.0;
   return summary_;
 }
 
