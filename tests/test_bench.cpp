@@ -148,7 +148,7 @@ TEST_CASE("bench: BENCH.toml is validated strictly, errors name file:line", "[be
   REQUIRE(good.tasks.size() == 1);
   CHECK(good.tasks[0].has_seed);
   CHECK((good.tasks[0].options == std::vector<std::pair<std::string, std::string>>{
-                                      {"fasta", "'" + (dir / "s.fa").string() + "'"}, {"max_sequences", "5"}}));  // toml++ prints literal strings
+                                      {"fasta", (dir / "s.fa").string()}, {"max_sequences", "5"}}));  // strings unquoted: eval takes them literally
   CHECK(good.output == dir / "bench_out/bench");
 
   CHECK_THAT(error_of("seed = [0]\nbaseline = \"a\"\n" + kGoodModels + tail),
@@ -301,7 +301,9 @@ TEST_CASE("sapling bench --force re-runs a cell and keeps the old result", "[ben
   const auto dir = sapling::test::temp_dir("bench-force");
   const auto file = write_bench(dir, "seeds = [0]\nbaseline = \"m\"\noutput = \"out\"\n[[models]]\nname = \"m\"\npath = " +
                                          quote(sapling::test::shared_dir() / "models/esm2_t6_8M_uniprot") +
-                                         "\n[[tasks]]\ntask = \"mlm_perplexity\"\noptions = { max_sequences = 1 }\n");
+                                         "\n[[tasks]]\ntask = \"mlm_perplexity\"\noptions = { max_sequences = 1, fasta = \"held_out.fasta\" }\n");
+  // A path option (relative to the bench file) must reach `sapling eval` as the plain path.
+  std::ofstream(dir / "held_out.fasta") << ">a\nMKTAYIAKQRQISFVKSHFSRQ\n";
   const std::string command = sapling::test::sapling_exe() + " bench " + quote(file) + " --threads 1";
   const auto first = sapling::test::run_command(command);
   INFO(first.output);

@@ -74,7 +74,7 @@ fs::path relative_to(const fs::path& base_dir, const std::string& value) {
   return fs::absolute(p.is_absolute() ? p : base_dir / p).lexically_normal();
 }
 
-// A TOML value as `--option key=value` text (parsed back as TOML by `sapling eval`).
+// A non-string TOML value as `--option key=value` text (parsed back as TOML by `sapling eval`).
 std::string toml_text(const toml::node& node) {
   std::ostringstream os;
   node.visit([&](const auto& v) { os << v; });
@@ -146,8 +146,10 @@ Task parse_task(const toml::table& table, size_t index, const fs::path& base_dir
     if (spec && spec->type == OptionType::Path) {
       // Relative paths are relative to the bench file, and `sapling eval` runs elsewhere.
       const std::string value = node.value<std::string>().value_or("");
-      const std::string resolved = value.empty() ? value : relative_to(base_dir, value).string();
-      t.options.emplace_back(k, toml_text(toml::value<std::string>(resolved)));
+      t.options.emplace_back(k, value.empty() ? value : relative_to(base_dir, value).string());
+    } else if (spec && spec->type == OptionType::String) {
+      // `sapling eval --option` takes string values literally: TOML quotes would become part of the value.
+      t.options.emplace_back(k, node.value<std::string>().value_or(""));
     } else {
       t.options.emplace_back(k, toml_text(node));
     }
