@@ -1,0 +1,360 @@
+# PyTorch-eager ESM2 comparator for issue #7: parity check against sapling, then mlm-train-cpu / embed-cpu timings.
+"""A small ESM2 in plain PyTorch (no fair-esm, no transformers), written to
+match sapling's ESM2 plugin (plugins/esm2/src/esm2_model.cpp) operation for
+operation: token-dropout rescale, pre-LN blocks with rotary attention (q scaled
+before the rotation, float32 softmax over key-masked logits), exact-erf GELU
+FFN, final LayerNorm, LM head tied to the word embeddings.
+
+Modes:
+  --mode parity  logits/loss/gradients vs the HF golden fixture esm2_w320, and
+                 logits vs a batch sapling dumped (sapling_bench_mlm_train --dump)
+  --mode train   MLM step (fwd + cross-entropy + bwd + AdamW) on 8 x 256 tokens
+  --mode embed   fair-esm batching (length-sorted, --toks-per-batch, truncation
+                 at 1022), last layer per-residue + mean, residues/s
+
+Run with Debian's python (/usr/bin/python3: torch 1.13, numpy).
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K",
+         "Q", "N", "F", "Y", "M", "H", "W", "C", "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>"]
+CLS, PAD, EOS, UNK, MASK = 0, 1, 2, 3, 32
+TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
+
+# ---------------------------------------------------------------- safetensors
+
+
+def read_safetensors(path):
+    """name -> float32/int64 torch tensor. Format: u64 LE header size, JSON header, raw little-endian data."""
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "BF16": np.uint16}
+    with open(path, "rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+        data = fh.read()
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        array = np.frombuffer(data[begin:end], dtype=dtypes[entry["dtype"]]).reshape(entry["shape"])
+        if entry["dtype"] == "BF16":  # bf16 is the top half of a float32
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        tensor = torch.from_numpy(array.copy())
+        out[name] = tensor.float() if tensor.is_floating_point() else tensor.long()
+    return out
+
+
+def read_checkpoint(folder):
+    """All tensors of an HF folder: model.safetensors or the shards its index lists."""
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as fh:
+            files = sorted(set(json.load(fh)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    tensors = {}
+    for f in files:
+        tensors.update(read_safetensors(os.path.join(folder, f)))
+    return tensors
+
+
+# ---------------------------------------------------------------- model
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class Layer(nn.Module):
+    def __init__(self, dim, heads, ffn, eps):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.attn_norm = nn.LayerNorm(dim, eps=eps)
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+        self.ffn_norm = nn.LayerNorm(dim, eps=eps)
+        self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
+        self.register_buffer("inv_freq", 1.0 / 10000.0 ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim))
+        self.cos = self.sin = None
+
+    def rotary_tables(self, T):
+        # Rebuilt only for a longer sequence, as sapling caches them.
+        if self.cos is None or self.cos.shape[0] < T:
+            with torch.no_grad():
+                angles = torch.outer(torch.arange(max(T, 1026), dtype=torch.float32), self.inv_freq)
+                angles = torch.cat((angles, angles), dim=-1)
+                self.cos, self.sin = angles.cos(), angles.sin()
+        return self.cos[:T], self.sin[:T]
+
+    def forward(self, x, keep):
+        B, T, D = x.shape
+        split = lambda t: t.view(B, T, self.heads, self.head_dim).transpose(1, 2)
+        h = self.attn_norm(x)
+        q = split(self.q(h) * self.head_dim ** -0.5)  # ESM2 scales q before the rotation
+        k, v = split(self.k(h)), split(self.v(h))
+        cos, sin = self.rotary_tables(T)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        scores = (q @ k.transpose(-1, -2)).masked_fill(~keep[:, None, None, :], float("-inf"))
+        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+        x = x + self.out(context)
+        return x + self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))
+
+
+class ESM2(nn.Module):
+    def __init__(self, vocab=33, dim=320, layers=6, heads=20, ffn=1280, eps=1e-5, token_dropout=True):
+        super().__init__()
+        self.token_dropout = token_dropout
+        self.embed = nn.Embedding(vocab, dim, padding_idx=PAD)
+        self.layers = nn.ModuleList(Layer(dim, heads, ffn, eps) for _ in range(layers))
+        self.final_norm = nn.LayerNorm(dim, eps=eps)
+        self.head_dense, self.head_norm = nn.Linear(dim, dim), nn.LayerNorm(dim, eps=eps)
+        self.head_bias = nn.Parameter(torch.zeros(vocab))
+
+    @staticmethod
+    def from_folder(folder):
+        with open(os.path.join(folder, "config.json")) as fh:
+            c = json.load(fh)
+        model = ESM2(c["vocab_size"], c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"],
+                     c["intermediate_size"], c.get("layer_norm_eps", 1e-5), c.get("token_dropout", True))
+        model.load_hf(read_checkpoint(folder))
+        return model
+
+    def load_hf(self, tensors):
+        """Copies HF EsmForMaskedLM keys into this module; fails on a missing one."""
+        tensors = {k.replace(".gamma", ".weight").replace(".beta", ".bias"): v for k, v in tensors.items()}
+        names = {"embed.weight": "esm.embeddings.word_embeddings.weight",
+                 "head_bias": "lm_head.bias"}
+        for ours, theirs in [("final_norm", "esm.encoder.emb_layer_norm_after"), ("head_dense", "lm_head.dense"),
+                             ("head_norm", "lm_head.layer_norm")]:
+            for p in ("weight", "bias"):
+                names[f"{ours}.{p}"] = f"{theirs}.{p}"
+        for i in range(len(self.layers)):
+            base = f"esm.encoder.layer.{i}."
+            for ours, theirs in [("attn_norm", "attention.LayerNorm"), ("q", "attention.self.query"),
+                                 ("k", "attention.self.key"), ("v", "attention.self.value"),
+                                 ("out", "attention.output.dense"), ("ffn_norm", "LayerNorm"),
+                                 ("fc1", "intermediate.dense"), ("fc2", "output.dense")]:
+                for p in ("weight", "bias"):
+                    names[f"layers.{i}.{ours}.{p}"] = base + theirs + "." + p
+            # Stored rotary buffers carry ESM2's fp16 rounding: use them when present.
+            rotary = base + "attention.self.rotary_embeddings.inv_freq"
+            if rotary in tensors:
+                names[f"layers.{i}.inv_freq"] = rotary
+        state = self.state_dict()
+        with torch.no_grad():
+            for ours, theirs in names.items():
+                state[ours].copy_(tensors[theirs])
+
+    def forward(self, ids, keep, logits=True):
+        x = self.embed(ids)
+        if self.token_dropout:
+            # Rescale as if 15% x 80% of the tokens were <mask> (zero rows), as in training.
+            is_mask = ids == MASK
+            x = x.masked_fill(is_mask.unsqueeze(-1), 0.0)
+            observed = is_mask.sum(-1).float() / keep.sum(-1)
+            x = x * (1 - 0.15 * 0.8) / (1 - observed)[:, None, None]
+        x = x * keep.unsqueeze(-1).to(x.dtype)
+        for layer in self.layers:
+            x = layer(x, keep)
+        hidden = self.final_norm(x)
+        if not logits:
+            return hidden, None
+        h = self.head_norm(F.gelu(self.head_dense(hidden)))
+        return hidden, F.linear(h, self.embed.weight, self.head_bias)  # decoder tied to the embeddings
+
+
+# ---------------------------------------------------------------- data
+
+
+def read_fasta(path):
+    records, label, seq = [], None, []
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if line.startswith(">"):
+                if label is not None:
+                    records.append((label, "".join(seq)))
+                label, seq = line[1:].split()[0] if line[1:].split() else "", []
+            elif line:
+                seq.append(line)
+    if label is not None:
+        records.append((label, "".join(seq)))
+    return records
+
+
+def pad_batch(seqs):
+    """[cls] residues [eos], right-padded: ids [B, T] int64, keep [B, T] bool."""
+    T = max(len(s) for s in seqs) + 2
+    ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s) + 2] = torch.tensor([CLS] + [TOKEN_ID.get(c, UNK) for c in s] + [EOS])
+    return ids, ids != PAD
+
+
+def token_batches(lengths, toks_per_batch, extra=2):
+    """fair-esm's FastaBatchedDataset.get_batch_indices (the rule sapling's token_batches follows)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])  # stable, as std::stable_sort
+    batches, current, longest = [], [], 0
+    for i in order:
+        size = lengths[i] + extra
+        if current and max(longest, size) * (len(current) + 1) > toks_per_batch:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def train_batch(args):
+    """The batch sapling_bench_mlm_train builds: the first B sequences with >= T-2 residues, cropped; or its dump."""
+    if args.batch_file:
+        t = read_safetensors(args.batch_file)
+        return t["input_ids"], t["attention_mask"].bool(), t["labels"]
+    seqs = [s[: args.tokens - 2] for _, s in read_fasta(args.fasta) if len(s) >= args.tokens - 2][: args.batch]
+    ids, keep = pad_batch(seqs)
+    # Mask-only corruption: each real residue independently with p = 0.15 -> <mask>.
+    g = torch.Generator().manual_seed(args.seed)
+    residue = keep & (ids != CLS) & (ids != EOS)
+    chosen = (torch.rand(ids.shape, generator=g) < 0.15) & residue
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    return ids.masked_fill(chosen, MASK), keep, labels
+
+
+# ---------------------------------------------------------------- modes
+
+
+def max_diff(a, b, keep):
+    return (a - b).abs()[keep].max().item()
+
+
+def mode_parity(args):
+    fixture = os.path.join(args.fixtures, "esm2_w320")
+    model = ESM2.from_folder(fixture)
+    io = read_safetensors(fixture + "_io.safetensors")
+    keep = io["attention_mask"].bool()
+    hidden, logits = model(io["input_ids"], keep)
+    labels = io["labels"]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    loss.backward()
+    grads = {
+        "esm.encoder.layer.0.attention.self.query.weight": model.layers[0].q.weight.grad,
+        "esm.encoder.layer.0.intermediate.dense.weight": model.layers[0].fc1.weight.grad,
+        "lm_head.dense.weight": model.head_dense.weight.grad,
+        "esm.embeddings.word_embeddings.weight": model.embed.weight.grad,
+    }
+    grad_diff = max((g - io["grad." + k]).abs().max().item() for k, g in grads.items())
+    print(f"parity vs HF golden fixture esm2_w320 (3 sequences, dim 320): logits max |diff| "
+          f"{max_diff(logits, io['logits'], keep):.3g}, last hidden {max_diff(hidden, io['last_hidden_state'], keep):.3g}, "
+          f"loss {abs(loss.item() - io['mlm_loss'].item()):.3g}, gradients {grad_diff:.3g}")
+    if args.batch_file:
+        model = ESM2.from_folder(args.model)
+        t = read_safetensors(args.batch_file)
+        keep = t["attention_mask"].bool()
+        with torch.no_grad():
+            _, logits = model(t["input_ids"], keep)
+        print(f"parity vs sapling ({os.path.basename(args.model)}, {keep.shape[0]} x {keep.shape[1]} masked batch "
+              f"from sapling_bench_mlm_train --dump): logits max |diff| {max_diff(logits, t['logits'], keep):.3g}")
+
+
+def parameter_groups(model):
+    # As sapling's SequenceEncoder::parameter_groups: no weight decay on 1-D tensors (biases, norms).
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def mode_train(args):
+    model = ESM2.from_folder(args.model).train()
+    ids, keep, labels = train_batch(args)
+    optimizer = torch.optim.AdamW(parameter_groups(model), lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+    residues = int((keep & (ids != CLS) & (ids != EOS)).sum())
+    parts = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            cpu_start = time.process_time()  # all threads: on a loaded machine wall time counts others' turns too
+        t0 = time.perf_counter()
+        _, logits = model(ids, keep)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        t1 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        optimizer.step()
+        t3 = time.perf_counter()
+        if step >= args.warmup:
+            parts["forward"] += t1 - t0
+            parts["backward"] += t2 - t1
+            parts["optimizer"] += t3 - t2
+    seconds, cpu = sum(parts.values()), time.process_time() - cpu_start
+    split = ", ".join(f"{k} {1000 * v / args.steps:.0f} ms" for k, v in parts.items())
+    print(f"torch mlm-train: {ids.shape[0]} x {ids.shape[1]} tokens, {residues} residues/step, "
+          f"{int((labels != -100).sum())} masked, loss {loss.item():.4f}; per step: {split}")
+    print(f"residues/s: {residues * args.steps / seconds:.1f} ({torch.get_num_threads()} threads, {args.steps} steps); "
+          f"per CPU-second: {residues * args.steps / cpu:.1f}")
+
+
+def mode_embed(args):
+    model = ESM2.from_folder(args.model).eval()
+    records = read_fasta(args.fasta)
+    seqs = [s[: args.truncation] for _, s in records]
+    batches = token_batches([len(s) for s in seqs], args.toks_per_batch)
+    outputs = {}
+    start = time.perf_counter()
+    with torch.no_grad():
+        for batch in batches:
+            ids, keep = pad_batch([seqs[i] for i in batch])
+            hidden, _ = model(ids, keep, logits=False)
+            for b, i in enumerate(batch):
+                per_tok = hidden[b, 1 : 1 + len(seqs[i])].clone()
+                outputs[records[i][0]] = (per_tok, per_tok.mean(0))
+    seconds = time.perf_counter() - start
+    residues = sum(len(s) for s in seqs)
+    print(f"torch embed: {len(records)} sequences ({residues} residues) in {seconds:.2f} s, {len(batches)} batches")
+    if args.compare:
+        # Same sequences embedded by `sapling embed`: per-residue and mean differences.
+        theirs = read_safetensors(args.compare)
+        d = max(max((p - theirs[f"{label}/per_tok"]).abs().max().item(), (m - theirs[f"{label}/mean"]).abs().max().item())
+                for label, (p, m) in outputs.items())
+        print(f"parity vs sapling embed ({args.compare}): per_tok/mean max |diff| {d:.3g}")
+    print(f"residues/s: {residues / seconds:.1f} ({torch.get_num_threads()} threads)")
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    shared = os.path.join(here, "..", "..", "shared")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mode", choices=["parity", "train", "embed"], required=True)
+    p.add_argument("--model", default=os.path.join(shared, "models", "esm2_t6_8M_uniprot"))
+    p.add_argument("--fixtures", default=os.path.join(shared, "fixtures"))
+    p.add_argument("--fasta", default=os.path.join(shared, "bench", "embed_100.fasta"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--tokens", type=int, default=256)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-file", help="ids/mask/labels(/logits) written by sapling_bench_mlm_train --dump")
+    p.add_argument("--toks-per-batch", type=int, default=4096)
+    p.add_argument("--truncation", type=int, default=1022)
+    p.add_argument("--compare", help="`sapling embed` output of the same FASTA to diff against")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    {"parity": mode_parity, "train": mode_train, "embed": mode_embed}[args.mode](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
