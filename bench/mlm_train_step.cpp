@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "sapling/allocator.hpp"
 #include "sapling/error.hpp"
 #include "sapling/fasta.hpp"
 #include "sapling/interfaces.hpp"
@@ -76,6 +77,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 int main(int argc, char** argv) try {
   using namespace sapling;
+  tune_allocator_for_tensors();  // as the sapling CLI does: the step measured is the one `sapling train` runs
   const Args args = parse(argc, argv);
   torch::set_num_threads(args.threads);
   torch::manual_seed(static_cast<uint64_t>(args.seed));

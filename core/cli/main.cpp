@@ -1,13 +1,12 @@
 // The `sapling` executable: dispatches to subcommands and turns errors into one-line messages.
 #include <torch/torch.h>
 
-#include <malloc.h>  // for mallopt
-
 #include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "command.hpp"
+#include "sapling/allocator.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/options.hpp"  // for did_you_mean
@@ -75,12 +74,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // LibTorch 1.13's attention allocates tens of MB per layer and call; glibc
-  // would mmap and unmap each one, paying page faults every forward pass
-  // (measured: 1.7 s -> 1.1 s CPU per 8 x 256 forward of the 8M model).
-  // Keep large blocks on the heap and do not trim them back to the OS.
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  sapling::tune_allocator_for_tensors();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
     print_usage();
     return argc < 2 ? 1 : 0;
