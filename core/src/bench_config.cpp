@@ -7,16 +7,14 @@
 #include "sapling/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
+#include "sapling/toml_location.hpp"
 
 namespace fs = std::filesystem;
 
 namespace sapling::bench {
 namespace {
 
-std::string where(const toml::node& node) {
-  const auto& src = node.source();
-  return (src.path ? *src.path : std::string("<bench>")) + ":" + std::to_string(src.begin.line);
-}
+std::string where(const toml::node& node) { return toml_location(node.source(), "<bench>"); }
 
 const char* node_type(const toml::node& node) {
   switch (node.type()) {

@@ -7,6 +7,7 @@
 
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
+#include "sapling/toml_location.hpp"
 
 namespace sapling {
 
@@ -84,13 +85,6 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     std::swap(prev, cur);
   }
   return prev[b.size()];
-}
-
-std::string where(const toml::source_region& src) {
-  std::ostringstream os;
-  if (src.path && *src.path == "command line") return "--set";
-  os << (src.path ? *src.path : std::string("<recipe>")) << ":" << src.begin.line;
-  return os.str();
 }
 
 std::string dir_of(const toml::source_region& src) {
@@ -228,7 +222,7 @@ Options Options::from_toml(const toml::table& table, const OptionSchema& schema,
   for (const auto& [key, node] : table) {
     const std::string k(key.str());
     if (std::find(skip.begin(), skip.end(), k) != skip.end()) continue;
-    const std::string prefix = where(node.source()) + ": " + label + "key '" + k + "'";
+    const std::string prefix = toml_location(node.source()) + ": " + label + "key '" + k + "'";
     const OptionSpec* spec = schema.find(k);
     if (!spec) {
       auto valid = schema.names();
@@ -254,7 +248,7 @@ Options Options::from_toml(const toml::table& table, const OptionSchema& schema,
       // the component fails with the same file:line when it is built.
       if (!std::filesystem::exists(path, ec)) warn(prefix, ": '", path.string(), "' does not exist (yet)");
     }
-    out.values_[k] = Entry{std::move(*value), where(node.source()), dir_of(node.source())};
+    out.values_[k] = Entry{std::move(*value), toml_location(node.source()), dir_of(node.source())};
   }
   for (const auto& spec : schema.specs()) {
     if (out.values_.count(spec.name)) continue;

@@ -6,6 +6,7 @@
 
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
+#include "sapling/toml_location.hpp"
 #include "sapling/training.hpp"
 
 namespace sapling {
@@ -45,13 +46,7 @@ std::vector<std::string> section_names() {
   return out;
 }
 
-std::string where(const toml::node& node) {
-  const auto& src = node.source();
-  if (src.path && *src.path == "command line") return "--set";
-  std::ostringstream os;
-  os << (src.path ? *src.path : std::string("<recipe>")) << ":" << src.begin.line;
-  return os.str();
-}
+std::string where(const toml::node& node) { return toml_location(node.source()); }
 
 // Schema lookup for a component plugin of a given registry kind.
 const OptionSchema* component_schema(const std::string& kind, const std::string& plugin,
