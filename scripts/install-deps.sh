@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything sapling needs on Debian 12 (build tools, LibTorch, Boost, TOML++, Gemmi, Catch2, OpenBLAS, gnuplot).
+# Installs everything sapling needs on Debian 12 (build tools, LibTorch, Boost, TOML++, Gemmi, Catch2, OpenBLAS, gnuplot);
+# with --sanitizers also clang-14 + libFuzzer for the sanitizer and fuzz jobs.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -13,6 +14,10 @@ PACKAGES=(
   python3-numpy
   gnuplot-nox
 )
+# --sanitizers: clang with libFuzzer and the sanitizer runtimes, for scripts/sanitize.sh and scripts/fuzz.sh (CI).
+if [[ "${1:-}" == --sanitizers ]]; then
+  PACKAGES+=(clang-14 libclang-rt-14-dev llvm-14)
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
