@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "sapling/safetensors.hpp"
 #include "test_support.hpp"
@@ -174,7 +175,7 @@ TEST_CASE("sapling train refuses bad setups before any work", "[train][cli]") {
   fs::remove_all(root);
 }
 
-TEST_CASE("sapling train: SIGKILL mid-run, then --resume, reproduces the uninterrupted run", "[train][cli][resume]") {
+TEST_CASE("sapling train: SIGKILL at random points, then --resume, reproduces the uninterrupted run", "[train][cli][resume]") {
   const auto root = sapling::test::temp_dir("train-resume");
   const std::string common = "--max-steps 12 --set train.checkpoint_every=3 --set train.valid_every=4";
   auto r = run_command(train_command("reference_esm2_8m.toml", root / "straight", "fixtures/esm2_tiny", common));
@@ -183,15 +184,24 @@ TEST_CASE("sapling train: SIGKILL mid-run, then --resume, reproduces the uninter
   const auto expected = read_metrics(root / "straight/metrics.jsonl", "train");
   REQUIRE(expected.size() == 12);
 
-  // Killed twice at different points (after 4 and after 8 logged steps), resumed each time.
+  // Killed three times at random points, resumed each time: after a random number of logged steps in
+  // 1-3, 4-6 and 7-9, plus a random 0-40 ms (a step takes about 50 ms here), so a kill can land in a
+  // forward pass, a validation, or halfway through writing a checkpoint (every 3 steps) or the best model.
+  const unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  INFO("kill points from seed " << seed);
   const auto cmd = train_command("reference_esm2_8m.toml", root / "killed", "fixtures/esm2_tiny", common);
-  for (int stop_at : {4, 8}) {
+  for (int first : {1, 4, 7}) {
+    const int stop_at = std::uniform_int_distribution<int>(first, first + 2)(rng);
+    const int delay_ms = std::uniform_int_distribution<int>(0, 40)(rng);
+    std::cout << "SIGKILL after " << stop_at << " logged steps + " << delay_ms << " ms (seed " << seed << ")\n";
     // Start, wait until `stop_at` steps are logged, SIGKILL (a script file: the command holds quotes).
     const auto script = root / "kill.sh";
-    std::ofstream(script) << cmd << (stop_at == 4 ? "" : " --resume") << " > " << quote(root / "log.txt")
+    std::ofstream(script) << cmd << (first == 1 ? "" : " --resume") << " > " << quote(root / "log.txt")
                           << " 2>&1 &\npid=$!\nwhile kill -0 $pid 2>/dev/null; do\n  n=$(grep -c '\"type\":\"train\"' "
                           << quote(root / "killed/metrics.jsonl") << " 2>/dev/null || true)\n  if [ \"${n:-0}\" -ge "
-                          << stop_at << " ]; then kill -9 $pid; break; fi\n  sleep 0.02\ndone\nwait $pid\necho exit=$?\n";
+                          << stop_at << " ]; then sleep " << delay_ms / 1000.0 << "; kill -9 $pid; break; fi\n"
+                          << "  sleep 0.01\ndone\nwait $pid\necho exit=$?\n";
     r = run_command("bash " + quote(script));
     INFO(r.output);
     CHECK_THAT(r.output, Catch::Contains("exit=137"));
@@ -209,9 +219,58 @@ TEST_CASE("sapling train: SIGKILL mid-run, then --resume, reproduces the uninter
       worst = std::max(worst, std::abs(resumed[i].at(key).get<double>() - expected[i].at(key).get<double>()));
   }
   const double weights = max_tensor_diff(root / "straight/final/model.safetensors", root / "killed/final/model.safetensors");
-  std::cout << "resume after SIGKILL x2: max loss-trajectory diff " << worst << ", max weight diff " << weights << "\n";
+  std::cout << "resume after SIGKILL x3: max loss-trajectory diff " << worst << ", max weight diff " << weights << "\n";
   CHECK(worst <= 1e-6);
   CHECK(weights <= 1e-6);
+  fs::remove_all(root);
+}
+
+TEST_CASE("sapling train: an output folder it cannot write, or too little free space, fails before training", "[train][cli][reliability]") {
+  const auto root = sapling::test::temp_dir("train-unwritable");
+  // A folder under a regular file cannot be created, also for root (which permission bits do not stop).
+  std::ofstream(root / "a_file") << "not a folder\n";
+  auto r = run_command(train_command("reference_esm2_8m.toml", root / "a_file" / "run", "fixtures/esm2_tiny", "--max-steps 2"));
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains((root / "a_file" / "run").string() + ": cannot create output folder"));
+  CHECK_THAT(r.output, !Catch::Contains("step 1"));
+
+  // Checkpoints that cannot fit on the disk: refused at the start, naming the setting to lower.
+  r = run_command(train_command("reference_esm2_8m.toml", root / "run", "fixtures/esm2_tiny",
+                                "--max-steps 2 --set train.keep_checkpoints=1000000000000"));
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("MiB free but checkpoints need about") && Catch::Contains("keep_checkpoints"));
+  CHECK_FALSE(fs::exists(root / "run" / "metrics.jsonl"));
+  fs::remove_all(root);
+}
+
+TEST_CASE("sapling train: a checkpoint write that fails mid-run is one error, leaves nothing half-written, and --resume recovers",
+          "[train][cli][reliability]") {
+  const auto root = sapling::test::temp_dir("train-write-fails");
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "run", "fixtures/esm2_tiny",
+                                 "--max-steps 6 --set train.checkpoint_every=3");
+  // A 256 KiB file-size limit: recipe.toml and metrics.jsonl fit, weights (~1 MB) do not, so the first of
+  // them, the best model after the validation at step 2, fails with EFBIG as it would with ENOSPC.
+  const auto script = root / "limited.sh";
+  std::ofstream(script) << "ulimit -f 256\nexec " << cmd << "\n";
+  auto r = run_command("bash " + quote(script));
+  INFO(r.output);
+  CHECK(r.exit_code == 1);  // an error, not SIGXFSZ (153) or another signal
+  CHECK_THAT(r.output, Catch::Contains("error: ") && Catch::Contains("File too large"));
+  CHECK_THAT(r.output, Catch::Contains("/run/.best.tmp"));
+  CHECK(read_metrics(root / "run/metrics.jsonl", "train").size() == 2);
+  // Nothing half-written is left: no temporary file or folder, no best model, no checkpoint.
+  for (const auto& entry : fs::recursive_directory_iterator(root / "run"))
+    CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);
+  CHECK_FALSE(fs::exists(root / "run/best"));
+  if (fs::exists(root / "run/checkpoints")) CHECK(fs::is_empty(root / "run/checkpoints"));
+
+  r = run_command(cmd + " --resume");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(read_metrics(root / "run/metrics.jsonl", "train").size() == 6);
+  CHECK(fs::exists(root / "run/final/model.safetensors"));
   fs::remove_all(root);
 }
 

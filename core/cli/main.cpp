@@ -1,6 +1,7 @@
 // The `sapling` executable: dispatches to subcommands and turns errors into one-line messages.
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -75,6 +76,9 @@ void print_usage() {
 
 int main(int argc, char** argv) {
   sapling::tune_allocator_for_tensors();
+  // A write past the file-size limit (ulimit -f) would kill the process with SIGXFSZ, mid-checkpoint and
+  // without a word; ignored, the write fails with EFBIG and ends as one error like a full disk (ENOSPC).
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
     print_usage();
     return argc < 2 ? 1 : 0;

@@ -222,8 +222,7 @@ void Trainer::prepare_output() {
     fail(out_.string(), " already holds a run (checkpoint ", latest->filename().string(),
          "); pass --resume to continue it, or choose another --out");
   if (dp_.is_main()) {
-    fs::create_directories(out_);
-    ensure_writable_dir(out_);
+    ensure_writable_dir(out_);  // creates it; one error naming the folder when it cannot
     // Checkpoints hold the weights, the heads and two AdamW moments (float32):
     // refuse to start when even one round of them cannot fit.
     int64_t parameters = 0;

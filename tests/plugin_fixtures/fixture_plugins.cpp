@@ -1,4 +1,4 @@
-// One source, six test libraries (chosen by a FIXTURE_* define): good plugins, a name clash,
+// One source, six test libraries (each case compiles a generated file that defines FIXTURE_<CASE>): good plugins, a name clash,
 // a wrong API version, a wrong LibTorch version, and a shared library that is not a plugin.
 #include "sapling/plugin.hpp"
 
