@@ -9,6 +9,8 @@ export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:detect_odr_violation=0:abort_on_error=1:strict_string_checks=1}
 # UB is fatal (the default only prints), so a finding fails the test or the fuzz run that triggers it.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Readable stacks in reports: llvm-14's symbolizer (install-deps.sh --sanitizers).
+if [[ -x /usr/lib/llvm-14/bin/llvm-symbolizer ]]; then export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-/usr/lib/llvm-14/bin/llvm-symbolizer}; fi
 SANITIZED_BUILD_DIR=${SANITIZED_BUILD_DIR:-build-sanitize}
 SANITIZED_JOBS=${JOBS:-$(nproc)}
 
