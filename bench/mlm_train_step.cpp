@@ -1,9 +1,12 @@
-// sapling_bench_mlm_train: times sapling's MLM train step (forward, MLM loss, backward, AdamW) on an ESM2 checkpoint (mlm-train-cpu, issue #7).
+// sapling_bench_mlm_train: times sapling's MLM train step (forward, MLM loss, backward, AdamW): mlm-train-cpu, and mlm-train-gpu with MFU (issue #7).
 //
 // Uses only the public core API and the plugins, as the trainer does: the pLM
 // from load_sequence_encoder (esm2 plugin), mask_tokens (mask-only, 15%), the
 // registered "mlm" loss (alignment plugin), AdamW from optimizer.hpp.
 #include <torch/torch.h>
+
+#include <sys/resource.h>
+#include <torch/cuda.h>
 
 #include <chrono>
 #include <ctime>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "sapling/allocator.hpp"
+#include "sapling/autocast.hpp"
 #include "sapling/error.hpp"
 #include "sapling/fasta.hpp"
 #include "sapling/interfaces.hpp"
@@ -25,7 +29,8 @@
 namespace {
 
 struct Args {
-  std::string model, fasta, dump;
+  std::string model, preset, fasta, dump, device = "cpu", dtype = "float32";
+  double peak_tflops = 0;
   std::vector<std::filesystem::path> plugin_paths;
   int threads = 1, warmup = 2, steps = 5;
   int64_t batch = 8, tokens = 256;
@@ -33,13 +38,18 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: sapling_bench_mlm_train --model DIR --fasta FILE [--threads 1] [--warmup 2] [--steps 5]\n"
-    "       [--batch 8] [--tokens 256] [--seed 0] [--plugin-path DIR]... [--dump FILE.safetensors]\n\n"
+    "usage: sapling_bench_mlm_train (--model DIR | --preset NAME) --fasta FILE [--threads 1] [--warmup 2]\n"
+    "       [--steps 5] [--batch 8] [--tokens 256] [--seed 0] [--device cpu|cuda] [--dtype float32|bf16]\n"
+    "       [--peak-tflops 790] [--plugin-path DIR]... [--dump FILE.safetensors]\n\n"
     "One MLM train step per iteration on a fixed batch: the first --batch sequences of FILE with at\n"
     "least --tokens - 2 residues, cropped; 15% of residues replaced by <mask> (no 80/10/10); forward,\n"
     "mean cross-entropy over masked residues, backward, AdamW (lr 1e-4, betas 0.9/0.95, wd 0.01 on\n"
     "matrices). Prints per-part times and residues/s over the timed steps. --dump writes the batch and\n"
-    "the first step's logits (before any update) for bench/torch_esm2.py --mode parity.";
+    "the first step's logits (before any update) for bench/torch_esm2.py --mode parity.\n"
+    "--preset builds a randomly initialised ESM2 of a released size (esm2_t33_650M_UR50D, ...) instead\n"
+    "of loading one. --dtype bf16 runs the step under CUDA autocast (weights and AdamW stay float32).\n"
+    "--peak-tflops adds the model FLOP/s (6 x parameters x tokens per second) as a fraction of that\n"
+    "peak (MFU; H100/H200 dense bf16: 790). Also printed: the process's peak resident memory.";
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -54,6 +64,10 @@ Args parse(int argc, char** argv) {
     if (key == "--model") a.model = value;
     else if (key == "--fasta") a.fasta = value;
     else if (key == "--dump") a.dump = value;
+    else if (key == "--preset") a.preset = value;
+    else if (key == "--device") a.device = value;
+    else if (key == "--dtype") a.dtype = value;
+    else if (key == "--peak-tflops") a.peak_tflops = std::stod(value);
     else if (key == "--plugin-path") a.plugin_paths.emplace_back(value);
     else if (key == "--threads") a.threads = std::stoi(value);
     else if (key == "--warmup") a.warmup = std::stoi(value);
@@ -63,14 +77,35 @@ Args parse(int argc, char** argv) {
     else if (key == "--seed") a.seed = std::stoull(value);
     else sapling::fail("unknown option ", key, "\n", kUsage);
   }
-  if (a.model.empty() || a.fasta.empty()) sapling::fail("--model and --fasta are required\n", kUsage);
+  if (a.model.empty() == a.preset.empty() || a.fasta.empty())
+    sapling::fail("--fasta and one of --model or --preset are required\n", kUsage);
+  if (a.device != "cpu" && a.device != "cuda") sapling::fail("--device must be cpu or cuda, not '", a.device, "'");
+  if (a.dtype != "float32" && a.dtype != "bf16") sapling::fail("--dtype must be float32 or bf16, not '", a.dtype, "'");
+  if (a.device == "cuda" && !torch::cuda::is_available())
+    sapling::fail("--device cuda: this LibTorch has no CUDA device (build against a CUDA LibTorch, see docs/gpu/README.md)");
+  if (a.dtype == "bf16" && a.device != "cuda") sapling::fail("--dtype bf16 is CUDA autocast: use it with --device cuda");
   if (a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 1 || a.tokens < 3)
     sapling::fail("--threads, --steps, --batch must be positive, --warmup >= 0, --tokens >= 3");
   return a;
 }
 
+// Kernels are asynchronous on CUDA: wait for them before reading the clock.
+void wait_for(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::shared_ptr<sapling::SequenceEncoder> open_model(const Args& args) {
+  if (!args.preset.empty()) {
+    const auto& entry = sapling::SequenceEncoderRegistry::instance().find("esm2");
+    auto options = sapling::Options::defaults(entry.schema);
+    options.set("preset", args.preset);
+    return entry.factory(options);
+  }
+  return sapling::load_sequence_encoder(args.model);
 }
 
 }  // namespace
@@ -83,8 +118,12 @@ int main(int argc, char** argv) try {
   torch::manual_seed(static_cast<uint64_t>(args.seed));
 
   PluginManager::instance().load_search_path(args.plugin_paths);
-  auto model = load_sequence_encoder(args.model);
+  auto model = open_model(args);
+  const torch::Device device(args.device);
+  model->to(device);
   model->train();
+  int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
   const auto& tokenizer = model->tokenizer();
 
   // Fixed batch: whole residues only (no specials), so the ids are the same in bench/torch_esm2.py.
@@ -97,12 +136,13 @@ int main(int argc, char** argv) try {
   }
   if (static_cast<int64_t>(encoded.size()) < args.batch)
     fail(args.fasta, ": only ", encoded.size(), " sequences have ", residues_per_sequence, " residues; need ", args.batch);
-  const auto batch = tokenizer.pad(encoded);
+  auto batch = tokenizer.pad(encoded);
   const auto residue_mask = real_residue_mask(batch.ids, batch.mask, tokenizer);
   auto generator = make_generator(args.seed);
   const auto masked = mask_tokens(batch.ids, residue_mask, tokenizer, MaskingOptions{}, generator);
   const int64_t residues = residue_mask.sum().item<int64_t>();
   const int64_t predicted = masked.labels.ne(kIgnoreLabel).sum().item<int64_t>();
+  const auto ids = masked.ids.to(device), attention_mask = batch.mask.to(device);
 
   const auto& mlm_entry = AlignmentLossRegistry::instance().find("mlm");
   auto mlm = mlm_entry.factory(Options::defaults(mlm_entry.schema));
@@ -115,9 +155,9 @@ int main(int argc, char** argv) try {
   AdamW optimizer({decay, no_decay}, AdamWSettings{0.9, 0.95, 1e-8});
 
   LossInputs inputs;
-  inputs.ids = masked.ids;
-  inputs.residue_mask = residue_mask;
-  inputs.mlm_labels = masked.labels;
+  inputs.ids = ids;
+  inputs.residue_mask = residue_mask.to(device);
+  inputs.mlm_labels = masked.labels.to(device);
   ForwardRequest request;
   request.logits = true;
 
@@ -127,21 +167,30 @@ int main(int argc, char** argv) try {
   std::clock_t cpu_start = 0;
   for (int step = 0; step < args.warmup + args.steps; ++step) {
     if (step == args.warmup) cpu_start = std::clock();
+    wait_for(device);
     auto t0 = std::chrono::steady_clock::now();
-    auto out = model->forward(masked.ids, batch.mask, request);
-    inputs.plm = &out;
-    auto loss = mlm->compute(inputs).per_residue.at("mlm").mean();
+    torch::Tensor loss;
+    EncoderOutput out;
+    {
+      AutocastGuard autocast(device, args.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+      out = model->forward(ids, attention_mask, request);
+      inputs.plm = &out;
+      loss = mlm->compute(inputs).per_residue.at("mlm").mean();
+    }
+    wait_for(device);
     const double t_forward = seconds_since(t0);
     if (step == 0 && !args.dump.empty())
       save_safetensors(args.dump, {{"input_ids", masked.ids}, {"attention_mask", batch.mask.to(torch::kInt64)},
-                                   {"labels", masked.labels}, {"logits", out.logits.detach()}},
+                                   {"labels", masked.labels}, {"logits", out.logits.detach().to(torch::kCPU, torch::kFloat32)}},
                        {{"producer", "sapling_bench_mlm_train"}, {"model", args.model}});
     t0 = std::chrono::steady_clock::now();
     optimizer.zero_grad();
     loss.backward();
+    wait_for(device);
     const double t_backward = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
     optimizer.step();
+    wait_for(device);
     const double t_optimizer = seconds_since(t0);
     loss_value = loss.item<double>();
     if (step < args.warmup) continue;
@@ -156,6 +205,13 @@ int main(int argc, char** argv) try {
   std::cout << "residues/s: " << static_cast<double>(residues) * args.steps / total << " (" << torch::get_num_threads()
             << " threads, " << args.steps << " steps); per CPU-second: " << static_cast<double>(residues) * args.steps / cpu
             << "\n";
+  // Model FLOP/s as BENCHMARKS.md counts them: 6 x parameters x tokens (padding included) per second.
+  const double tokens_per_s = static_cast<double>(ids.numel()) * args.steps / total;
+  std::cout << "parameters: " << parameters << "; model TFLOP/s: " << 6.0 * parameters * tokens_per_s / 1e12;
+  if (args.peak_tflops > 0) std::cout << "; MFU: " << 100.0 * 6.0 * parameters * tokens_per_s / 1e12 / args.peak_tflops << "% of " << args.peak_tflops;
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  std::cout << "; peak resident memory: " << usage.ru_maxrss / 1024 << " MiB (" << args.device << ", " << args.dtype << ")\n";
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "error: " << e.what() << "\n";
