@@ -136,7 +136,7 @@ int main(int argc, char** argv) try {
   }
   if (static_cast<int64_t>(encoded.size()) < args.batch)
     fail(args.fasta, ": only ", encoded.size(), " sequences have ", residues_per_sequence, " residues; need ", args.batch);
-  auto batch = tokenizer.pad(encoded);
+  const auto batch = tokenizer.pad(encoded);
   const auto residue_mask = real_residue_mask(batch.ids, batch.mask, tokenizer);
   auto generator = make_generator(args.seed);
   const auto masked = mask_tokens(batch.ids, residue_mask, tokenizer, MaskingOptions{}, generator);
@@ -165,9 +165,9 @@ int main(int argc, char** argv) try {
   // counts the time other processes held the cores.
   double forward_s = 0, backward_s = 0, optimizer_s = 0, loss_value = 0;
   std::clock_t cpu_start = 0;
+  wait_for(device);  // the copies to the device; each step ends waiting for its own kernels
   for (int step = 0; step < args.warmup + args.steps; ++step) {
     if (step == args.warmup) cpu_start = std::clock();
-    wait_for(device);
     auto t0 = std::chrono::steady_clock::now();
     torch::Tensor loss;
     EncoderOutput out;
@@ -182,7 +182,7 @@ int main(int argc, char** argv) try {
     if (step == 0 && !args.dump.empty())
       save_safetensors(args.dump, {{"input_ids", masked.ids}, {"attention_mask", batch.mask.to(torch::kInt64)},
                                    {"labels", masked.labels}, {"logits", out.logits.detach().to(torch::kCPU, torch::kFloat32)}},
-                       {{"producer", "sapling_bench_mlm_train"}, {"model", args.model}});
+                       {{"producer", "sapling_bench_mlm_train"}, {"model", args.model.empty() ? args.preset : args.model}});
     t0 = std::chrono::steady_clock::now();
     optimizer.zero_grad();
     loss.backward();
@@ -206,9 +206,9 @@ int main(int argc, char** argv) try {
             << " threads, " << args.steps << " steps); per CPU-second: " << static_cast<double>(residues) * args.steps / cpu
             << "\n";
   // Model FLOP/s as BENCHMARKS.md counts them: 6 x parameters x tokens (padding included) per second.
-  const double tokens_per_s = static_cast<double>(ids.numel()) * args.steps / total;
-  std::cout << "parameters: " << parameters << "; model TFLOP/s: " << 6.0 * parameters * tokens_per_s / 1e12;
-  if (args.peak_tflops > 0) std::cout << "; MFU: " << 100.0 * 6.0 * parameters * tokens_per_s / 1e12 / args.peak_tflops << "% of " << args.peak_tflops;
+  const double model_tflops = 6.0 * static_cast<double>(parameters) * static_cast<double>(ids.numel()) * args.steps / total / 1e12;
+  std::cout << "parameters: " << parameters << "; model TFLOP/s: " << model_tflops;
+  if (args.peak_tflops > 0) std::cout << "; MFU: " << 100.0 * model_tflops / args.peak_tflops << "% of " << args.peak_tflops;
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   std::cout << "; peak resident memory: " << usage.ru_maxrss / 1024 << " MiB (" << args.device << ", " << args.dtype << ")\n";

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, ASan + UBSan, in build-sanitize/: scripts/sanitized-build.sh) and runs each for FUZZ_SECONDS (default 60), one at a
-# time. Seeds: fuzz/corpus/<target>/ (committed, small); the grown corpus stays in build-sanitize/corpus/<target>/.
+# Builds the libFuzzer targets (clang, ASan + UBSan, in build-sanitize/: scripts/sanitized-build.sh) and runs
+# each for FUZZ_SECONDS (default 60), one at a time. Seeds: fuzz/corpus/<target>/ (committed, small); the grown
+# corpus stays in build-sanitize/corpus/<target>/.
 # Crashing inputs are stored in fuzz/crashes/<target>/. Usage: scripts/fuzz.sh [safetensors|fasta|structure|recipe]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
