@@ -36,8 +36,9 @@ TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
 
 
 def read_safetensors(path):
-    """name -> float32/int64 torch tensor. Format: u64 LE header size, JSON header, raw little-endian data."""
-    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "BF16": np.uint16}
+    """name -> float32 (float64 stays) / int64 torch tensor. Format: u64 LE header size, JSON header, raw little-endian data."""
+    dtypes = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+              "I16": np.int16, "U8": np.uint8, "BOOL": np.bool_, "BF16": np.uint16}
     with open(path, "rb") as fh:
         (size,) = struct.unpack("<Q", fh.read(8))
         header = json.loads(fh.read(size))
@@ -51,7 +52,10 @@ def read_safetensors(path):
         if entry["dtype"] == "BF16":  # bf16 is the top half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
         tensor = torch.from_numpy(array.copy())
-        out[name] = tensor.float() if tensor.is_floating_point() else tensor.long()
+        if tensor.dtype == torch.float64:
+            out[name] = tensor
+        else:
+            out[name] = tensor.float() if tensor.is_floating_point() else tensor.long()
     return out
 
 

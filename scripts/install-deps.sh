@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything sapling needs on Debian 12 (build tools, LibTorch, Boost, TOML++, Gemmi, Catch2, OpenBLAS, gnuplot);
+# Installs everything sapling needs on Debian 12 (build tools, LibTorch, Boost, TOML++, Gemmi, Catch2, OpenBLAS, gnuplot,
+# and PyTorch for Python, which the golden loss test and the PyTorch comparisons run);
 # with --sanitizers also clang-14 + libFuzzer for the sanitizer and fuzz jobs.
 set -euo pipefail
 SUDO=""
@@ -11,7 +12,7 @@ PACKAGES=(
   libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev
   gemmi-dev tao-pegtl-dev
   catch2
-  python3-numpy
+  python3-numpy python3-torch
   gnuplot-nox
 )
 # --sanitizers: clang with libFuzzer and the sanitizer runtimes, for scripts/sanitize.sh and scripts/fuzz.sh (CI).

@@ -428,7 +428,7 @@ TEST_CASE("FASTA: hostile characters are named exactly", "[hostile][fasta]") {
   CHECK(records[0].sequence.size() == 100000);
 }
 
-TEST_CASE("FASTA lenient mode skips and reports bad records; strict stays the default", "[hostile][fasta]") {
+TEST_CASE("FASTA lenient mode skips and reports bad records, strict stays the default", "[hostile][fasta]") {
   const std::string text =
       "orphan line\n"      // 1: before the first header
       ">good1 first\r\n"   // 2

@@ -67,7 +67,7 @@ TEST_CASE("wrong types, out-of-range values and unknown sections are errors", "[
              Catch::Contains("g.toml:2: [selector] key 'plugin': no residue_selector named 'no_such_thing'"));
 }
 
-TEST_CASE("base inheritance overrides values; bad bases and cycles are errors", "[recipe]") {
+TEST_CASE("base inheritance overrides values, bad bases and cycles are errors", "[recipe]") {
   register_test_section();
   const auto dir = sapling::test::temp_dir("recipe");
   write(dir, "base.toml", "[test_optim]\nsteps = 3\nratio = 0.5\n");

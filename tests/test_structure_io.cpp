@@ -127,7 +127,7 @@ TEST_CASE("a repaired BM5 file keeps its coordinates", "[structure_io]") {
   CHECK(torch::isfinite(chains[0].coords.select(1, sapling::kCA)).all().item<bool>());
 }
 
-TEST_CASE("every PSICOV structure is read; the chain file matches ID.fasta", "[structure_io]") {
+TEST_CASE("every PSICOV structure is read, the chain file matches ID.fasta", "[structure_io]") {
   const auto dir = structures_dir() / "psicov";
   const auto chain_files = files_matching(dir, ".chain.pdb.gz");
   REQUIRE(chain_files.size() == 100);
@@ -200,7 +200,7 @@ TEST_CASE("SEQRES makes missing residues explicit (1ne2 chain A, 1aap)", "[struc
   CHECK(aap_a.bfactor[0].item<float>() == Approx(38.68f));
 }
 
-TEST_CASE("BM5 chains split by TER are kept (antibody L + H as chain A); Foldseek's sequences agree", "[structure_io]") {
+TEST_CASE("BM5 chains split by TER are kept (antibody L + H as chain A), Foldseek's sequences agree", "[structure_io]") {
   // 1AHW_r_u: chain A = light chain (1-214), TER, heavy chain (401-614).
   // Foldseek (and plain gemmi) keep only the part before the TER; here the
   // second part becomes chain "A_2".

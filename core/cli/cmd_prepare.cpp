@@ -78,6 +78,12 @@ int run(const std::vector<std::string>& args) {
       ("chains", po::value<std::string>(), "keep only these author chains (comma-separated)")
       ("strict", "stop at the first file that cannot be read (exit status 1)")
       ("valid-fraction", po::value<double>()->default_value(0.1), "fraction of split groups put in the validation split")
+      ("reference-fraction", po::value<double>()->default_value(0.0),
+       "fraction of split groups held out for the reference model (splits reference_train / reference_valid, "
+       "valid-fraction of them validating); the main splits never contain them")
+      ("sequence", po::value<std::string>()->default_value("observed"),
+       "observed: residues with coordinates only, one to one with 3Di and pGNN rows (published, Foldseek's view); "
+       "seqres: the full sequence, residues without coordinates get no structure-token target")
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the train/valid draw")
       ("split-by", po::value<std::string>()->default_value("complex"),
        "complex (entry up to the first '_' or '.', e.g. BM5 complex id) or entry")
@@ -94,7 +100,8 @@ int run(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(args, desc, pos, vm,
                   "usage: sapling prepare INPUT... --out DIR [--min-length N] [--max-resolution A] [--max-missing F]\n"
-                  "       [--chains A,B] [--strict] [--valid-fraction 0.1] [--seed 0] [--split-by complex|entry]\n"
+                  "       [--chains A,B] [--strict] [--valid-fraction 0.1] [--reference-fraction 0] [--seed 0]\n"
+                  "       [--split-by complex|entry] [--sequence observed|seqres]\n"
                   "       [--high-quality] [--shard-size N] [--tokenizer NAME]\n"
                   "       [--embed NAME --pgnn-weights FILE [--pgnn-option key=value]... | --allow-random-pgnn]"))
     return 0;
@@ -105,6 +112,10 @@ int run(const std::vector<std::string>& args) {
   const int64_t min_length = vm["min-length"].as<int64_t>();
   const double max_missing = vm["max-missing"].as<double>();
   const double valid_fraction = vm["valid-fraction"].as<double>();
+  const double reference_fraction = vm["reference-fraction"].as<double>();
+  const std::string sequence_mode = vm["sequence"].as<std::string>();
+  if (sequence_mode != "observed" && sequence_mode != "seqres")
+    fail("--sequence must be 'observed' or 'seqres', got '", sequence_mode, "'");
   const uint64_t seed = vm["seed"].as<uint64_t>();
   const bool strict = vm.count("strict") != 0;
   const bool high_quality_only = vm.count("high-quality") != 0;
@@ -112,6 +123,9 @@ int run(const std::vector<std::string>& args) {
                                                                     : std::vector<std::string>{};
   if (max_missing < 0 || max_missing > 1) fail("--max-missing must be in [0, 1], got ", max_missing);
   if (valid_fraction < 0 || valid_fraction > 1) fail("--valid-fraction must be in [0, 1], got ", valid_fraction);
+  if (reference_fraction < 0 || valid_fraction + reference_fraction > 1)
+    fail("--reference-fraction must be in [0, 1 - valid-fraction] = [0, ", 1 - valid_fraction, "], got ",
+         reference_fraction);
   const std::string split_by_name = vm["split-by"].as<std::string>();
   if (split_by_name != "complex" && split_by_name != "entry")
     fail("--split-by must be 'complex' or 'entry', got '", split_by_name, "'");
@@ -170,7 +184,7 @@ int run(const std::vector<std::string>& args) {
   if (vm.count("threads")) threads = std::max(1, vm["threads"].as<int>());
 
   std::map<std::string, int64_t> dropped;  // reason -> chains
-  std::map<std::string, int64_t> kept_by_split;
+  std::map<std::string, int64_t> kept_by_split, high_quality_by_split;
   nlohmann::json failures = nlohmann::json::array();
   int64_t files_read = 0, chains_read = 0, residues_kept = 0, high_quality_kept = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -211,7 +225,9 @@ int run(const std::vector<std::string>& args) {
         }
         ChainMetadata metadata;
         metadata.group = split_group(chain.entry, split_by);
-        metadata.split = assign_split(metadata.group, valid_fraction, seed);
+        metadata.split = assign_split(metadata.group, valid_fraction, seed, reference_fraction);
+        // Filters above judge the deposited chain; what is stored is the training view of it.
+        if (sequence_mode == "observed") chain = observed_residues(chain);
         metadata.source = files[i].string();
         metadata.high_quality = high_quality;
         torch::Tensor tokens;
@@ -233,8 +249,10 @@ int run(const std::vector<std::string>& args) {
           try {
             torch::NoGradGuard no_grad;
             embeddings = encoder->embed(chain);
-            if (embeddings.dim() != 2 || embeddings.size(0) != L || embeddings.size(1) != encoder->output_dim())
-              fail("embedding has shape ", embeddings.sizes(), ", expected [", L, ", ", encoder->output_dim(), "]");
+            if (embeddings.dim() != 2 || embeddings.size(0) != chain.length() ||
+                embeddings.size(1) != encoder->output_dim())
+              fail("embedding has shape ", embeddings.sizes(), ", expected [", chain.length(), ", ",
+                   encoder->output_dim(), "]");
           } catch (const std::exception& e) {
             const std::string message = files[i].string() + " chain " + chain.chain + ": pGNN: " + e.what();
             if (strict) fail(message);
@@ -243,10 +261,11 @@ int run(const std::vector<std::string>& args) {
             continue;
           }
           embed_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          residues_embedded += L;
+          residues_embedded += chain.length();
         }
         ++kept_by_split[metadata.split];
-        residues_kept += L;
+        if (high_quality) ++high_quality_by_split[metadata.split];
+        residues_kept += chain.length();
         high_quality_kept += high_quality ? 1 : 0;
         writer.add(chain, std::move(metadata), tokens, embeddings);
       }
@@ -263,7 +282,12 @@ int run(const std::vector<std::string>& args) {
           << " structures/s, " << threads << " threads)\n";
   summary << "chains: " << chains_read << " read, " << kept << " kept (" << residues_kept << " residues";
   for (const auto& [split, n] : kept_by_split) summary << ", " << split << " " << n;
-  summary << ", high-quality " << high_quality_kept << ")\n";
+  summary << ", high-quality " << high_quality_kept << "; " << sequence_mode << " sequences)\n";
+  if (reference_fraction > 0)
+    summary << "reference splits (the reference model trains on their high-quality chains): reference_train "
+            << high_quality_by_split["reference_train"] << " high-quality of " << kept_by_split["reference_train"]
+            << ", reference_valid " << high_quality_by_split["reference_valid"] << " of "
+            << kept_by_split["reference_valid"] << "\n";
   if (encoder)
     summary << "pGNN " << vm["embed"].as<std::string>() << ": " << residues_embedded << " residues embedded (dim "
             << encoder->output_dim() << ", float16) in " << embed_seconds << " s\n";
@@ -281,6 +305,8 @@ int run(const std::vector<std::string>& args) {
                       {"dropped", dropped},
                       {"split_by", split_by_name},
                       {"valid_fraction", valid_fraction},
+                      {"reference_fraction", reference_fraction},
+                      {"sequence", sequence_mode},
                       {"seed", seed}};
   if (encoder) info["pgnn"] = pgnn_info;
   writer.finish(info.dump());

@@ -41,12 +41,16 @@ int run(const std::vector<std::string>& args) {
       "set", po::value<std::vector<std::string>>(), "override: table.key=value (repeatable)")(
       "out", po::value<std::string>()->default_value(""), "run folder (default: [train] output, else runs/<recipe name>)")(
       "resume", po::bool_switch(), "continue from the run folder's latest checkpoint (a fresh start if it has none)")(
-      "max-steps", po::value<int64_t>()->default_value(-1), "stop after this many optimiser steps (overrides the recipe)");
+      "max-steps", po::value<int64_t>()->default_value(-1), "stop after this many optimiser steps (overrides the recipe)")(
+      "inspect-batch", po::value<std::string>(),
+      "train nothing: write the first micro-batch's inputs, model outputs, per-residue losses, kept residues and "
+      "normalised totals to this safetensors file");
   po::positional_options_description pos;
   pos.add("recipe", 1);
   po::variables_map vm;
   const std::string usage =
-      "usage: sapling train RECIPE [--set table.key=value]... [--out DIR] [--resume] [--max-steps N]\n\n"
+      "usage: sapling train RECIPE [--set table.key=value]... [--out DIR] [--resume] [--max-steps N]\n"
+      "       sapling train RECIPE --inspect-batch FILE.safetensors\n\n"
       "Trains [model] with the [losses.*] tables on [data] dataset (see `sapling recipe show RECIPE`).\n"
       "Data parallel: launch one process per worker with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT\n"
       "(and LOCAL_RANK) set, as torchrun or srun do; rank 0 writes the outputs.";
@@ -59,6 +63,10 @@ int run(const std::vector<std::string>& args) {
   for (const auto& p : recipe.plugin_paths()) extra.push_back(p.string());
   load_plugins(extra);
 
+  if (vm.count("inspect-batch")) {
+    inspect_first_batch(recipe, vm["inspect-batch"].as<std::string>());
+    return 0;
+  }
   TrainRunOptions options;
   options.out = vm["out"].as<std::string>();
   options.resume = vm["resume"].as<bool>();

@@ -90,10 +90,13 @@ std::string split_group(const std::string& entry, SplitBy by) {
   return group;
 }
 
-std::string assign_split(const std::string& group, double valid_fraction, uint64_t seed) {
+std::string assign_split(const std::string& group, double valid_fraction, uint64_t seed, double reference_fraction) {
   const uint64_t h = mix(fnv1a(group, fnv1a(std::to_string(seed))));
   const double u = static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);  // 53 bits -> [0, 1)
-  return u < valid_fraction ? "valid" : "train";
+  if (u < valid_fraction) return "valid";
+  if (u < valid_fraction + reference_fraction)
+    return (u - valid_fraction) < valid_fraction * reference_fraction ? "reference_valid" : "reference_train";
+  return "train";
 }
 
 // ---------------------------------------------------------------- writer

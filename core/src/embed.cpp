@@ -79,11 +79,8 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
                             const EmbedOptions& options) {
   torch::NoGradGuard no_grad;
   model.eval();
-  // Default limit: the model's, except ESM2's 1022 residues that fair-esm's
-  // esm-extract uses (1024 learned positions in the original ESM lineage).
-  const int64_t model_limit = model.max_tokens() - 2;
-  const int64_t limit = options.truncation > 0 ? options.truncation
-                                               : (model.family() == "esm2" ? std::min<int64_t>(1022, model_limit) : model_limit);
+  // Default limit: the length the model was pretrained on (ESM2: 1022 residues, as fair-esm's esm-extract).
+  const int64_t limit = options.truncation > 0 ? options.truncation : model.pretrained_tokens() - 2;
   if (limit > model.max_tokens() - 2)
     fail("--truncation ", limit, " exceeds the model's limit of ", model.max_tokens() - 2, " residues");
   const auto want = [&](const std::string& what) {

@@ -7,10 +7,11 @@
 
 namespace sapling {
 
-torch::Tensor real_residue_mask(const torch::Tensor& ids, const torch::Tensor& mask, const Tokenizer& tokenizer) {
+torch::Tensor real_residue_mask(const torch::Tensor& ids, const torch::Tensor& mask, const Tokenizer& tokenizer,
+                                bool include_unknown) {
   std::vector<int64_t> residue_ids;
   for (int64_t id = 0; id < tokenizer.size(); ++id)
-    if (tokenizer.is_residue(id)) residue_ids.push_back(id);
+    if (tokenizer.is_residue(id) || (include_unknown && id == tokenizer.unk_id())) residue_ids.push_back(id);
   auto is_residue = torch::isin(ids, torch::tensor(residue_ids, torch::kInt64).to(ids.device()));
   return mask.defined() ? is_residue.logical_and(mask.to(torch::kBool)) : is_residue;
 }

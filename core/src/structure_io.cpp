@@ -478,4 +478,19 @@ std::vector<ChainStructure> read_structure(const std::filesystem::path& file, co
   return read_structure_from_memory(read_maybe_gzipped(file), file.string(), options, report);
 }
 
+ChainStructure observed_residues(const ChainStructure& chain) {
+  const auto keep = chain.observed.to(torch::kBool);
+  if (keep.all().item<bool>()) return chain;
+  ChainStructure out = chain;
+  const auto index = keep.nonzero().squeeze(1);
+  out.sequence.clear();
+  const auto* flags = keep.contiguous().data_ptr<bool>();
+  for (int64_t i = 0; i < chain.length(); ++i)
+    if (flags[i]) out.sequence += chain.sequence[static_cast<size_t>(i)];
+  out.coords = chain.coords.index_select(0, index);
+  out.observed = chain.observed.index_select(0, index);
+  if (chain.bfactor.defined() && chain.bfactor.numel() == chain.length()) out.bfactor = chain.bfactor.index_select(0, index);
+  return out;
+}
+
 }  // namespace sapling

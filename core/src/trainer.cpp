@@ -135,6 +135,7 @@ class Trainer {
         dp_(launch_environment(), train_.get_float("distributed_timeout")) {}
 
   TrainSummary run();
+  void inspect(const fs::path& file);
 
  private:
   void plan_data();
@@ -246,23 +247,26 @@ void Trainer::build_optimizer() {
   std::map<const void*, std::string> names;
   for (const auto& [name, tensor] : trainable_parameters(setup_)) names[tensor.unsafeGetTensorImpl()] = name;
   const double decay = optim_.get_float("weight_decay");
-  ParameterGroup plm{"plm", {}, optim_.get_float("lr"), decay}, plm_no_decay{"plm_no_decay", {}, optim_.get_float("lr"), 0.0};
+  // decay = "all" (published): the 1-D groups decay too; the groups stay apart so checkpoints keep one layout.
+  const double decay_1d = optim_.get_string("decay") == "all" ? decay : 0.0;
+  ParameterGroup plm{"plm", {}, optim_.get_float("lr"), decay},
+      plm_1d{"plm_1d", {}, optim_.get_float("lr"), decay_1d};
   ParameterGroup head{"heads", {}, optim_.get_float("head_lr"), decay},
-      head_no_decay{"heads_no_decay", {}, optim_.get_float("head_lr"), 0.0};
+      head_1d{"heads_1d", {}, optim_.get_float("head_lr"), decay_1d};
   const auto groups = setup_.model->parameter_groups();
   for (const auto& t : groups.decay) plm.parameters.push_back({names.at(t.unsafeGetTensorImpl()), t});
-  for (const auto& t : groups.no_decay) plm_no_decay.parameters.push_back({names.at(t.unsafeGetTensorImpl()), t});
+  for (const auto& t : groups.no_decay) plm_1d.parameters.push_back({names.at(t.unsafeGetTensorImpl()), t});
   for (const auto& loss : setup_.losses)
     for (const auto& p : loss.loss->parameters()) {
       if (!p.requires_grad()) continue;
-      // Biases, norms and the temperature: no decay, as for the pLM.
-      (p.dim() < 2 ? head_no_decay : head).parameters.push_back({names.at(p.unsafeGetTensorImpl()), p});
+      // Biases, norms and the temperature: the 1-D group, as for the pLM.
+      (p.dim() < 2 ? head_1d : head).parameters.push_back({names.at(p.unsafeGetTensorImpl()), p});
     }
   const auto betas = optim_.get_float_list("betas");
   if (betas.size() != 2 || betas[0] < 0 || betas[0] >= 1 || betas[1] < 0 || betas[1] >= 1)
     fail(optim_.origin("betas"), ": [optim] betas must be two values in [0, 1)");
   AdamWSettings settings{betas[0], betas[1], optim_.get_float("eps")};
-  optimizer_ = std::make_unique<AdamW>(std::vector<ParameterGroup>{plm, plm_no_decay, head, head_no_decay}, settings);
+  optimizer_ = std::make_unique<AdamW>(std::vector<ParameterGroup>{plm, plm_1d, head, head_1d}, settings);
 }
 
 void Trainer::restore(const fs::path& checkpoint) {
@@ -360,6 +364,8 @@ json Trainer::train_step() {
 json Trainer::validate() {
   const auto all = plan_epoch(plan_.valid_lengths, plan_.batching, plan_.seed, static_cast<int64_t>(kValidationEpoch));
   const int64_t cap = train_.get_int("valid_max_batches");
+  const bool select = train_.get_bool("valid_selection");
+  const int64_t reference_passes_before = setup_.reference_passes;
   const int64_t count = cap > 0 ? std::min<int64_t>(cap, static_cast<int64_t>(all.size())) : static_cast<int64_t>(all.size());
   setup_.model->eval();
   for (auto& head : setup_.losses) head.loss->eval();
@@ -368,11 +374,11 @@ json Trainer::validate() {
     torch::NoGradGuard no_grad;
     for (int64_t i = dp_.rank(); i < count; i += dp_.world_size()) {
       const auto batch = micro_batch(plan_.valid_chains, all[static_cast<size_t>(i)], kValidationEpoch, static_cast<uint64_t>(i));
-      tally.add(compute_losses(setup_, batch), batch);
+      tally.add(compute_losses(setup_, batch, select), batch);
     }
     if (tally.batches == 0 && count > 0) {
       const auto batch = micro_batch(plan_.valid_chains, all[0], kValidationEpoch, 0);
-      tally.add_names(compute_losses(setup_, batch));
+      tally.add_names(compute_losses(setup_, batch, select));
     }
   }
   setup_.model->train();
@@ -383,6 +389,8 @@ json Trainer::validate() {
   line["step"] = progress_.step;
   line["batches"] = tally.batches;
   line["residues"] = tally.residues;
+  line["selection"] = select;
+  line["reference_passes"] = setup_.reference_passes - reference_passes_before;  // this process's
   return line;
 }
 
@@ -436,8 +444,8 @@ TrainSummary Trainer::run() {
     info("training ", setup_.model->family(), " (", trainable_parameters(setup_).size(), " tensors) on ",
          setup_.device.str(), ", ", dp_.world_size(), " process(es); ", setup_.data->describe());
     info(plan_.train_chains.size(), " training and ", plan_.valid_chains.size(), " validation chains; ",
-         plan_.steps_per_epoch, " steps per epoch, ", plan_.total_steps, " steps, warm-up ", plan_.warmup, "; output ",
-         out_.string());
+         plan_.steps_per_epoch, " steps per epoch, ", plan_.total_steps, " steps, warm-up ", plan_.warmup,
+         "; crops at ", plan_.max_length, " residues; output ", out_.string());
   }
 
   if (has_valid && progress_.step == 0) {
@@ -505,7 +513,36 @@ TrainSummary Trainer::run() {
   return summary_;
 }
 
+void Trainer::inspect(const fs::path& file) {
+  setup_ = build_setup(recipe_);
+  plan_data();
+  const auto plan = plan_epoch(plan_.train_lengths, plan_.batching, plan_.seed, 0);
+  const auto batch = micro_batch(plan_.train_chains, plan.front(), 0, 0);
+  NamedTensors trace{{"batch.ids", batch.ids},
+                     {"batch.mask", batch.mask.to(torch::kUInt8)},
+                     {"batch.residue_mask", batch.residue_mask.to(torch::kUInt8)},
+                     {"batch.mlm_labels", batch.mlm_labels},
+                     {"batch.proteins", torch::tensor(batch.proteins, torch::kInt64)}};
+  if (batch.structure_tokens.defined()) trace.emplace_back("batch.structure_tokens", batch.structure_tokens);
+  if (batch.pgnn_embeddings.defined()) trace.emplace_back("batch.pgnn_embeddings", batch.pgnn_embeddings);
+  for (const auto& [name, value] : heads()) trace.emplace_back("heads." + name, value.to(torch::kCPU, torch::kFloat32));
+  for (const auto& [name, value] : head_tensors(setup_.reference_losses))
+    trace.emplace_back("reference_heads." + name, value.to(torch::kCPU, torch::kFloat32));
+  {
+    torch::NoGradGuard no_grad;
+    compute_losses(setup_, batch, true, &trace);
+  }
+  save_safetensors(file, trace);
+  info("wrote the first micro-batch's losses and intermediates (", trace.size(), " tensors, ", batch.proteins,
+       " proteins, ", batch.residues, " residues) to ", file.string());
+}
+
 }  // namespace
+
+void inspect_first_batch(const Recipe& recipe, const fs::path& file) {
+  Trainer trainer(recipe, TrainRunOptions{});
+  trainer.inspect(file);
+}
 
 TrainSummary train(const Recipe& recipe, const TrainRunOptions& options) {
   Trainer trainer(recipe, options);

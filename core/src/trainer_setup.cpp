@@ -148,6 +148,7 @@ TrainingExample ExampleSource::example(size_t chain) {
   }
   const auto structure = dataset_->chain(chain);
   ex.sequence = structure.sequence;
+  ex.observed = structure.observed;
   if (tokens_from_dataset_) {
     ex.tokens = dataset_->tokens(chain);
   } else if (tokenizer_) {
@@ -198,12 +199,15 @@ TrainingSetup build_setup(const Recipe& recipe) {
   setup.masking.probability = masking.get_float("probability");
   setup.masking.replace_with_mask = masking.get_float("replace_with_mask");
   setup.masking.replace_with_random = masking.get_float("replace_with_random");
+  setup.masking.unknown_is_residue = recipe.settings("data").get_string("unknown_residues") == "include";
   if (setup.masking.replace_with_mask + setup.masking.replace_with_random > 1.0 + 1e-12)
     fail(masking.origin("replace_with_random"), ": [masking] replace_with_mask + replace_with_random exceeds 1");
 
   setup.normalization.mode =
       train.get_string("normalization") == "published" ? LossNormalization::PublishedConstant : LossNormalization::TokenMean;
   setup.normalization.mean_length = train.get_float("published_mean_length");
+  const auto data = recipe.settings("data");
+  if (data.get_string("batching") == "proteins") setup.normalization_proteins = data.get_int("proteins_per_batch");
 
   if (!recipe.has_section("model")) fail(recipe.path().string(), ": no [model] section (the pLM to train)");
   // Heads are initialised from the seed, so two runs of a recipe start equal.
@@ -321,7 +325,12 @@ ScoredHeads score(SequenceEncoder& model, std::vector<LossHead>& heads, const Lo
 
 }  // namespace
 
-MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch) {
+MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, bool select, NamedTensors* trace) {
+  const auto record = [&](const std::string& name, const torch::Tensor& value) {
+    if (!trace || !value.defined()) return;
+    auto stored = value.detach().to(torch::kCPU).contiguous();
+    trace->emplace_back(name, stored.scalar_type() == torch::kBool ? stored.to(torch::kUInt8) : stored);
+  };
   const auto& device = setup.device;
   LossInputs inputs;
   inputs.ids = batch.ids.to(device);
@@ -333,9 +342,16 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch) {
   AutocastGuard autocast(device, setup.autocast);
   auto current = score(*setup.model, setup.losses, inputs, batch, device);
   std::optional<ScoredHeads> reference;
-  if (setup.reference) {
+  if (setup.reference && select) {
     torch::NoGradGuard no_grad;
     reference = score(*setup.reference, setup.reference_losses, inputs, batch, device);
+    ++setup.reference_passes;
+  }
+  record("model.logits", current.output.logits.to(torch::kFloat32));
+  record("model.last_hidden", current.output.last_hidden.to(torch::kFloat32));
+  if (reference) {
+    record("reference.logits", reference->output.logits.to(torch::kFloat32));
+    record("reference.last_hidden", reference->output.last_hidden.to(torch::kFloat32));
   }
 
   MicroBatchLoss result;
@@ -343,7 +359,7 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch) {
   for (size_t h = 0; h < setup.losses.size(); ++h) {
     const auto& head = setup.losses[h];
     const auto& terms = current.terms[h].per_residue;
-    const bool selected = setup.selector && head.loss->selectable();
+    const bool selected = select && setup.selector && head.loss->selectable();
     for (const auto& [name, values] : terms) {
       WeightedLoss term;
       term.name = terms.size() == 1 ? head.name : head.name + "." + name;
@@ -359,12 +375,18 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch) {
         term.ratio = head.plugin == "mlm" ? setup.masking.probability : 1.0;
       }
       if (selected) result.candidates[term.name] = values.size(0);
+      record("terms." + term.name + ".loss", values);
+      record("terms." + term.name + ".index", current.terms[h].index);
+      record("terms." + term.name + ".keep", term.keep);
+      if (reference && selected) record("terms." + term.name + ".reference_loss", reference->terms[h].per_residue.at(name));
       weighted.push_back(std::move(term));
     }
   }
   auto settings = setup.normalization;
-  settings.batch_size = batch.proteins;
+  settings.batch_size = setup.normalization_proteins > 0 ? setup.normalization_proteins : batch.proteins;
   result.combined = combine_losses(weighted, settings);
+  for (const auto& [name, value] : result.combined.terms) record("terms." + name + ".value", torch::tensor(value, torch::kFloat64));
+  record("total", result.combined.total.to(torch::kFloat64));
   return result;
 }
 

@@ -80,6 +80,10 @@ struct TrainingSetup {
   std::unique_ptr<ExampleSource> data;
   MaskingOptions masking;
   NormalizationSettings normalization;
+  // > 0: the published constant's batch size (proteins per micro-batch with
+  // batching = "proteins", even for a last, smaller batch); 0: the batch's own count.
+  int64_t normalization_proteins = 0;
+  int64_t reference_passes = 0;  // reference forward passes so far (validation logs its share)
 };
 
 TrainingSetup build_setup(const Recipe& recipe);
@@ -98,6 +102,10 @@ struct MicroBatchLoss {
   std::map<std::string, int64_t> candidates;  // selected terms: residues scored before selection
 };
 
-MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch);
+// With `select` false every residue counts and the reference model is not run
+// (the published validation: no selection, normalised without the ratio).
+// With `trace`, every intermediate is appended to it by name (see inspect_first_batch in training.hpp).
+MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, bool select = true,
+                              NamedTensors* trace = nullptr);
 
 }  // namespace sapling::training

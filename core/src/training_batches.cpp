@@ -104,7 +104,7 @@ MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer
   const auto padded = tokenizer.pad(encoded);
   MicroBatch batch;
   batch.mask = padded.mask;
-  batch.residue_mask = real_residue_mask(padded.ids, padded.mask, tokenizer);
+  batch.residue_mask = real_residue_mask(padded.ids, padded.mask, tokenizer, masking.unknown_is_residue);
   const auto masked = mask_tokens(padded.ids, batch.residue_mask, tokenizer, masking, generator);
   batch.ids = masked.ids;
   batch.mlm_labels = masked.labels;
@@ -124,7 +124,14 @@ MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer
       if (known.logical_not().logical_and(states.ne(layout.mask_state)).any().item<bool>())
         fail("collate: a structure token is neither a state 0..", layout.num_states - 1, " nor the mask state ",
              layout.mask_state);
-      const auto ids = torch::where(known, states + structure_vocab::kFirstState, torch::full_like(states, kIgnoreLabel));
+      auto scored = known;
+      if (example.observed.defined()) {
+        if (example.observed.dim() != 1 || example.observed.size(0) != static_cast<int64_t>(example.sequence.size()))
+          fail("collate: an observed mask of shape ", example.observed.sizes(), " for a protein of ",
+               example.sequence.size(), " residues");
+        scored = known.logical_and(example.observed.slice(0, start, start + kept).to(torch::kBool));
+      }
+      const auto ids = torch::where(scored, states + structure_vocab::kFirstState, torch::full_like(states, kIgnoreLabel));
       batch.structure_tokens[b].slice(0, 1, 1 + kept).copy_(ids);
     }
     if (with_embeddings) {

@@ -24,11 +24,19 @@ SectionSpec data_section() {
   o.add("high_quality_only", OptionType::Bool)
       .default_value(false)
       .doc("keep only high-quality chains (X-ray <= 2.0 A), as the reference model's training does");
-  o.add("min_residues", OptionType::Int).default_value(int64_t{8}).min(1).doc("skip chains shorter than this");
+  o.add("min_residues", OptionType::Int)
+      .default_value(int64_t{8})
+      .min(1)
+      .doc("skip chains shorter than this (published: 1, nothing dropped)");
+  o.add("unknown_residues", OptionType::String)
+      .default_value(std::string("exclude"))
+      .one_of({"exclude", "include"})
+      .doc("<unk> tokens: exclude from masking and the heads, or treat as residues like every non-special token (published)");
   o.add("max_length", OptionType::Int)
       .default_value(int64_t{2046})
       .min(1)
-      .doc("residues per protein; longer chains are cropped to a random window (published 2046), capped by the model's limit");
+      .doc("residues per protein; longer chains are cropped to a random window (published 2046); capped only by a "
+           "learned position limit (rotary ESM2 has none)");
   o.add("batching", OptionType::String)
       .default_value(std::string("tokens"))
       .one_of({"tokens", "proteins"})
@@ -78,7 +86,11 @@ SectionSpec optim_section() {
   o.add("weight_decay", OptionType::Float)
       .default_value(0.01)
       .min(0.0)
-      .doc("decoupled weight decay; never applied to biases, norms or other 1-D parameters");
+      .doc("decoupled weight decay (published 0.01), applied as [optim] decay says");
+  o.add("decay", OptionType::String)
+      .default_value(std::string("matrices"))
+      .one_of({"matrices", "all"})
+      .doc("which parameters decay: matrices (not biases, norms, the temperature or other 1-D tensors) or all (published)");
   o.add("schedule", OptionType::String)
       .default_value(std::string("cosine"))
       .one_of({"cosine", "linear", "constant"})
@@ -121,15 +133,20 @@ SectionSpec train_section() {
   o.add("normalization", OptionType::String)
       .default_value(std::string("token_mean"))
       .one_of({"token_mean", "published"})
-      .doc("token_mean: mean over kept residues; published: sum / (mean_length x proteins x ratio)");
+      .doc("token_mean: mean over kept residues; published: sum / (mean_length x proteins x ratio), proteins = "
+           "proteins_per_batch with batching = \"proteins\"");
   o.add("published_mean_length", OptionType::Float)
-      .default_value(240.5)
+      .default_value(240.50554219467827)
       .min(0.0, true)
-      .doc("the published normalisation constant (mean residues per protein)");
+      .doc("the published normalisation constant (mean residues per protein of the published training set)");
   o.add("valid_every", OptionType::Int)
       .default_value(int64_t{15})
       .min(0)
       .doc("validate every N optimiser steps (published 15) and at the end; 0 = only at the end");
+  o.add("valid_selection", OptionType::Bool)
+      .default_value(true)
+      .doc("validate through the selector and the reference model; false = every residue counts, no reference "
+           "forward (published)");
   o.add("valid_max_batches", OptionType::Int).default_value(int64_t{0}).min(0).doc("cap on validation micro-batches; 0 = all");
   o.add("early_stop_patience", OptionType::Int)
       .default_value(int64_t{0})

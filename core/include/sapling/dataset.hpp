@@ -57,9 +57,14 @@ enum class SplitBy { Complex, Entry };
 SAPLING_API std::string split_group(const std::string& entry, SplitBy by);
 
 // Deterministic split of one group: a 64-bit hash of (seed, group) mapped to
-// [0, 1) and compared with `valid_fraction`. The draw of a group does not
-// depend on the other inputs, so adding files never moves existing groups.
-SAPLING_API std::string assign_split(const std::string& group, double valid_fraction, uint64_t seed);
+// u in [0, 1): "valid" below valid_fraction, then the reference model's
+// held-out data below valid_fraction + reference_fraction ("reference_valid"
+// for the first valid_fraction of that band, "reference_train" for the rest),
+// else "train". The draw of a group does not depend on the other inputs, so
+// adding files never moves existing groups, and reference_fraction = 0 gives
+// the two-way split of earlier versions.
+SAPLING_API std::string assign_split(const std::string& group, double valid_fraction, uint64_t seed,
+                                     double reference_fraction = 0.0);
 
 struct DatasetWriterOptions {
   int64_t shard_size = 1000;       // chains per shard

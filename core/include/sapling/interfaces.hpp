@@ -16,6 +16,9 @@ namespace sapling {
 
 // ---------------------------------------------------------------- pLMs
 
+// max_tokens() of a model without a hard length limit (rotary positions).
+inline constexpr int64_t kNoTokenLimit = int64_t{1} << 40;
+
 struct ForwardRequest {
   bool hidden_states = false;  // every layer's representation
   bool attentions = false;     // softmax attention maps [B, H, T, T] per layer (also needed for contacts)
@@ -41,8 +44,14 @@ class SAPLING_API SequenceEncoder : public torch::nn::Module {
   virtual int64_t hidden_size() const = 0;
   virtual int64_t num_layers() const = 0;
   virtual int64_t num_heads() const = 0;
-  // Longest token sequence (specials included) the model accepts.
+  // Longest token sequence (specials included) the model accepts at all: the
+  // size of a learned position table, or kNoTokenLimit for rotary positions
+  // (training crops at the recipe's max_length then, as the published code does).
   virtual int64_t max_tokens() const = 0;
+  // Tokens per sequence the model was pretrained on (specials included): the
+  // default truncation of `sapling embed` and the evaluation window
+  // (ESM2: 1024, i.e. the 1022 residues of fair-esm's esm-extract).
+  virtual int64_t pretrained_tokens() const { return max_tokens(); }
 
   // ids [B, T] int64, mask [B, T] bool (true at non-pad tokens).
   virtual EncoderOutput forward(const torch::Tensor& ids, const torch::Tensor& mask, const ForwardRequest& request) = 0;

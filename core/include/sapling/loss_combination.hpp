@@ -29,7 +29,7 @@ enum class LossNormalization {
 
 struct NormalizationSettings {
   LossNormalization mode = LossNormalization::TokenMean;
-  double mean_length = 240.5;  // the published constant: mean residue count per protein
+  double mean_length = 240.50554219467827;  // the published constant (official constants.py MEAN_SEQ_LEN)
   int64_t batch_size = 1;      // proteins in the micro-batch
 };
 

@@ -15,6 +15,9 @@ struct MaskingOptions {
   double probability = 0.15;         // chance that a real residue is selected (independently per residue)
   double replace_with_mask = 1.0;    // of the selected: fraction that becomes <mask>
   double replace_with_random = 0.0;  // of the selected: fraction that becomes a random standard residue
+  // <unk> tokens count as residues (maskable, scored by the heads), as every
+  // non-special token does in the published code; false: sapling's default.
+  bool unknown_is_residue = false;
 };
 
 struct MaskedTokens {
@@ -25,9 +28,10 @@ struct MaskedTokens {
 // Label value of positions that are not predicted (PyTorch's cross-entropy default).
 constexpr int64_t kIgnoreLabel = -100;
 
-// [B, T] bool: true at residue tokens (Tokenizer::is_residue) inside `mask`;
-// BOS/EOS/pad/<mask>/other specials are false.
-SAPLING_API torch::Tensor real_residue_mask(const torch::Tensor& ids, const torch::Tensor& mask, const Tokenizer& tokenizer);
+// [B, T] bool: true at residue tokens (Tokenizer::is_residue) inside `mask`,
+// and at <unk> when include_unknown; BOS/EOS/pad/<mask>/other specials are false.
+SAPLING_API torch::Tensor real_residue_mask(const torch::Tensor& ids, const torch::Tensor& mask, const Tokenizer& tokenizer,
+                                            bool include_unknown = false);
 
 // Selects each position with residue_mask true with probability
 // options.probability (Bernoulli, as the HF/ESM data collators do, so the

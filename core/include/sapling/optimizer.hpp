@@ -16,7 +16,7 @@ struct NamedParameter {
 };
 
 struct ParameterGroup {
-  std::string name;  // "plm", "plm_no_decay", "heads", "heads_no_decay"
+  std::string name;  // "plm", "plm_1d" (biases, norms), "heads", "heads_1d"
   std::vector<NamedParameter> parameters;
   double peak_lr = 1e-4;
   double weight_decay = 0.0;

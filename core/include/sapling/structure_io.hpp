@@ -53,6 +53,12 @@ SAPLING_API std::vector<ChainStructure> read_structure_from_memory(std::string c
 // ("1abc_r_u.pdb.gz" -> "1abc_r_u").
 SAPLING_API std::string structure_entry_name(const std::filesystem::path& file);
 
+// The chain restricted to its residues with coordinates (a CA), in order:
+// the sequence the published training pairs with its structure tokens and
+// pGNN rows one to one. Tokenised, it gives what Foldseek gives for the file
+// (Foldseek never sees unmodelled residues and computes 3Di across gaps).
+SAPLING_API ChainStructure observed_residues(const ChainStructure& chain);
+
 // True for names ending in .pdb/.ent/.cif/.mmcif, optionally followed by .gz.
 SAPLING_API bool has_structure_extension(const std::filesystem::path& file);
 

@@ -35,6 +35,19 @@ struct TrainSummary {
   std::map<std::string, double> valid_before, valid_after;
 };
 
+// Checks a recipe's losses on real data without training: builds the run as
+// `train` would, collates the first training micro-batch (epoch 0, micro-batch
+// 0), computes its losses and writes every intermediate to `file`
+// (safetensors, float32 unless noted): the batch (batch.ids, batch.mask,
+// batch.residue_mask, batch.mlm_labels, batch.structure_tokens,
+// batch.pgnn_embeddings, batch.proteins), model.logits / model.last_hidden
+// [B, T, *] (and reference.* when the selector uses a reference), the loss heads'
+// parameters (heads.<loss>.<key>, reference_heads.<loss>.<key>), per term
+// terms.<term>.loss / .index / .keep (uint8) / .reference_loss, and the
+// normalised terms.<term>.value and total (float64). The golden loss test
+// recomputes all of it with an independent PyTorch implementation.
+SAPLING_API void inspect_first_batch(const Recipe& recipe, const std::filesystem::path& file);
+
 // Runs the recipe. In a data-parallel launch (WORLD_SIZE > 1 in the
 // environment) every process calls this; rank 0 writes the outputs.
 SAPLING_API TrainSummary train(const Recipe& recipe, const TrainRunOptions& options);

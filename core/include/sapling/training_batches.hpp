@@ -39,6 +39,10 @@ struct TrainingExample {
   std::string sequence;       // one-letter residues
   torch::Tensor tokens;       // [L] integer structure states (mask state where unknown), or undefined
   torch::Tensor embeddings;   // [L, G] pGNN embeddings (zero rows where unknown), or undefined
+  // [L] bool: the residue has coordinates, or undefined (all do). A residue
+  // without them has no structure-token target (-100) rather than the
+  // tokenizer's state for missing geometry (3Di 'D').
+  torch::Tensor observed;
 };
 
 struct StructureTokenLayout {

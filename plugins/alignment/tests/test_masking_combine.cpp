@@ -113,12 +113,14 @@ TEST_CASE("combine_losses: per-token mean and the published constant", "[loss_co
     CHECK(mlm.grad().allclose(torch::full({3}, 1.0 / 3)));
     CHECK(structure.grad().allclose(torch::tensor({0.25, 0.0, 0.25, 0.0})));  // 0.5 / 2 where kept
   }
-  SECTION("published constant: sum / (240.5 * batch size * ratio)") {
+  SECTION("published constant: sum / (240.50554... * batch size * ratio)") {
     sapling::NormalizationSettings published;
     published.mode = sapling::LossNormalization::PublishedConstant;
     published.batch_size = 2;
     const auto c = sapling::combine_losses(terms, published);
-    const double want_mlm = 6.0 / (240.5 * 2 * 0.15), want_structure = 8.0 / (240.5 * 2 * 0.8);
+    // The official constants.py: MEAN_SEQ_LEN = 240.50554219467827.
+    const double mean = 240.50554219467827;
+    const double want_mlm = 6.0 / (mean * 2 * 0.15), want_structure = 8.0 / (mean * 2 * 0.8);
     CHECK(c.terms.at("mlm") == Approx(want_mlm));
     CHECK(c.terms.at("structure_token") == Approx(want_structure));
     CHECK(c.total.item<double>() == Approx(want_mlm + 0.5 * want_structure));

@@ -225,14 +225,20 @@ torch::Tensor Esm2Encoder::embed(const torch::Tensor& ids, const torch::Tensor& 
   return x * mask.unsqueeze(-1).to(x.scalar_type());
 }
 
+SequenceEncoder::ParameterGroups Esm2Encoder::parameter_groups() {
+  ParameterGroups groups;
+  for (const auto& p : named_parameters()) {
+    if (!p.value().requires_grad() || p.key().find("contact_head.") != std::string::npos) continue;
+    (p.value().dim() < 2 ? groups.no_decay : groups.decay).push_back(p.value());
+  }
+  return groups;
+}
+
 EncoderOutput Esm2Encoder::forward(const torch::Tensor& ids_in, const torch::Tensor& mask_in,
                                    const ForwardRequest& request) {
   if (ids_in.dim() != 2 || mask_in.sizes() != ids_in.sizes())
     fail("esm2: forward expects ids [B, T] and a mask of the same shape, got ids ", ids_in.sizes(), " and mask ",
          mask_in.sizes());
-  if (ids_in.size(1) > max_tokens())
-    fail("esm2: ", ids_in.size(1), " tokens per sequence but this model accepts at most ", max_tokens(),
-         " (", max_tokens() - 2, " residues); crop or split longer sequences");
   const auto device = esm_->embeddings->word_embeddings->weight.device();
   const auto ids = ids_in.to(device, torch::kInt64);
   const auto mask = mask_in.to(device, torch::kBool);

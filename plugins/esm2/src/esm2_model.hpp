@@ -149,7 +149,10 @@ class Esm2Encoder : public SequenceEncoder {
   int64_t hidden_size() const override { return config_.hidden_size; }
   int64_t num_layers() const override { return config_.num_layers; }
   int64_t num_heads() const override { return config_.num_heads; }
-  int64_t max_tokens() const override { return config_.max_position_embeddings; }
+  // Rotary positions: no learned limit (the published training crops at 2046 residues).
+  int64_t max_tokens() const override { return kNoTokenLimit; }
+  // ESM2 was pretrained on crops of 1024 tokens (fair-esm's esm-extract truncates at 1022 residues).
+  int64_t pretrained_tokens() const override { return std::min<int64_t>(1024, config_.max_position_embeddings); }
 
   EncoderOutput forward(const torch::Tensor& ids, const torch::Tensor& mask, const ForwardRequest& request) override;
   torch::Tensor representation(const EncoderOutput& out, int64_t layer) const override;
@@ -157,6 +160,9 @@ class Esm2Encoder : public SequenceEncoder {
 
   void load_pretrained(const std::filesystem::path& dir) override;
   void save_pretrained(const std::filesystem::path& dir) const override;
+  // The contact regression is left out: no training loss reaches it, and an
+  // optimiser holding it would still decay it (PyTorch skips gradient-less parameters).
+  ParameterGroups parameter_groups() override;
 
   const Esm2Config& config() const { return config_; }
 

@@ -68,7 +68,7 @@ TEST_CASE("sapling embed reproduces the esm2_w320 fixture's last hidden state an
   CHECK(worst_contacts <= 1e-5);
 }
 
-TEST_CASE("sapling embed: batch size does not change outputs; layers, npy and long sequences", "[esm2][embed][cli]") {
+TEST_CASE("sapling embed: batch size does not change outputs, layers, npy and long sequences", "[esm2][embed][cli]") {
   const auto dir = sapling::test::temp_dir("embed2");
   const auto model = (sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16").string();
   {

@@ -149,7 +149,8 @@ TEST_CASE("esm2 presets build randomly initialised models of the released sizes"
   CHECK(model->num_layers() == 12);
   CHECK(model->hidden_size() == 480);
   CHECK(model->num_heads() == 20);
-  CHECK(model->max_tokens() == 1026);
+  CHECK(model->pretrained_tokens() == 1024);  // fair-esm's 1022 residues + BOS/EOS
+  CHECK(model->max_tokens() == kNoTokenLimit);  // rotary: no learned limit
   CHECK(model->tokenizer().size() == 33);
   CHECK(model->tokenizer().token(32) == "<mask>");
   int64_t count = 0;

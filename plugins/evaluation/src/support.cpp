@@ -319,7 +319,7 @@ torch::Device model_device(SequenceEncoder& model) {
   return torch::kCPU;
 }
 
-int64_t max_residues(const SequenceEncoder& model) { return model.max_tokens() - 2; }
+int64_t max_residues(const SequenceEncoder& model) { return model.pretrained_tokens() - 2; }
 
 std::vector<torch::Tensor> residue_features(SequenceEncoder& model, const std::vector<std::string>& sequences,
                                             int64_t layer, int64_t tokens_per_batch) {

@@ -137,7 +137,7 @@ ChainStructure read_first_chain(const std::filesystem::path& file);
 // ------------------------------------------------------------ frozen features
 
 torch::Device model_device(SequenceEncoder& model);
-// Longest residue count one forward pass takes (max_tokens minus bos/eos).
+// Longest residue count one forward pass takes (the pretrained length minus bos/eos).
 int64_t max_residues(const SequenceEncoder& model);
 
 // Per-residue representation of `layer` (-1 = final) for each sequence, [L, D]

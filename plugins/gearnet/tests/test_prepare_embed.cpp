@@ -43,7 +43,8 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
 
   const auto result = test::run_command(test::sapling_exe() + " prepare" + psicov_inputs() + bm5_input() + " --out " +
                                         (dir / "ds").string() + " --embed gearnet --pgnn-weights " + weights.string() +
-                                        " --pgnn-option hidden_dims=[32,32] --threads 2");
+                                        " --pgnn-option hidden_dims=[32,32] --threads 2"
+                                        " --sequence seqres");  // the full sequence: rows of unobserved residues are zero
   INFO(result.output);
   REQUIRE(result.exit_code == 0);
   CHECK(result.output.find("pGNN gearnet") != std::string::npos);
