@@ -81,8 +81,8 @@ double f1(const Confusion& c) {
 
 double evaluate(const ItemScores& items, const std::vector<size_t>& pick) {
   const auto& k = items.kind;
-  const size_t want = k == "mean" ? 1 : k == "ratio" || k == "spearman" ? 2 : k == "mcc" || k == "f1" ? 4 : 0;
-  if (want == 0) fail("per-item scores: unknown kind '", k, "' (expected mean, ratio, spearman, mcc or f1)");
+  const size_t want = k == "mean" ? 1 : k == "ratio" || k == "r2" || k == "spearman" ? 2 : k == "mcc" || k == "f1" ? 4 : 0;
+  if (want == 0) fail("per-item scores: unknown kind '", k, "' (expected mean, ratio, r2, spearman, mcc or f1)");
   if (items.columns.size() != want) fail("per-item scores of kind '", k, "': expected ", want, " columns, got ", items.columns.size());
   for (const auto& column : items.columns)
     if (column.size() != items.size()) fail("per-item scores of kind '", k, "': columns of different lengths");
@@ -100,6 +100,11 @@ double evaluate(const ItemScores& items, const std::vector<size_t>& pick) {
     double hits = 0, total = 0;
     for (size_t i : pick) hits += c[0][i], total += c[1][i];
     return total > 0 ? hits / total : kNaN;
+  }
+  if (k == "r2") {
+    double residual = 0, total = 0;
+    for (size_t i : pick) residual += c[0][i], total += c[1][i];
+    return total > 0 ? 1 - residual / total : kNaN;
   }
   if (k == "spearman") {
     std::vector<double> x, y;

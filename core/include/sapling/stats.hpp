@@ -35,6 +35,7 @@ SAPLING_API double f1(const Confusion& c);
 // its test items (proteins, variants): the bench's bootstrap unit.
 //   mean:     columns {value}           -> mean of the finite values
 //   ratio:    columns {hits, total}     -> sum hits / sum total (pooled accuracy)
+//   r2:       columns {ss_res, ss_tot}  -> 1 - sum ss_res / sum ss_tot
 //   spearman: columns {predicted, true} -> Spearman over the items
 //   mcc, f1:  columns {tp, fp, fn, tn}  -> the metric of the summed confusion
 struct ItemScores {

@@ -291,25 +291,29 @@ double marginal_score(const torch::Tensor& log_probs, const std::vector<Substitu
 
 // ------------------------------------------------------------ ridge regression
 
-std::vector<double> RidgeModel::predict(const torch::Tensor& x) const {
-  const auto p = (torch::mv((x.to(torch::kFloat64) - mean) / scale, weight) + bias).contiguous();
-  return {p.data_ptr<double>(), p.data_ptr<double>() + p.numel()};
+torch::Tensor RidgeModel::predict(const torch::Tensor& x) const {
+  return torch::mm((x.to(torch::kFloat64).cpu() - mean) / scale, weight) + bias;
 }
 
-RidgeModel fit_ridge(const torch::Tensor& x_in, const std::vector<double>& y_in, double lambda) {
-  if (x_in.dim() != 2 || x_in.size(0) != static_cast<int64_t>(y_in.size()) || y_in.empty())
-    fail("ridge regression: expected x [N, D] and N targets with N > 0, got ", x_in.sizes(), " and ", y_in.size());
+std::vector<double> to_vector(const torch::Tensor& t) {
+  const auto c = t.to(torch::kFloat64).cpu().contiguous().flatten();
+  return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+}
+
+RidgeModel fit_ridge(const torch::Tensor& x_in, const torch::Tensor& y_in, double lambda) {
+  const auto y = (y_in.dim() == 1 ? y_in.unsqueeze(1) : y_in).to(torch::kFloat64).cpu();
+  if (x_in.dim() != 2 || y.dim() != 2 || x_in.size(0) != y.size(0) || y.size(0) == 0)
+    fail("ridge regression: expected x [N, D] and N targets with N > 0, got ", x_in.sizes(), " and ", y_in.sizes());
   if (!(lambda >= 0)) fail("ridge regression: lambda must be >= 0, got ", lambda);
   const auto x = x_in.to(torch::kFloat64).cpu();
-  const auto y = torch::tensor(y_in, torch::kFloat64);
   RidgeModel model;
   std::tie(model.mean, model.scale) = column_mean_std(x);
   model.scale = torch::where(model.scale.gt(1e-12), model.scale, torch::ones_like(model.scale));  // constant columns
   const auto z = (x - model.mean) / model.scale;
-  model.bias = y.mean().item<double>();
+  model.bias = y.mean(0);
   // Centred z and y: the intercept is the mean target and drops out of the normal equations.
   const auto gram = torch::mm(z.t(), z) + lambda * torch::eye(z.size(1), torch::kFloat64);
-  model.weight = torch::linalg_solve(gram, torch::mv(z.t(), y - model.bias));
+  model.weight = torch::linalg_solve(gram, torch::mm(z.t(), y - model.bias));
   return model;
 }
 

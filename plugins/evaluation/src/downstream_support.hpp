@@ -91,13 +91,16 @@ double marginal_score(const torch::Tensor& log_probs, const std::vector<Substitu
 
 // ------------------------------------------------------------ ridge regression
 
-// Minimises ||y - b - Z w||^2 + lambda ||w||^2 on standardised columns Z of x
-// (intercept unpenalised), in closed form (float64 Cholesky-free solve).
+// Minimises ||Y - 1 b^T - Z W||^2 + lambda ||W||^2 on standardised columns Z
+// of x (intercepts unpenalised), in closed form (float64 normal equations).
 struct RidgeModel {
-  torch::Tensor mean, scale, weight;  // weight in standardised units
-  double bias = 0;
-  std::vector<double> predict(const torch::Tensor& x) const;
+  torch::Tensor mean, scale;  // of x's columns
+  torch::Tensor weight;       // [D, K] in standardised units
+  torch::Tensor bias;         // [K]: the mean training target
+  torch::Tensor predict(const torch::Tensor& x) const;  // [N, K] float64
 };
-RidgeModel fit_ridge(const torch::Tensor& x, const std::vector<double>& y, double lambda);
+// x [N, D], y [N, K] (or [N]: then K = 1).
+RidgeModel fit_ridge(const torch::Tensor& x, const torch::Tensor& y, double lambda);
+std::vector<double> to_vector(const torch::Tensor& t);  // flattened float64 values
 
 }  // namespace sapling::evaluation

@@ -1,4 +1,4 @@
-// Downstream tasks on FLIP and DMS data: fitness regression, zero-shot variant effects, per-residue classification probes.
+// Downstream tasks: fitness regression, zero-shot variant effects, per-residue classification, structure-token/pGNN probes.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -7,6 +7,7 @@
 #include <set>
 
 #include "downstream_support.hpp"
+#include "sapling/dataset.hpp"
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 #include "sapling/fasta.hpp"
@@ -90,7 +91,8 @@ class Fitness : public EvaluationTask {
     double best_lambda = 0, best_rho = -2;
     nlohmann::json grid = nlohmann::json::array();
     for (const double lambda : options_.get_float_list("lambdas")) {
-      const double rho = stats::spearman(fit_ridge(x_train, y_train, lambda).predict(x_valid), y_valid);
+      const double rho =
+          stats::spearman(to_vector(fit_ridge(x_train, torch::tensor(y_train, torch::kFloat64), lambda).predict(x_valid)), y_valid);
       grid.push_back({{"lambda", lambda}, {"valid_spearman", std::isfinite(rho) ? rho : -2.0}});
       if (std::isfinite(rho) && rho > best_rho) best_rho = rho, best_lambda = lambda;
     }
@@ -101,12 +103,12 @@ class Fitness : public EvaluationTask {
     }
     auto y_fit = y_train;
     y_fit.insert(y_fit.end(), y_valid.begin(), y_valid.end());
-    const auto fitted = fit_ridge(torch::cat({x_train, x_valid}), y_fit, best_lambda);
-    const auto predicted = fitted.predict(x_test);
+    const auto fitted = fit_ridge(torch::cat({x_train, x_valid}), torch::tensor(y_fit, torch::kFloat64), best_lambda);
+    const auto predicted = to_vector(fitted.predict(x_test));
 
     EvalResult result;
     add_with_items(result, "spearman", {"spearman", {predicted, y_test}});
-    result.add("valid_spearman", best_rho);
+    result.add("valid_spearman", best_rho < -1 ? std::nan("") : best_rho);
     result.add("lambda", best_lambda);
     result.add("train_rows", static_cast<double>(train.size()));
     result.add("valid_rows", static_cast<double>(valid.size()));
@@ -344,6 +346,114 @@ class ResidueClassification : public EvaluationTask {
   Options options_;
 };
 
+
+// ------------------------------------------------------------ structure_probe
+
+class StructureProbe : public EvaluationTask {
+ public:
+  explicit StructureProbe(Options options) : options_(std::move(options)) {}
+
+  EvalResult run(SequenceEncoder& model) override {
+    if (options_.get_path("dataset").empty())
+      fail("structure_probe: option 'dataset' is required: a folder written by `sapling prepare ... --tokenizer "
+           "foldseek_3di [--embed gearnet ...]`");
+    const StructureDataset data(data_path(options_.get_path("dataset"), "", "dataset"));
+    if (!data.has_tokens() && !data.has_embeddings())
+      fail(data.path().string(), ": the dataset has neither structure tokens nor pGNN embeddings (prepare it with "
+           "--tokenizer and/or --embed)");
+    const uint64_t seed = static_cast<uint64_t>(options_.get_int("seed"));
+    auto fit = subsample(data.indices(options_.get_string("train_split")), options_.get_int("max_train_chains"), seed);
+    const auto test = subsample(data.indices(options_.get_string("test_split")), options_.get_int("max_test_chains"), seed + 1);
+    if (fit.size() < 2 || test.empty())
+      fail(data.path().string(), ": ", fit.size(), " '", options_.get_string("train_split"), "' and ", test.size(), " '",
+           options_.get_string("test_split"), "' chains (need at least 2 and 1; options train_split / test_split)");
+    // A seeded slice of the training chains for early stopping and the ridge penalty.
+    const auto order = seeded_permutation(fit.size(), seed + 2);
+    const size_t n_valid = std::clamp<size_t>(
+        static_cast<size_t>(std::ceil(options_.get_float("valid_fraction") * static_cast<double>(fit.size()))), 1, fit.size() - 1);
+    std::vector<size_t> valid, train;
+    for (size_t k = 0; k < fit.size(); ++k) (k < n_valid ? valid : train).push_back(fit[order[k]]);
+
+    // Per chain: features of the observed residues and their structure token / embedding.
+    struct Set {
+      torch::Tensor x, tokens, token_x, embeddings;
+      std::vector<int64_t> token_counts, residue_counts;
+    };
+    auto load = [&](const std::vector<size_t>& idx, const std::string& label) {
+      std::vector<std::string> seqs;
+      for (size_t i : idx) seqs.push_back(data.chain(i).sequence);
+      const auto features = residue_features(model, seqs, options_.get_int("layer"), 4096, label);
+      std::vector<torch::Tensor> x, tx, t, e;
+      Set set;
+      for (size_t k = 0; k < idx.size(); ++k) {
+        const auto observed = data.chain(idx[k]).observed.to(torch::kBool);
+        x.push_back(features[k].index({observed}));
+        set.residue_counts.push_back(observed.sum().item<int64_t>());
+        if (data.has_embeddings()) e.push_back(data.embeddings(idx[k]).to(torch::kFloat32).index({observed}));
+        if (data.has_tokens()) {
+          const auto tokens = data.tokens(idx[k]).to(torch::kInt64);
+          const auto keep = observed & tokens.ne(data.token_mask_state());
+          tx.push_back(features[k].index({keep}));
+          t.push_back(tokens.index({keep}));
+          set.token_counts.push_back(keep.sum().item<int64_t>());
+        }
+      }
+      set.x = torch::cat(x);
+      if (data.has_embeddings()) set.embeddings = torch::cat(e);
+      if (data.has_tokens()) set.token_x = torch::cat(tx), set.tokens = torch::cat(t);
+      return set;
+    };
+    const auto tr = load(train, "train features"), va = load(valid, "valid features"), te = load(test, "test features");
+
+    EvalResult result;
+    if (data.has_tokens()) {
+      auto [mean, scale] = column_mean_std(tr.token_x);
+      scale = scale.clamp_min(1e-6);
+      const auto settings = probe_settings(options_);
+      double best_valid = 0;
+      auto probe = train_probe((tr.token_x - mean) / scale, tr.tokens, (va.token_x - mean) / scale, va.tokens,
+                               static_cast<int64_t>(data.token_symbols().size()), settings, best_valid);
+      torch::NoGradGuard no_grad;
+      const auto hits = probe->forward((te.token_x - mean) / scale).argmax(1).eq(te.tokens).to(torch::kFloat64);
+      stats::ItemScores items{"ratio", {{}, {}}};
+      for (const auto& h : hits.split_with_sizes(te.token_counts))
+        items.columns[0].push_back(h.sum().item<double>()), items.columns[1].push_back(static_cast<double>(h.numel()));
+      add_with_items(result, "token_accuracy", items);
+      result.add("token_valid_accuracy", best_valid);
+      result.add("token_states", static_cast<double>(data.token_symbols().size()));
+      result.extra["tokenizer"] = data.tokenizer();
+    }
+    if (data.has_embeddings()) {
+      // Penalty by validation R^2, then refit on train + validation; R^2 against the training mean (so it splits per chain).
+      double best_lambda = 0, best_r2 = -1e300;
+      for (const double lambda : options_.get_float_list("lambdas")) {
+        const auto p = fit_ridge(tr.x, tr.embeddings, lambda).predict(va.x);
+        const double r2 = 1 - (p - va.embeddings.to(torch::kFloat64)).square().sum().item<double>() /
+                                  (va.embeddings.to(torch::kFloat64) - tr.embeddings.to(torch::kFloat64).mean(0)).square().sum().item<double>();
+        if (r2 > best_r2) best_r2 = r2, best_lambda = lambda;
+      }
+      const auto fitted = fit_ridge(torch::cat({tr.x, va.x}), torch::cat({tr.embeddings, va.embeddings}), best_lambda);
+      const auto target = te.embeddings.to(torch::kFloat64);
+      const auto residual = (fitted.predict(te.x) - target).square().sum(1), total = (target - fitted.bias).square().sum(1);
+      stats::ItemScores items{"r2", {{}, {}}};
+      const auto r = residual.split_with_sizes(te.residue_counts), t = total.split_with_sizes(te.residue_counts);
+      for (size_t k = 0; k < r.size(); ++k)
+        items.columns[0].push_back(r[k].sum().item<double>()), items.columns[1].push_back(t[k].sum().item<double>());
+      add_with_items(result, "embedding_r2", items);
+      result.add("embedding_valid_r2", best_r2);
+      result.add("embedding_lambda", best_lambda);
+      result.add("embedding_dim", static_cast<double>(data.embedding_dim()));
+    }
+    result.add("train_chains", static_cast<double>(train.size()));
+    result.add("valid_chains", static_cast<double>(valid.size()));
+    result.add("test_chains", static_cast<double>(test.size()));
+    result.add("test_residues", static_cast<double>(te.x.size(0)));
+    return result;
+  }
+
+ private:
+  Options options_;
+};
 }  // namespace
 
 void register_downstream_tasks() {
@@ -365,9 +475,9 @@ void register_downstream_tasks() {
     schema.add("lambdas", OptionType::FloatList)
         .default_value(std::vector<double>{1e-2, 1e-1, 1, 10, 100, 1e3, 1e4, 1e5})
         .doc("ridge penalties tried (on standardised features); the best validation Spearman wins");
-    schema.add("max_train", OptionType::Int).default_value(int64_t{1000}).min(0).doc("seeded cap on training rows (0 = all)");
-    schema.add("max_valid", OptionType::Int).default_value(int64_t{300}).min(0).doc("seeded cap on validation rows (0 = all)");
-    schema.add("max_test", OptionType::Int).default_value(int64_t{1000}).min(0).doc("seeded cap on test rows (0 = all)");
+    schema.add("max_train", OptionType::Int).default_value(int64_t{500}).min(0).doc("seeded cap on training rows (0 = all)");
+    schema.add("max_valid", OptionType::Int).default_value(int64_t{100}).min(0).doc("seeded cap on validation rows (0 = all)");
+    schema.add("max_test", OptionType::Int).default_value(int64_t{500}).min(0).doc("seeded cap on test rows (0 = all)");
     schema.add("seed", OptionType::Int).default_value(int64_t{0}).min(0).doc("seed of the row subsamples");
     EvaluationTaskRegistry::instance().add(
         {"fitness",
@@ -415,7 +525,7 @@ void register_downstream_tasks() {
         .doc("label file <split>.fasta.gz (default: one_vs_many for bind, sampled for conservation)");
     schema.add("max_train_proteins", OptionType::Int).default_value(int64_t{400}).min(0).doc("seeded cap on training chains (0 = all)");
     schema.add("max_valid_proteins", OptionType::Int).default_value(int64_t{100}).min(0).doc("seeded cap on validation chains (0 = all)");
-    schema.add("max_test_proteins", OptionType::Int).default_value(int64_t{0}).min(0).doc("seeded cap on test chains (0 = all)");
+    schema.add("max_test_proteins", OptionType::Int).default_value(int64_t{200}).min(0).doc("seeded cap on test chains (0 = all: bind 250, conservation 519)");
     schema.add("conserved_from", OptionType::Int).default_value(int64_t{6}).min(2).max(9)
         .doc("conservation: classes >= this are 'conserved' in the two-state MCC (Marquet et al. 2021: 6-9 vs 1-5)");
     schema.add("seed", OptionType::Int).default_value(int64_t{0}).min(0).doc("seed of the chain subsamples and the probe");
@@ -429,6 +539,30 @@ void register_downstream_tasks() {
          "residues pooled: bind: accuracy (8 classes), MCC/F1 of 'binds anything' (P(no binding) < 0.5) and "
          "one-vs-rest MCC/F1 of each class; conservation: Q9 and the two-state MCC/F1 (class >= conserved_from).",
          schema, [](const Options& o) { return std::make_shared<ResidueClassification>(o); }});
+  }
+  {
+    OptionSchema schema;
+    schema.add("dataset", OptionType::Path).default_value(std::string())
+        .doc("prepared structure dataset (sapling prepare ... --tokenizer foldseek_3di [--embed gearnet ...]); required");
+    schema.add("train_split", OptionType::String).default_value(std::string("train")).doc("dataset split the maps are fitted on");
+    schema.add("test_split", OptionType::String).default_value(std::string("valid")).doc("held-out dataset split they are scored on");
+    schema.add("max_train_chains", OptionType::Int).default_value(int64_t{300}).min(0).doc("seeded cap on fitting chains (0 = all)");
+    schema.add("max_test_chains", OptionType::Int).default_value(int64_t{100}).min(0).doc("seeded cap on held-out chains (0 = all)");
+    schema.add("valid_fraction", OptionType::Float).default_value(0.1).min(0, true).max(1, true)
+        .doc("seeded slice of the fitting chains for early stopping and the ridge penalty");
+    schema.add("lambdas", OptionType::FloatList).default_value(std::vector<double>{1e-1, 1, 10, 100, 1e3, 1e4})
+        .doc("ridge penalties of the embedding map (best validation R^2 wins)");
+    schema.add("seed", OptionType::Int).default_value(int64_t{0}).min(0).doc("seed of the chain subsamples and the probe");
+    schema.add("layer", OptionType::Int).default_value(int64_t{-1}).doc("frozen representation (-1 = final)");
+    add_probe_options(schema);
+    EvaluationTaskRegistry::instance().add(
+        {"structure_probe",
+         "How much structure the frozen pLM features carry: a linear probe (softmax, AdamW, early stopping on a "
+         "validation slice) from each observed residue's features to its structure token (the dataset's tokenizer, "
+         "e.g. 3Di; mask-state residues skipped) -> token_accuracy; and a ridge map to the dataset's per-residue "
+         "pGNN embeddings -> embedding_r2 = 1 - sum ||pred - e||^2 / sum ||e - mean of the fitting embeddings||^2. "
+         "Fitted on `train_split` chains, scored on `test_split` chains (the dataset's own split, drawn by complex).",
+         schema, [](const Options& o) { return std::make_shared<StructureProbe>(o); }});
   }
 }
 
