@@ -133,12 +133,15 @@ std::vector<FitnessRow> read_fitness_csv(const std::filesystem::path& path) {
 // ------------------------------------------------------------ FLIP per-residue labels
 
 std::vector<LabelledChain> read_residue_labels(const std::filesystem::path& sequences, const std::filesystem::path& labels,
-                                               int64_t first_label, int64_t last_label) {
+                                               int64_t first_label, int64_t last_label, LabelReport* report) {
   std::map<std::string, std::string> by_id;
   for (auto& r : read_fasta(sequences)) by_id[r.label] = std::move(r.sequence);
   FastaOptions digits;
   digits.extra_characters = "0123456789";
+  digits.allow_duplicate_labels = true;  // resolved below
   std::vector<LabelledChain> out;
+  std::map<std::string, std::pair<size_t, size_t>> seen;  // ID -> (index in out, line)
+  LabelReport counts;
   for (const auto& r : read_fasta(labels, digits)) {
     const std::string where = labels.string() + ":" + std::to_string(r.line) + ": " + r.label;
     const auto it = by_id.find(r.label);
@@ -160,8 +163,22 @@ std::vector<LabelledChain> read_residue_labels(const std::filesystem::path& sequ
     chain.test = set == "test";
     if (valid.empty() || !parse_flag(valid, chain.validation))
       fail(where, ": VALIDATION='", valid, "' (expected VALIDATION=True or VALIDATION=False in the header)");
+    if (const auto it = seen.find(chain.id); it != seen.end()) {
+      auto& first = out[it->second.first];
+      if (first.labels != chain.labels)
+        fail(where, ": repeats the ID of line ", it->second.second, " with different labels");
+      ++counts.repeated;
+      if (first.test != chain.test || first.validation != chain.validation) {
+        ++counts.conflicting;
+        first.test = first.test || chain.test;
+        first.validation = !first.test && (first.validation || chain.validation);
+      }
+      continue;
+    }
+    seen[chain.id] = {out.size(), r.line};
     out.push_back(std::move(chain));
   }
+  if (report) *report = counts;
   return out;
 }
 

@@ -39,9 +39,17 @@ struct LabelledChain {
 // FASTA (>ID SET=train|test VALIDATION=True|False, one digit per residue).
 // Digits must lie in [first_label, last_label]. Errors name the file, line and
 // ID: an ID without sequence, a label string whose length differs from the
-// sequence, a digit out of range, a missing or unknown SET / VALIDATION.
+// sequence, a digit out of range, a missing or unknown SET / VALIDATION, an ID
+// repeated with different labels. FLIP's bind files repeat some IDs with the
+// same labels (one_vs_many: 46), a few of them once as train and once as test:
+// a repeat is kept once, in the most held-out of its sets (test > validation >
+// train) so nothing trains on a test chain, and counted in `report`.
+struct LabelReport {
+  int64_t repeated = 0;     // records whose ID came earlier (dropped)
+  int64_t conflicting = 0;  // of those, with a different SET / VALIDATION
+};
 std::vector<LabelledChain> read_residue_labels(const std::filesystem::path& sequences, const std::filesystem::path& labels,
-                                               int64_t first_label, int64_t last_label);
+                                               int64_t first_label, int64_t last_label, LabelReport* report = nullptr);
 
 // ------------------------------------------------------------ mutants
 

@@ -240,9 +240,13 @@ class ResidueClassification : public EvaluationTask {
     const auto& ds = residue_dataset(name);
     const auto folder = data_path(options_.get_path("data"), ds.folder, "data");
     const std::string split = options_.get_string("split").empty() ? ds.default_split : options_.get_string("split");
+    LabelReport repeats;
     const auto chains = read_residue_labels(data_path(folder / "sequences.fasta.gz", "", "data"),
                                             data_path(folder / (split + ".fasta.gz"), "", "split"), ds.first_label,
-                                            ds.last_label);
+                                            ds.last_label, &repeats);
+    if (repeats.repeated)
+      warn(folder.string(), "/", split, ".fasta.gz: ", repeats.repeated, " repeated IDs kept once (", repeats.conflicting,
+           " listed in two sets: kept in the held-out one)");
     const uint64_t seed = static_cast<uint64_t>(options_.get_int("seed"));
     std::vector<size_t> train, valid, test;
     for (size_t i = 0; i < chains.size(); ++i) (chains[i].test ? test : chains[i].validation ? valid : train).push_back(i);
@@ -314,6 +318,8 @@ class ResidueClassification : public EvaluationTask {
     result.add("test_chains", static_cast<double>(test.size()));
     result.add("train_residues", static_cast<double>(x_train.size(0)));
     result.add("test_residues", std::accumulate(hits.columns[1].begin(), hits.columns[1].end(), 0.0));
+    result.add("repeated_ids", static_cast<double>(repeats.repeated));
+    result.add("conflicting_repeats", static_cast<double>(repeats.conflicting));
     result.extra["split"] = where;
     return result;
   }
@@ -419,6 +425,9 @@ class StructureProbe : public EvaluationTask {
       for (const auto& h : hits.split_with_sizes(te.token_counts))
         items.columns[0].push_back(h.sum().item<double>()), items.columns[1].push_back(static_cast<double>(h.numel()));
       add_with_items(result, "token_accuracy", items);
+      // Chance level: always answering the most frequent training token.
+      const auto majority = std::get<0>(torch::mode(tr.tokens)).item<int64_t>();
+      result.add("token_majority", te.tokens.eq(majority).to(torch::kFloat64).mean().item<double>());
       result.add("token_valid_accuracy", best_valid);
       result.add("token_states", static_cast<double>(data.token_symbols().size()));
       result.extra["tokenizer"] = data.tokenizer();
@@ -491,7 +500,7 @@ void register_downstream_tasks() {
   {
     OptionSchema schema;
     schema.add("data", OptionType::Path).default_value(std::string())
-        .doc("DMS CSV; default <data>/downstream/dms/BLAT_ECOLX_Ranganathan2015.csv.gz (TEM-1, 4,995 single mutants). "
+        .doc("DMS CSV; default <data>/downstream/dms/BLAT_ECOLX_Ranganathan2015.csv.gz (TEM-1, 4,996 single mutants). "
              "ProteinGym substitution files (mutant, mutated_sequence, DMS_score) work too");
     schema.add("wild_type", OptionType::Path).default_value(std::string())
         .doc("wild-type FASTA; default <data>/downstream/dms/BLAT_ECOLX.fasta with the default data, else derived "
@@ -550,7 +559,7 @@ void register_downstream_tasks() {
     schema.add("max_test_chains", OptionType::Int).default_value(int64_t{100}).min(0).doc("seeded cap on held-out chains (0 = all)");
     schema.add("valid_fraction", OptionType::Float).default_value(0.1).min(0, true).max(1, true)
         .doc("seeded slice of the fitting chains for early stopping and the ridge penalty");
-    schema.add("lambdas", OptionType::FloatList).default_value(std::vector<double>{1e-1, 1, 10, 100, 1e3, 1e4})
+    schema.add("lambdas", OptionType::FloatList).default_value(std::vector<double>{1e-1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6})
         .doc("ridge penalties of the embedding map (best validation R^2 wins)");
     schema.add("seed", OptionType::Int).default_value(int64_t{0}).min(0).doc("seed of the chain subsamples and the probe");
     schema.add("layer", OptionType::Int).default_value(int64_t{-1}).doc("frozen representation (-1 = final)");

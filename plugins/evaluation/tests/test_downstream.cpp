@@ -260,5 +260,17 @@ TEST_CASE("FLIP fitness CSV and per-residue label files: hostile inputs name fil
              Contains("VALIDATION=''"));
   CHECK_THAT(error_of([&] { read_residue_labels(seqs, write(dir, "x.fasta", ">P2 SET=test VALIDATION=False\n1x0\n"), 0, 7); }),
              Contains("residue 2: label 'X'"));
+  // Repeated IDs (FLIP bind has them): same labels are kept once, in the more held-out set; different labels are an error.
+  LabelReport report;
+  const auto repeated = read_residue_labels(
+      seqs, write(dir, "rep.fasta", ">P1 SET=train VALIDATION=False\n0104\n>P2 SET=train VALIDATION=False\n700\n"
+                                   ">P1 SET=train VALIDATION=False\n0104\n>P2 SET=test VALIDATION=False\n700\n"), 0, 7, &report);
+  REQUIRE(repeated.size() == 2);
+  CHECK_FALSE(repeated[0].test);
+  CHECK(repeated[1].test);  // train and test: test wins, so no test chain is trained on
+  CHECK(report.repeated == 2);
+  CHECK(report.conflicting == 1);
+  CHECK_THAT(error_of([&] { read_residue_labels(seqs, write(dir, "rep2.fasta", ">P2 SET=train VALIDATION=False\n700\n>P2 SET=train VALIDATION=False\n710\n"), 0, 7); }),
+             Contains("rep2.fasta:3: P2: repeats the ID of line 1 with different labels"));
   std::filesystem::remove_all(dir);
 }
