@@ -294,12 +294,46 @@ std::string markdown_table(const Config& config, const std::vector<CellResult>& 
       if (model.name != config.baseline) {
         const auto base = collect(cells, config.baseline, c.task, c.metric);
         if (!base.values.empty()) delta = format_delta(s.mean, summarize(base.values).mean);
+        if (const auto d = delta_interval(cells, model.name, config.baseline, c.task, c.metric))
+          delta += " · " + format_interval(*d);
       }
       os << " " << text << " | " << delta << " |";
     }
     os << "\n";
   }
   return os.str();
+}
+
+std::optional<stats::DeltaInterval> delta_interval(const std::vector<CellResult>& cells, const std::string& model,
+                                                   const std::string& baseline, const std::string& task,
+                                                   const std::string& metric) {
+  std::vector<stats::ItemScores> mine, base;
+  for (const auto& a : cells) {
+    if (a.model != model || a.task != task || !a.ok || !a.items.count(metric)) continue;
+    for (const auto& b : cells)
+      if (b.model == baseline && b.task == task && b.seed == a.seed && b.ok && b.items.count(metric)) {
+        mine.push_back(a.items.at(metric));
+        base.push_back(b.items.at(metric));
+        break;
+      }
+  }
+  if (mine.empty()) return std::nullopt;
+  try {
+    return stats::paired_bootstrap(mine, base, 1000, 0);
+  } catch (const std::exception& e) {
+    warn("no interval for ", model, " vs ", baseline, " on ", task, " ", metric, ": ", e.what());
+    return std::nullopt;
+  }
+}
+
+std::string format_interval(const stats::DeltaInterval& d) {
+  auto sign = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%+.3f", v);
+    return std::string(buf);
+  };
+  if (!std::isfinite(d.low) || !std::isfinite(d.high)) return sign(d.delta) + " [n/a]";
+  return sign(d.delta) + " [" + sign(d.low) + ", " + sign(d.high) + "]" + (d.excludes_zero() ? " *" : "");
 }
 
 std::string csv_table(const std::vector<CellResult>& cells) {
@@ -341,7 +375,9 @@ void write_reports(const Config& config, const ReportInputs& inputs) {
   std::ostringstream md;
   md << "# Benchmark " << config.file.filename().string() << "\n\n"
      << "Cells: mean ± sample standard deviation over seeds (n = successful seeds"
-     << "); Δ = (mean − baseline mean) / |baseline mean| against `" << config.baseline << "`. Seeds:";
+     << "); Δ = (mean − baseline mean) / |baseline mean| against `" << config.baseline << "`; where a task keeps "
+     << "per-item scores, Δ is followed by the absolute difference and its 95% interval from a paired bootstrap over "
+     << "test items (proteins or variants) and seeds (1000 replicates), * when the interval excludes 0. Seeds:";
   for (const auto s : config.seeds) md << " " << s;
   md << ". Bench file: `" << config.file.string() << "`.\n\n" << markdown_table(config, inputs.cells);
   std::vector<std::string> failures;

@@ -107,6 +107,15 @@ CellResult read_cell(const fs::path& file, const std::string& model, const std::
   CellResult r{model, task, seed, true, "", {}};
   for (const auto& [name, value] : j.at("metrics").items())
     r.metrics.emplace_back(name, value.is_number() ? value.get<double>() : std::nan(""));
+  if (j.contains("extra") && j["extra"].is_object() && j["extra"].contains("items") && j["extra"]["items"].is_object()) {
+    for (const auto& [name, value] : j["extra"]["items"].items()) {
+      try {
+        r.items[name] = stats::item_scores_from_json(nlohmann::json::parse(value.dump()));
+      } catch (const std::exception& e) {
+        warn(file.string(), ": per-item scores of '", name, "' unreadable (", e.what(), "); no interval for it");
+      }
+    }
+  }
   return r;
 }
 

@@ -11,6 +11,7 @@
 
 #include "sapling/export.hpp"
 #include "sapling/options.hpp"
+#include "sapling/stats.hpp"
 
 namespace sapling::bench {
 
@@ -70,6 +71,8 @@ struct CellResult {
   bool ok = false;
   std::string error;                                   // when !ok
   std::vector<std::pair<std::string, double>> metrics;  // in the task's order
+  // Per-item scores of the metrics that have them (the task's extra.items): the bootstrap's input.
+  std::map<std::string, stats::ItemScores> items;
 };
 
 struct Summary {
@@ -87,7 +90,18 @@ SAPLING_API std::string format_delta(double value, double baseline);
 // The Markdown table: one row per model (config order), per task metric a
 // column "mean ± std (n)" and a column "Δ vs <baseline>"; failed seeds are
 // counted in the cell, a model x task without any success reads "failed".
+// Where both have per-item scores for the metric, the Δ column adds the
+// absolute difference and its 95% paired-bootstrap interval (delta_interval),
+// with " *" when the interval excludes zero.
 SAPLING_API std::string markdown_table(const Config& config, const std::vector<CellResult>& cells);
+// Paired bootstrap of metric(model) - metric(baseline) over the seeds where
+// both cells have per-item scores; nullopt when there are none or they do not
+// pair (different items). 1000 replicates, seeded: the table is reproducible.
+SAPLING_API std::optional<stats::DeltaInterval> delta_interval(const std::vector<CellResult>& cells, const std::string& model,
+                                                               const std::string& baseline, const std::string& task,
+                                                               const std::string& metric);
+// "+0.012 [+0.003, +0.021] *" (the star when the interval excludes zero).
+SAPLING_API std::string format_interval(const stats::DeltaInterval& d);
 // Long format: model,task,metric,seed,value (one line per metric of every successful cell).
 SAPLING_API std::string csv_table(const std::vector<CellResult>& cells);
 

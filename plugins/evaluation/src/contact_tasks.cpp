@@ -1,11 +1,13 @@
 // Contact-prediction tasks: the ESM unsupervised attention protocol and a supervised probe on frozen last-layer features.
 #include <cmath>
+#include <map>
 #include <tuple>
 
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 #include "sapling/log.hpp"
 #include "sapling/masking.hpp"
+#include "sapling/stats.hpp"
 #include "support.hpp"
 #include "tasks.hpp"
 
@@ -89,6 +91,7 @@ nlohmann::json rounded_matrix(const torch::Tensor& m) {
 template <typename Predict>
 void score_test_set(const ContactSplit& split, const Options& options, Predict&& predict, EvalResult& result) {
   MeanAccumulator mean;
+  std::map<std::string, stats::ItemScores> items;  // per-protein precision of each metric, for the bench's bootstrap
   nlohmann::json per_protein = nlohmann::json::array();
   const double threshold = options.get_float("contact_threshold");
   for (size_t k = 0; k < split.test.size(); ++k) {
@@ -102,6 +105,10 @@ void score_test_set(const ContactSplit& split, const Options& options, Predict&&
                               : std::nan("");
     values.emplace_back("long_random", random);
     mean.add(values);
+    for (const auto& [name, value] : values) {
+      auto& column = items.try_emplace(name, stats::ItemScores{"mean", {{}}}).first->second.columns[0];
+      column.push_back(value);
+    }
     nlohmann::json entry{{"name", chain_name(chain)}, {"length", chain.length()}};
     for (const auto& [name, value] : values) entry[name] = std::isnan(value) ? nlohmann::json() : nlohmann::json(value);
     per_protein.push_back(std::move(entry));
@@ -111,7 +118,10 @@ void score_test_set(const ContactSplit& split, const Options& options, Predict&&
                                  {"predicted", rounded_matrix(scores)},
                                  {"true", rounded_matrix(truth.contacts)}};
   }
-  for (const auto& [name, value] : mean.means()) result.add(name, value);
+  for (const auto& [name, value] : mean.means()) {
+    result.add(name, value);
+    result.extra["items"][name] = stats::to_json(items.at(name));
+  }
   result.add("train_chains", static_cast<double>(split.train.size()));
   result.add("test_chains", static_cast<double>(split.test.size()));
   result.extra["per_protein"] = std::move(per_protein);

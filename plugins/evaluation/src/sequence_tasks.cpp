@@ -9,6 +9,7 @@
 #include "sapling/log.hpp"
 #include "sapling/masking.hpp"
 #include "sapling/plugin.hpp"
+#include "sapling/stats.hpp"
 #include "support.hpp"
 #include "tasks.hpp"
 
@@ -20,80 +21,39 @@ namespace {
 struct LabelledResidues {
   torch::Tensor features;  // [N, D]
   torch::Tensor q3, q8;    // [N] int64
+  std::vector<int64_t> per_chain;  // scored residues of each chain that has any, in order
 };
+
+// Correct / scored residues per chain: the per-item scores of Q3 or Q8 for the bench's bootstrap.
+stats::ItemScores chain_hits(torch::nn::Sequential& probe, const LabelledResidues& set, const torch::Tensor& y) {
+  torch::NoGradGuard no_grad;
+  const auto hits = probe->forward(set.features).argmax(1).eq(y).to(torch::kFloat64).split_with_sizes(set.per_chain);
+  stats::ItemScores items{"ratio", {{}, {}}};
+  for (const auto& h : hits) {
+    items.columns[0].push_back(h.sum().item<double>());
+    items.columns[1].push_back(static_cast<double>(h.numel()));
+  }
+  return items;
+}
 
 // Stacks the scored residues of `chains` (features per chain in the same order).
 LabelledResidues stack_scored(const std::vector<const SecondaryStructureChain*>& chains,
                               const std::vector<torch::Tensor>& features) {
   std::vector<torch::Tensor> f, q3, q8;
+  std::vector<int64_t> per_chain;
   for (size_t k = 0; k < chains.size(); ++k) {
     const auto& c = *chains[k];
     std::vector<int64_t> keep, l3, l8;
     for (size_t i = 0; i < c.scored.size(); ++i)
       if (c.scored[i]) keep.push_back(static_cast<int64_t>(i)), l3.push_back(c.q3[i]), l8.push_back(c.q8[i]);
     if (keep.empty()) continue;
+    per_chain.push_back(static_cast<int64_t>(keep.size()));
     f.push_back(features[k].index_select(0, torch::tensor(keep, torch::kInt64)));
     q3.push_back(torch::tensor(l3, torch::kInt64));
     q8.push_back(torch::tensor(l8, torch::kInt64));
   }
   if (f.empty()) fail("secondary_structure: no scored residues");
-  return {torch::cat(f), torch::cat(q3), torch::cat(q8)};
-}
-
-struct ProbeSettings {
-  std::string kind;  // linear or mlp
-  int64_t hidden, epochs, patience, batch_size;
-  double learning_rate, weight_decay;
-  uint64_t seed;
-};
-
-torch::nn::Sequential make_probe(int64_t dim, int64_t classes, const ProbeSettings& s) {
-  if (s.kind == "linear") return torch::nn::Sequential(torch::nn::Linear(dim, classes));
-  return torch::nn::Sequential(torch::nn::Linear(dim, s.hidden), torch::nn::ReLU(), torch::nn::Linear(s.hidden, classes));
-}
-
-double accuracy(torch::nn::Sequential& probe, const torch::Tensor& x, const torch::Tensor& y) {
-  torch::NoGradGuard no_grad;
-  return probe->forward(x).argmax(1).eq(y).to(torch::kFloat64).mean().item<double>();
-}
-
-// Trains a classifier on (x, y) with AdamW, one pass over a seeded shuffle per
-// epoch; keeps the parameters of the epoch with the best validation accuracy
-// and stops after `patience` epochs without improvement.
-torch::nn::Sequential train_probe(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& vx,
-                                  const torch::Tensor& vy, int64_t classes, const ProbeSettings& s,
-                                  double& best_valid) {
-  torch::manual_seed(s.seed);
-  auto generator = make_generator(s.seed + 1);
-  auto probe = make_probe(x.size(1), classes, s);
-  torch::optim::AdamW optimizer(probe->parameters(), torch::optim::AdamWOptions(s.learning_rate).weight_decay(s.weight_decay));
-  best_valid = -1;
-  std::vector<torch::Tensor> best;
-  int64_t since_best = 0;
-  torch::AutoGradMode grad(true);
-  for (int64_t epoch = 0; epoch < s.epochs && since_best < s.patience; ++epoch) {
-    const auto order = torch::randperm(x.size(0), generator, torch::kInt64);
-    for (int64_t start = 0; start < x.size(0); start += s.batch_size) {
-      const auto pick = order.slice(0, start, std::min(start + s.batch_size, x.size(0)));
-      const auto loss = torch::cross_entropy_loss(probe->forward(x.index({pick})), y.index({pick}));
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-    }
-    const double valid = accuracy(probe, vx, vy);
-    if (valid > best_valid) {
-      best_valid = valid;
-      best.clear();
-      for (const auto& p : probe->parameters()) best.push_back(p.detach().clone());
-      since_best = 0;
-    } else {
-      ++since_best;
-    }
-  }
-  torch::NoGradGuard no_grad;
-  auto params = probe->parameters();
-  for (size_t k = 0; k < params.size(); ++k) params[k].copy_(best[k]);
-  return probe;
+  return {torch::cat(f), torch::cat(q3), torch::cat(q8), per_chain};
 }
 
 class SecondaryStructure : public EvaluationTask {
@@ -128,10 +88,7 @@ class SecondaryStructure : public EvaluationTask {
     scale = scale.clamp_min(1e-6);
     for (auto* set : {&tr, &va, &te}) set->features = (set->features - mean) / scale;
 
-    ProbeSettings s{options_.get_string("probe"),        options_.get_int("hidden"),
-                    options_.get_int("epochs"),          options_.get_int("patience"),
-                    options_.get_int("batch_size"),      options_.get_float("learning_rate"),
-                    options_.get_float("weight_decay"),  seed};
+    const auto s = probe_settings(options_);
     double valid3 = 0, valid8 = 0;
     auto probe3 = train_probe(tr.features, tr.q3, va.features, va.q3, 3, s, valid3);
     auto probe8 = train_probe(tr.features, tr.q8, va.features, va.q8, 8, s, valid8);
@@ -139,6 +96,8 @@ class SecondaryStructure : public EvaluationTask {
     EvalResult result;
     result.add("Q3", accuracy(probe3, te.features, te.q3));
     result.add("Q8", accuracy(probe8, te.features, te.q8));
+    result.extra["items"]["Q3"] = stats::to_json(chain_hits(probe3, te, te.q3));
+    result.extra["items"]["Q8"] = stats::to_json(chain_hits(probe8, te, te.q8));
     result.add("valid_Q3", valid3);
     result.add("valid_Q8", valid8);
     result.add("train_chains", static_cast<double>(train.size()));
@@ -259,13 +218,7 @@ void register_sequence_tasks() {
     schema.add("valid_fraction", OptionType::Float).default_value(0.1).min(0, true).max(1, true).doc("validation slice of the training chains (early stopping)");
     schema.add("seed", OptionType::Int).default_value(int64_t{0}).min(0).doc("seed of the train/valid draw and the probe");
     schema.add("layer", OptionType::Int).default_value(int64_t{-1}).doc("frozen representation (-1 = final)");
-    schema.add("probe", OptionType::String).default_value(std::string("linear")).one_of({"linear", "mlp"}).doc("probe on each residue's features");
-    schema.add("hidden", OptionType::Int).default_value(int64_t{256}).min(1).doc("hidden units of the mlp probe");
-    schema.add("epochs", OptionType::Int).default_value(int64_t{30}).min(1).doc("epoch cap");
-    schema.add("patience", OptionType::Int).default_value(int64_t{3}).min(1).doc("epochs without validation gain before stopping");
-    schema.add("batch_size", OptionType::Int).default_value(int64_t{256}).min(1).doc("residues per step");
-    schema.add("learning_rate", OptionType::Float).default_value(1e-3).min(0, true).doc("AdamW learning rate");
-    schema.add("weight_decay", OptionType::Float).default_value(1e-2).min(0).doc("AdamW weight decay");
+    add_probe_options(schema);
     EvaluationTaskRegistry::instance().add(
         {"secondary_structure",
          "DSSP secondary structure probe on frozen per-residue features: Q3 and Q8 (two probes) on TS115. "
@@ -305,7 +258,8 @@ void register_sequence_tasks() {
 
 }  // namespace sapling::evaluation
 
-SAPLING_PLUGIN("evaluation", "Evaluation tasks: unsupervised and probed contacts, secondary structure, MLM perplexity") {
+SAPLING_PLUGIN("evaluation", "Evaluation tasks: unsupervised and probed contacts, secondary structure, MLM perplexity, fitness, variant effects, residue classification") {
   sapling::evaluation::register_contact_tasks();
   sapling::evaluation::register_sequence_tasks();
+  sapling::evaluation::register_downstream_tasks();
 }

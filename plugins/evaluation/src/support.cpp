@@ -1,4 +1,4 @@
-// Contact geometry and precision, the L1 logistic fit, DSSP label reading, data lookup and frozen-feature extraction.
+// Contact geometry and precision, the L1 logistic fit, DSSP label reading, data lookup, per-residue probes and frozen-feature extraction.
 #include "support.hpp"
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -14,6 +15,8 @@
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
+#include "sapling/masking.hpp"
+#include "sapling/progress.hpp"
 #include "sapling/structure_io.hpp"
 
 namespace sapling::evaluation {
@@ -312,6 +315,74 @@ ChainStructure read_first_chain(const std::filesystem::path& file) {
   fail(file.string(), ": no protein chain with a complete backbone (N, CA, C)");
 }
 
+// ------------------------------------------------------------ per-residue probes
+
+void add_probe_options(OptionSchema& schema) {
+  schema.add("probe", OptionType::String).default_value(std::string("linear")).one_of({"linear", "mlp"}).doc("probe on each residue's features");
+  schema.add("hidden", OptionType::Int).default_value(int64_t{256}).min(1).doc("hidden units of the mlp probe");
+  schema.add("epochs", OptionType::Int).default_value(int64_t{30}).min(1).doc("epoch cap");
+  schema.add("patience", OptionType::Int).default_value(int64_t{3}).min(1).doc("epochs without validation gain before stopping");
+  schema.add("batch_size", OptionType::Int).default_value(int64_t{256}).min(1).doc("residues per step");
+  schema.add("learning_rate", OptionType::Float).default_value(1e-3).min(0, true).doc("AdamW learning rate");
+  schema.add("weight_decay", OptionType::Float).default_value(1e-2).min(0).doc("AdamW weight decay");
+}
+
+ProbeSettings probe_settings(const Options& o) {
+  return {o.get_string("probe"),      o.get_int("hidden"),        o.get_int("epochs"),
+          o.get_int("patience"),      o.get_int("batch_size"),    o.get_float("learning_rate"),
+          o.get_float("weight_decay"), static_cast<uint64_t>(o.get_int("seed"))};
+}
+
+namespace {
+
+torch::nn::Sequential make_probe(int64_t dim, int64_t classes, const ProbeSettings& s) {
+  if (s.kind == "linear") return torch::nn::Sequential(torch::nn::Linear(dim, classes));
+  return torch::nn::Sequential(torch::nn::Linear(dim, s.hidden), torch::nn::ReLU(), torch::nn::Linear(s.hidden, classes));
+}
+
+}  // namespace
+
+double accuracy(torch::nn::Sequential& probe, const torch::Tensor& x, const torch::Tensor& y) {
+  torch::NoGradGuard no_grad;
+  return probe->forward(x).argmax(1).eq(y).to(torch::kFloat64).mean().item<double>();
+}
+
+torch::nn::Sequential train_probe(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& vx,
+                                  const torch::Tensor& vy, int64_t classes, const ProbeSettings& s,
+                                  double& best_valid) {
+  torch::manual_seed(s.seed);
+  auto generator = make_generator(s.seed + 1);
+  auto probe = make_probe(x.size(1), classes, s);
+  torch::optim::AdamW optimizer(probe->parameters(), torch::optim::AdamWOptions(s.learning_rate).weight_decay(s.weight_decay));
+  best_valid = -1;
+  std::vector<torch::Tensor> best;
+  int64_t since_best = 0;
+  torch::AutoGradMode grad(true);
+  for (int64_t epoch = 0; epoch < s.epochs && since_best < s.patience; ++epoch) {
+    const auto order = torch::randperm(x.size(0), generator, torch::kInt64);
+    for (int64_t start = 0; start < x.size(0); start += s.batch_size) {
+      const auto pick = order.slice(0, start, std::min(start + s.batch_size, x.size(0)));
+      const auto loss = torch::cross_entropy_loss(probe->forward(x.index({pick})), y.index({pick}));
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+    }
+    const double valid = accuracy(probe, vx, vy);
+    if (valid > best_valid) {
+      best_valid = valid;
+      best.clear();
+      for (const auto& p : probe->parameters()) best.push_back(p.detach().clone());
+      since_best = 0;
+    } else {
+      ++since_best;
+    }
+  }
+  torch::NoGradGuard no_grad;
+  auto params = probe->parameters();
+  for (size_t k = 0; k < params.size(); ++k) params[k].copy_(best[k]);
+  return probe;
+}
+
 // ------------------------------------------------------------ frozen features
 
 torch::Device model_device(SequenceEncoder& model) {
@@ -322,7 +393,7 @@ torch::Device model_device(SequenceEncoder& model) {
 int64_t max_residues(const SequenceEncoder& model) { return model.pretrained_tokens() - 2; }
 
 std::vector<torch::Tensor> residue_features(SequenceEncoder& model, const std::vector<std::string>& sequences,
-                                            int64_t layer, int64_t tokens_per_batch) {
+                                            int64_t layer, int64_t tokens_per_batch, const std::string& progress) {
   torch::NoGradGuard no_grad;
   const auto device = model_device(model);
   const int64_t limit = max_residues(model);
@@ -342,6 +413,10 @@ std::vector<torch::Tensor> residue_features(SequenceEncoder& model, const std::v
   ForwardRequest request;
   request.hidden_states = true;
   request.logits = false;
+  double total = 0;
+  for (const auto& p : pieces) total += static_cast<double>(p.text.size());
+  std::optional<ProgressBar> bar;
+  if (!progress.empty()) bar.emplace(progress, total, "res/s");
   for (size_t begin = 0; begin < order.size();) {
     size_t end = begin + 1;
     // Sorted by length, so the batch's padded size is (count) x (last piece + 2).
@@ -357,6 +432,7 @@ std::vector<torch::Tensor> residue_features(SequenceEncoder& model, const std::v
     for (size_t k = begin; k < end; ++k) {
       const int64_t length = static_cast<int64_t>(pieces[order[k]].text.size());
       piece_features[order[k]] = rep[static_cast<int64_t>(k - begin)].slice(0, 1, 1 + length).clone();
+      if (bar) bar->advance(static_cast<double>(length));
     }
     begin = end;
   }

@@ -1,4 +1,4 @@
-// What the evaluation tasks share: contact geometry and precision, the L1 logistic fit, DSSP labels, data readers, frozen features.
+// What the evaluation tasks share: contact geometry and precision, the L1 logistic fit, DSSP labels, data readers, per-residue probes, frozen features.
 #pragma once
 #include <torch/torch.h>
 
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sapling/interfaces.hpp"
+#include "sapling/options.hpp"
 #include "sapling/structure.hpp"
 
 namespace sapling::evaluation {
@@ -134,6 +135,26 @@ std::vector<size_t> seeded_permutation(size_t n, uint64_t seed);
 // First protein chain of a structure file with at least one residue that has N, CA and C.
 ChainStructure read_first_chain(const std::filesystem::path& file);
 
+// ------------------------------------------------------------ per-residue probes
+
+// A linear or one-hidden-layer classifier on frozen features, trained with AdamW.
+struct ProbeSettings {
+  std::string kind;  // linear or mlp
+  int64_t hidden, epochs, patience, batch_size;
+  double learning_rate, weight_decay;
+  uint64_t seed;
+};
+// The options probe, hidden, epochs, patience, batch_size, learning_rate, weight_decay (shared by the probe tasks).
+void add_probe_options(OptionSchema& schema);
+ProbeSettings probe_settings(const Options& options);  // reads those options and `seed`
+
+double accuracy(torch::nn::Sequential& probe, const torch::Tensor& x, const torch::Tensor& y);
+// Trains a classifier on (x, y) with AdamW, one pass over a seeded shuffle per
+// epoch; keeps the parameters of the epoch with the best validation accuracy
+// and stops after `patience` epochs without improvement.
+torch::nn::Sequential train_probe(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& vx,
+                                  const torch::Tensor& vy, int64_t classes, const ProbeSettings& s, double& best_valid);
+
 // ------------------------------------------------------------ frozen features
 
 torch::Device model_device(SequenceEncoder& model);
@@ -142,9 +163,11 @@ int64_t max_residues(const SequenceEncoder& model);
 
 // Per-residue representation of `layer` (-1 = final) for each sequence, [L, D]
 // float32 on the CPU. Sequences longer than the model limit are split into
-// consecutive pieces. Batched by padded tokens.
+// consecutive pieces. Batched by padded tokens. A non-empty `progress` labels
+// a terminal progress bar (residues per second).
 std::vector<torch::Tensor> residue_features(SequenceEncoder& model, const std::vector<std::string>& sequences,
-                                            int64_t layer = -1, int64_t tokens_per_batch = 4096);
+                                            int64_t layer = -1, int64_t tokens_per_batch = 4096,
+                                            const std::string& progress = "");
 
 // ESM contact-head features of one sequence (<= max_residues): symmetrised,
 // APC-corrected attention maps of every layer and head, [L, L, layers*heads]
