@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>  // for std::hash
 #include <stdexcept>
 #include <string>
 
