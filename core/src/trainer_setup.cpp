@@ -347,11 +347,13 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, boo
     reference = score(*setup.reference, setup.reference_losses, inputs, batch, device);
     ++setup.reference_passes;
   }
-  record("model.logits", current.output.logits.to(torch::kFloat32));
-  record("model.last_hidden", current.output.last_hidden.to(torch::kFloat32));
-  if (reference) {
-    record("reference.logits", reference->output.logits.to(torch::kFloat32));
-    record("reference.last_hidden", reference->output.last_hidden.to(torch::kFloat32));
+  if (trace) {  // float32 copies only when inspecting: under bf16 autocast they would cost a [B, T, V] copy per step
+    record("model.logits", current.output.logits.to(torch::kFloat32));
+    record("model.last_hidden", current.output.last_hidden.to(torch::kFloat32));
+    if (reference) {
+      record("reference.logits", reference->output.logits.to(torch::kFloat32));
+      record("reference.last_hidden", reference->output.last_hidden.to(torch::kFloat32));
+    }
   }
 
   MicroBatchLoss result;
@@ -385,8 +387,10 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, boo
   auto settings = setup.normalization;
   settings.batch_size = setup.normalization_proteins > 0 ? setup.normalization_proteins : batch.proteins;
   result.combined = combine_losses(weighted, settings);
-  for (const auto& [name, value] : result.combined.terms) record("terms." + name + ".value", torch::tensor(value, torch::kFloat64));
-  record("total", result.combined.total.to(torch::kFloat64));
+  if (trace) {
+    for (const auto& [name, value] : result.combined.terms) record("terms." + name + ".value", torch::tensor(value, torch::kFloat64));
+    record("total", result.combined.total.to(torch::kFloat64));
+  }
   return result;
 }
 
