@@ -162,15 +162,11 @@ TEST_CASE("prepare --sequence observed: residues, tokens and pGNN rows one to on
   std::cout << "observed vs SEQRES sequences: " << gapped << " of " << observed.size() << " chains have unmodelled residues\n";
   CHECK(gapped > 0);  // the sample has chains with gaps, so the two modes really differ
 
-  // Across chain breaks the observed mode's 3Di is Foldseek's (its createdb output for BM5, in ../shared).
-  const auto reference = sapling::test::shared_dir() / "data/3di/bm5.3di.fasta";
-  if (!fs::exists(reference)) {
-    WARN("skipped the comparison with Foldseek's 3Di: " << reference.string() << " is absent (../shared/data)");
-    return;
-  }
+  // Across chain breaks the observed mode's 3Di is Foldseek's (its createdb output for the sample, bundled).
+  const auto reference = src / "datasets/sample/bm5_foldseek.3di.fasta";
   std::map<std::string, std::string> foldseek_aa, foldseek_3di;
   for (const auto& [file, map] : {std::pair{reference, &foldseek_3di},
-                                  std::pair{reference.parent_path() / "bm5.aa.fasta", &foldseek_aa}}) {
+                                  std::pair{src / "datasets/sample/bm5_foldseek.aa.fasta", &foldseek_aa}}) {
     std::ifstream in(file);
     std::string name;
     for (std::string line; std::getline(in, line);)
@@ -195,6 +191,7 @@ TEST_CASE("prepare --sequence observed: residues, tokens and pGNN rows one to on
   }
   std::cout << "observed-mode 3Di vs Foldseek createdb: " << identical << " of " << compared << " chains identical ("
             << with_gaps << " of them with chain breaks)\n";
+  REQUIRE(foldseek_3di.size() == 31);
   CHECK(compared >= static_cast<int64_t>(observed.size()) / 2);
   CHECK(with_gaps > 0);
   CHECK(identical == compared);
