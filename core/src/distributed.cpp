@@ -1,6 +1,7 @@
 // c10d Gloo process group from torchrun-style environment variables; flattened all-reduce and broadcast.
 #include "sapling/distributed.hpp"
 
+#include <csignal>
 #include <chrono>
 #include <cstdlib>
 
@@ -89,6 +90,11 @@ DataParallel::DataParallel(const LaunchEnvironment& environment, double timeout_
     : rank_(environment.rank), world_size_(environment.world_size) {
   if (world_size_ == 1) return;
 #ifdef SAPLING_HAVE_GLOO
+  // Gloo writes with writev(2), which raises SIGPIPE when a peer has died; the
+  // default action would kill this rank silently (exit 141) before the failed
+  // collective can name the peer. Python ignores SIGPIPE, so PyTorch never
+  // sees it; we do the same so the write returns EPIPE and becomes our error.
+  std::signal(SIGPIPE, SIG_IGN);
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000.0));
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(environment.master_port);
