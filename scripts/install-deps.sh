@@ -9,7 +9,7 @@ PACKAGES=(
   cmake ninja-build g++ ccache pkg-config
   libtorch-dev libopenblas0-openmp libgloo-dev
   libboost-dev libboost-program-options-dev
-  libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev
+  libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev libssl-dev
   gemmi-dev tao-pegtl-dev
   catch2
   python3-numpy python3-torch

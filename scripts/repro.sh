@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
+# The evaluation tasks read their default data from $SAPLING_DATA_DIR/data; the mirror has that layout.
+export SAPLING_DATA_DIR=${SAPLING_DATA_DIR:-$(realpath "$SHARED")}
 THREADS=${THREADS:-1}
 S=build/sapling
 [[ -x $S ]] || bash scripts/build.sh

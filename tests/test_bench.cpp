@@ -244,8 +244,11 @@ TEST_CASE("bench: plots from cells and training logs, data and scripts only with
 
 TEST_CASE("sapling bench: cells run as subprocesses, a failing model is reported, the second run is cached",
           "[bench][cli]") {
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
+  SAPLING_REQUIRE_DATA("psicov");
+  SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
   const auto dir = sapling::test::temp_dir("bench-cli");
-  const auto model = sapling::test::shared_dir() / "models/esm2_t6_8M_uniprot";
+  const auto model = sapling::test::data_path("esm2_t6_8M_uniprot");
   const auto file = write_bench(dir, "seeds = [0, 1]\nbaseline = \"esm2_8m\"\noutput = \"out\"\n"
                                      "[[models]]\nname = \"esm2_8m\"\npath = " + quote(model) +
                                          "\n[[models]]\nname = \"missing\"\npath = \"no/such/model\"\n"
@@ -298,9 +301,10 @@ TEST_CASE("sapling bench: cells run as subprocesses, a failing model is reported
 }
 
 TEST_CASE("sapling bench --force re-runs a cell and keeps the old result", "[bench][cli]") {
+  SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
   const auto dir = sapling::test::temp_dir("bench-force");
   const auto file = write_bench(dir, "seeds = [0]\nbaseline = \"m\"\noutput = \"out\"\n[[models]]\nname = \"m\"\npath = " +
-                                         quote(sapling::test::shared_dir() / "models/esm2_t6_8M_uniprot") +
+                                         quote(sapling::test::data_path("esm2_t6_8M_uniprot")) +
                                          "\n[[tasks]]\ntask = \"mlm_perplexity\"\noptions = { max_sequences = 1, fasta = \"held_out.fasta\" }\n");
   // A path option (relative to the bench file) must reach `sapling eval` as the plain path.
   std::ofstream(dir / "held_out.fasta") << ">a\nMKTAYIAKQRQISFVKSHFSRQ\n";
@@ -321,6 +325,7 @@ TEST_CASE("sapling bench --force re-runs a cell and keeps the old result", "[ben
 
 TEST_CASE("sapling bench trains recipe models per seed, reuses the runs, and reports a recipe that cannot train",
           "[bench][cli][train]") {
+  SAPLING_REQUIRE_DATA("uniprot_go160k");  // the perplexity task's default held-out sequences
   const auto dir = sapling::test::temp_dir("bench-train");
   const auto src = sapling::test::source_dir();
   const auto prepared = sapling::test::run_command(
@@ -329,7 +334,7 @@ TEST_CASE("sapling bench trains recipe models per seed, reuses the runs, and rep
       " --tokenizer foldseek_3di --valid-fraction 0.2 --reference-fraction 0.4 --seed 6 --quiet");  // as the quickstart
   REQUIRE(prepared.exit_code == 0);
   // The quickstart reference recipe made tiny: 2 steps of the tiny ESM2 fixture on short crops.
-  const std::string set = "set = [\"model.path=" + (sapling::test::shared_dir() / "fixtures/esm2_tiny").string() +
+  const std::string set = "set = [\"model.path=" + (sapling::test::fixtures_dir() / "esm2_tiny").string() +
                           "\", \"data.dataset=" + (dir / "dataset").string() +
                           "\", \"train.max_steps=2\", \"train.valid_every=1\", \"train.valid_max_batches=1\","
                           " \"data.max_length=96\", \"data.tokens_per_batch=512\"]\n";

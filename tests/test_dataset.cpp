@@ -16,7 +16,6 @@ using sapling::ChainStructure;
 
 namespace {
 
-fs::path structures_dir() { return sapling::test::shared_dir() / "data" / "structures"; }
 
 // Equal including NaN positions.
 bool same_values(const torch::Tensor& a, const torch::Tensor& b) {
@@ -68,10 +67,11 @@ TEST_CASE("split groups: BM5 complex id, PSICOV id, entry", "[dataset]") {
 }
 
 TEST_CASE("dataset round trip: several shards, tokens, embeddings", "[dataset]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto dir = sapling::test::temp_dir("dataset");
   std::vector<ChainStructure> chains;
   for (const char* id : {"1aap", "1ne2", "1pko"}) {
-    auto read = sapling::read_structure(structures_dir() / "psicov" / (std::string(id) + ".pdb.gz"));
+    auto read = sapling::read_structure(sapling::test::data_path("psicov") / (std::string(id) + ".pdb.gz"));
     chains.insert(chains.end(), read.begin(), read.end());
   }
   REQUIRE(chains.size() >= 4);
@@ -123,13 +123,15 @@ TEST_CASE("dataset round trip: several shards, tokens, embeddings", "[dataset]")
 }
 
 TEST_CASE("sapling prepare: read back equals read_structure, bad file skipped or fatal with --strict", "[dataset][cli]") {
+  SAPLING_REQUIRE_DATA("bm5");
+  SAPLING_REQUIRE_DATA("psicov");
   const auto work = sapling::test::temp_dir("prepare");
   const auto inputs = work / "in";
   fs::create_directories(inputs / "sub");
   const std::vector<std::string> names = {"1AHW_r_u", "1AHW_l_u", "1AHW_r_b-matched", "1ACB_l_b-matched", "2BTF_l_b-matched"};
-  for (const auto& n : names) fs::copy_file(structures_dir() / "bm5" / (n + ".pdb.gz"), inputs / "sub" / (n + ".pdb.gz"));
-  fs::copy_file(structures_dir() / "psicov" / "1aap.pdb.gz", inputs / "1aap.pdb.gz");
-  fs::copy_file(structures_dir() / "psicov" / "1aap.fasta", inputs / "1aap.fasta");  // not a structure: ignored
+  for (const auto& n : names) fs::copy_file(sapling::test::data_path("bm5") / (n + ".pdb.gz"), inputs / "sub" / (n + ".pdb.gz"));
+  fs::copy_file(sapling::test::data_path("psicov") / "1aap.pdb.gz", inputs / "1aap.pdb.gz");
+  fs::copy_file(sapling::test::data_path("psicov") / "1aap.fasta", inputs / "1aap.fasta");  // not a structure: ignored
   {
     std::ofstream bad(inputs / "broken.pdb");
     bad << "HETATM    1  O   HOH A 301      11.000  10.000  10.000  1.00 10.00           O\n";
@@ -206,9 +208,10 @@ TEST_CASE("sapling prepare: read back equals read_structure, bad file skipped or
 }
 
 TEST_CASE("sapling prepare on all of BM5: complexes never straddle the split", "[dataset][cli][bm5]") {
+  SAPLING_REQUIRE_DATA("bm5");
   const auto out = sapling::test::temp_dir("prepare-bm5");
   const auto result = sapling::test::run_command(sapling::test::sapling_exe() + " prepare " +
-                                                 quote(structures_dir() / "bm5") + " --out " + quote(out) +
+                                                 quote(sapling::test::data_path("bm5")) + " --out " + quote(out) +
                                                  " --valid-fraction 0.1 --seed 7");
   INFO(result.output);
   REQUIRE(result.exit_code == 0);

@@ -26,7 +26,8 @@ TEST_CASE("bad FASTA input names the file and line", "[fasta][hostile]") {
 }
 
 TEST_CASE("the real benchmark FASTA files read completely", "[fasta]") {
-  auto records = sapling::read_fasta(sapling::test::shared_dir() / "bench" / "embed_100.fasta");
+  SAPLING_REQUIRE_DATA("embed_bench");
+  auto records = sapling::read_fasta(sapling::test::data_path("embed_bench") / "embed_100.fasta");
   CHECK(records.size() == 100);
   size_t residues = 0;
   for (const auto& r : records) residues += r.sequence.size();

@@ -377,11 +377,12 @@ TEST_CASE("a 100 MB single-line file is refused quickly, naming it", "[hostile][
 
 TEST_CASE("sapling prepare on a folder of hostile files: each reported and skipped, or fatal with --strict",
           "[hostile][structure_io][cli]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto dir = sapling::test::temp_dir("hostile-prepare");
   const auto in = dir / "in";
   fs::create_directories(in);
-  fs::copy_file(sapling::test::shared_dir() / "data" / "structures" / "psicov" / "1aap.pdb.gz", in / "1aap.pdb.gz");
-  const std::string gz = sapling::read_file(sapling::test::shared_dir() / "data" / "structures" / "psicov" / "1aap.pdb.gz");
+  fs::copy_file(sapling::test::data_path("psicov") / "1aap.pdb.gz", in / "1aap.pdb.gz");
+  const std::string gz = sapling::read_file(sapling::test::data_path("psicov") / "1aap.pdb.gz");
   std::string garbage(4096, '\0');
   for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>((i * 7919u + 13u) % 256u);
   write_bytes(in / "a_empty.pdb", "");
@@ -468,7 +469,8 @@ TEST_CASE("FASTA lenient mode skips and reports bad records, strict stays the de
 }
 
 TEST_CASE("the real UniProt GO file: strict names line 48549, lenient skips its empty headers", "[hostile][fasta]") {
-  const auto file = sapling::test::shared_dir() / "data" / "sequences" / "uniprot_go160k.fasta.gz";
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
+  const auto file = sapling::test::data_path("uniprot_go160k") / "uniprot_go160k.fasta.gz";
   CHECK_THAT(error_of([&] { sapling::read_fasta(file); }),
              Catch::Contains("uniprot_go160k.fasta.gz:48549: empty FASTA header"));
   sapling::FastaOptions lenient;
@@ -525,6 +527,13 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
   CHECK(model.exit_code == 0);
   CHECK_THAT(model.output, Catch::Contains("missing_model.toml:3: [model] key 'path': '" + (dir / "no/such/model").string() +
                                            "' does not exist (yet)"));
+  // Said once, with the path as the user would type it from where they are (not `sub/../no/such/model`).
+  std::filesystem::create_directories(dir / "sub");
+  std::ofstream(dir / "sub/relative_model.toml") << "[model]\nplugin = \"esm2\"\npath = \"../no/such/model\"\n";
+  const auto relative = run_command("cd " + quote(dir) + " && " + sapling::test::sapling_exe() + " recipe check sub/relative_model.toml");
+  CHECK(relative.exit_code == 0);
+  CHECK_THAT(relative.output, Catch::Contains("'no/such/model' does not exist (yet)"));
+  CHECK(relative.output.find("does not exist") == relative.output.rfind("does not exist"));
   const auto use = run_command(sapling::test::sapling_exe() + " train " + quote(dir / "missing_model.toml"));
   check_clean_cli_failure(use);
   CHECK_THAT(use.output, Catch::Contains("missing_model.toml:3"));

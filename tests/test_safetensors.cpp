@@ -85,7 +85,8 @@ TEST_CASE("files written by sapling are read by an independent Python reader", "
 }
 
 TEST_CASE("sharded checkpoints read through the index", "[safetensors]") {
-  const auto dir = sapling::test::shared_dir() / "models" / "esm2_t6_8M_uniprot";
+  SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
+  const auto dir = sapling::test::data_path("esm2_t6_8M_uniprot");
   sapling::TensorStore store(dir);
   CHECK(store.keys().size() > 50);
   auto e = store.get("esm.embeddings.word_embeddings.weight");

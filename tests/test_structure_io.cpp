@@ -18,7 +18,6 @@ using sapling::read_structure;
 
 namespace {
 
-fs::path structures_dir() { return sapling::test::shared_dir() / "data" / "structures"; }
 
 std::vector<fs::path> files_matching(const fs::path& dir, const std::string& suffix) {
   std::vector<fs::path> files;
@@ -78,7 +77,8 @@ TEST_CASE("entry names and one-letter codes", "[structure_io]") {
 }
 
 TEST_CASE("every BM5 file is read, including those with junk in columns 67-80", "[structure_io]") {
-  const auto files = files_matching(structures_dir() / "bm5", ".pdb.gz");
+  SAPLING_REQUIRE_DATA("bm5");
+  const auto files = files_matching(sapling::test::data_path("bm5"), ".pdb.gz");
   REQUIRE(files.size() == 924);
   int repaired_files = 0;
   size_t chains = 0, residues = 0;
@@ -106,8 +106,9 @@ TEST_CASE("every BM5 file is read, including those with junk in columns 67-80", 
 }
 
 TEST_CASE("a repaired BM5 file keeps its coordinates", "[structure_io]") {
+  SAPLING_REQUIRE_DATA("bm5");
   // 1ACB_l_b-matched carries "   1  B   1930"-style text in columns 67-80.
-  const auto file = structures_dir() / "bm5" / "1ACB_l_b-matched.pdb.gz";
+  const auto file = sapling::test::data_path("bm5") / "1ACB_l_b-matched.pdb.gz";
   std::string text = sapling::read_maybe_gzipped(file);
   std::string repaired = text;
   REQUIRE(sapling::repair_pdb_columns(repaired) > 0);
@@ -128,7 +129,8 @@ TEST_CASE("a repaired BM5 file keeps its coordinates", "[structure_io]") {
 }
 
 TEST_CASE("every PSICOV structure is read, the chain file matches ID.fasta", "[structure_io]") {
-  const auto dir = structures_dir() / "psicov";
+  SAPLING_REQUIRE_DATA("psicov");
+  const auto dir = sapling::test::data_path("psicov");
   const auto chain_files = files_matching(dir, ".chain.pdb.gz");
   REQUIRE(chain_files.size() == 100);
   int with_header = 0, fasta_matches = 0;
@@ -162,7 +164,8 @@ TEST_CASE("every PSICOV structure is read, the chain file matches ID.fasta", "[s
 }
 
 TEST_CASE("SEQRES makes missing residues explicit (1ne2 chain A, 1aap)", "[structure_io]") {
-  const auto dir = structures_dir() / "psicov";
+  SAPLING_REQUIRE_DATA("psicov");
+  const auto dir = sapling::test::data_path("psicov");
   // 1ne2: SEQRES has 200 residues for chain A; REMARK 465 lists 24 missing:
   // GSH at -2..0, NFKNYLEQ at 19-26, GSVVKHS at 118-124, RHHSYD at 176-181.
   // The first SEQRES residue is GLY -2, so position i holds residue number i-2.
@@ -201,10 +204,12 @@ TEST_CASE("SEQRES makes missing residues explicit (1ne2 chain A, 1aap)", "[struc
 }
 
 TEST_CASE("BM5 chains split by TER are kept (antibody L + H as chain A), Foldseek's sequences agree", "[structure_io]") {
+  SAPLING_REQUIRE_DATA("bm5");
+  SAPLING_REQUIRE_DATA("foldseek_3di");
   // 1AHW_r_u: chain A = light chain (1-214), TER, heavy chain (401-614).
   // Foldseek (and plain gemmi) keep only the part before the TER; here the
   // second part becomes chain "A_2".
-  const auto bm5 = structures_dir() / "bm5";
+  const auto bm5 = sapling::test::data_path("bm5");
   const auto chains = read_structure(bm5 / "1AHW_r_u.pdb.gz");
   REQUIRE(chains.size() == 2);
   CHECK(chains[0].chain == "A");
@@ -215,7 +220,7 @@ TEST_CASE("BM5 chains split by TER are kept (antibody L + H as chain A), Foldsee
   CHECK(chains[1].observed.all().item<bool>());
 
   // Every Foldseek entry equals our chain's observed residues.
-  const auto foldseek = sapling::read_fasta(sapling::test::shared_dir() / "data" / "3di" / "bm5.aa.fasta");
+  const auto foldseek = sapling::read_fasta(sapling::test::data_path("foldseek_3di") / "bm5.aa.fasta");
   std::map<std::string, std::string> ours;
   for (const auto& file : files_matching(bm5, ".pdb.gz")) {
     const auto read = read_structure(file);
@@ -243,12 +248,14 @@ TEST_CASE("BM5 chains split by TER are kept (antibody L + H as chain A), Foldsee
 }
 
 TEST_CASE("R-free from REMARK 3 (1a3a: 0.242)", "[structure_io]") {
-  const auto chains = read_structure(structures_dir() / "psicov" / "1a3a.pdb.gz");
+  SAPLING_REQUIRE_DATA("psicov");
+  const auto chains = read_structure(sapling::test::data_path("psicov") / "1a3a.pdb.gz");
   CHECK(chains[0].r_free == Approx(0.242));
 }
 
 TEST_CASE("MSE maps to M", "[structure_io]") {
-  const auto dir = structures_dir() / "psicov";
+  SAPLING_REQUIRE_DATA("psicov");
+  const auto dir = sapling::test::data_path("psicov");
   sapling::StructureReadReport report;
   const auto chains = read_structure(dir / "1lpy.pdb.gz", {}, &report);
   CHECK(report.modified_residues > 0);
@@ -258,8 +265,9 @@ TEST_CASE("MSE maps to M", "[structure_io]") {
 }
 
 TEST_CASE("alternate locations: highest occupancy wins, ties keep the first", "[structure_io]") {
+  SAPLING_REQUIRE_DATA("psicov");
   // Real file, tie (0.50/0.50): ARG A 4 of 1pko keeps altloc A.
-  const auto chains = read_structure(structures_dir() / "psicov" / "1pko.pdb.gz");
+  const auto chains = read_structure(sapling::test::data_path("psicov") / "1pko.pdb.gz");
   const auto& a = chain_named(chains, "A");
   bool found = false;
   for (int64_t i = 0; i < a.length(); ++i) {
@@ -318,7 +326,8 @@ TEST_CASE("residues without CA stay in the sequence, unobserved", "[structure_io
 }
 
 TEST_CASE("chain filter, nucleic acids and ligand-only chains", "[structure_io]") {
-  const auto dir = structures_dir() / "psicov";
+  SAPLING_REQUIRE_DATA("psicov");
+  const auto dir = sapling::test::data_path("psicov");
   sapling::StructureReadOptions options;
   options.chains = {"B"};
   const auto b = read_structure(dir / "1aap.pdb.gz", options);
@@ -343,6 +352,7 @@ TEST_CASE("chain filter, nucleic acids and ligand-only chains", "[structure_io]"
 }
 
 TEST_CASE("hostile inputs give clean errors naming the file", "[structure_io]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto dir = sapling::test::temp_dir("structure-io");
   const auto empty = dir / "empty.pdb";
   write_text(empty, "");
@@ -352,7 +362,7 @@ TEST_CASE("hostile inputs give clean errors naming the file", "[structure_io]") 
   write_text(blank, "\n\n   \n");
   CHECK_THROWS_WITH(read_structure(blank), Catch::Contains("blank.cif") && Catch::Contains("empty"));
 
-  const std::string gz = sapling::read_file(structures_dir() / "psicov" / "1aap.pdb.gz");
+  const std::string gz = sapling::read_file(sapling::test::data_path("psicov") / "1aap.pdb.gz");
   const auto truncated = dir / "truncated.pdb.gz";
   write_text(truncated, gz.substr(0, gz.size() / 2));
   CHECK_THROWS_WITH(read_structure(truncated), Catch::Contains("truncated.pdb.gz") && Catch::Contains("truncated"));

@@ -1,4 +1,4 @@
-// Helpers shared by tests: paths to the repository, ../shared, the CLI, and running commands.
+// Helpers shared by tests: paths to the repository, fixtures and named data sets, the CLI, and running commands.
 #pragma once
 #include <torch/torch.h>
 
@@ -6,18 +6,78 @@
 #include <unistd.h>    // for getpid
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>  // for std::hash
 #include <stdexcept>
 #include <string>
 
+#include "sapling/data_registry.hpp"
 #include "sapling/plugin.hpp"
 
 namespace sapling::test {
 
 inline std::filesystem::path source_dir() { return SAPLING_SOURCE_DIR; }
-inline std::filesystem::path shared_dir() { return SAPLING_SHARED_DIR; }
 inline std::filesystem::path binary_dir() { return SAPLING_BINARY_DIR; }
+// The project's data mirror (../shared beside the checkout, in CI and development). A user's clone has none:
+// tests reach big data only through data_set() below. SAPLING_SHARED_DIR overrides it (an absent folder
+// shows what a clone sees).
+inline std::filesystem::path shared_dir() {
+  const char* env = std::getenv("SAPLING_SHARED_DIR");
+  return env ? std::filesystem::path(env) : std::filesystem::path(SAPLING_SHARED_DIR);
+}
+// Small golden fixtures, in the repository (tests/fixtures/README.md).
+inline std::filesystem::path fixtures_dir() { return source_dir() / "tests" / "fixtures"; }
+
+// The folder of a named data set (datasets/manifest.toml), or an empty path when it is not available. Looks in
+// $SAPLING_DATA_DIR (what `sapling data fetch` filled), then fetches from the mirror ($SAPLING_DATA_MIRROR, else
+// ../shared) into the build folder's test-data/, verifying every checksum, once per build.
+inline std::filesystem::path data_set(const std::string& name) {
+  static const auto manifest = DataManifest::load(source_dir() / "datasets" / "manifest.toml");
+  const auto& set = manifest.find(name);
+  if (const char* dir = std::getenv("SAPLING_DATA_DIR"); dir && data_set_status(set, dir) == DataStatus::Present)
+    return std::filesystem::path(dir) / set.path;
+  const auto cache = binary_dir() / "test-data";
+  if (data_set_status(set, cache) == DataStatus::Present) return cache / set.path;
+  const char* env_mirror = std::getenv("SAPLING_DATA_MIRROR");
+  const std::filesystem::path mirror = env_mirror ? std::filesystem::path(env_mirror) : shared_dir();
+  if (!std::filesystem::is_directory(mirror / set.path)) return {};
+  fetch_data_set(set, mirror, cache);
+  return cache / set.path;
+}
+
+// Makes a data set available and points $SAPLING_DATA_DIR (inherited by the CLI, read by the evaluation tasks'
+// default data) at the folder holding it; false when it is not available.
+inline bool use_data_set(const std::string& name) {
+  static const auto manifest = DataManifest::load(source_dir() / "datasets" / "manifest.toml");
+  const auto dir = data_set(name);
+  if (dir.empty()) return false;
+  auto root = dir;
+  for (const auto& part : std::filesystem::path(manifest.find(name).path)) {
+    (void)part;
+    root = root.parent_path();
+  }
+  ::setenv("SAPLING_DATA_DIR", root.c_str(), 1);
+  return true;
+}
+
+// A test that needs a data set starts with SAPLING_REQUIRE_DATA("bm5"): without it, the test says it was
+// skipped and why, and passes (README command 2 from a clone alone); CI, which has the mirror, runs it.
+#define SAPLING_REQUIRE_DATA(name)                                                                              \
+  do {                                                                                                           \
+    if (!::sapling::test::use_data_set(name)) {                                                                  \
+      WARN("skipped: data set '" << (name) << "' is not available (sapling data fetch " << (name)                \
+                                 << " --mirror DIR, or set SAPLING_DATA_DIR)");                                  \
+      return;                                                                                                    \
+    }                                                                                                            \
+  } while (0)
+
+// The folder of a data set the test has required; an error if it is absent.
+inline std::filesystem::path data_path(const std::string& name) {
+  auto dir = data_set(name);
+  if (dir.empty()) throw std::runtime_error("data set '" + name + "' is not available; require it first (SAPLING_REQUIRE_DATA)");
+  return dir;
+}
 inline std::string sapling_exe() { return SAPLING_EXE; }
 
 // A fresh temporary folder per call, removed by the caller if it wishes.

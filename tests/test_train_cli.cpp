@@ -27,8 +27,8 @@ struct Family {
 
 const std::vector<Family>& families() {
   static const std::vector<Family> f{
-      {"esm2", "fixtures/esm2_tiny", "reference_esm2_8m.toml", "saesm2_8m.toml"},
-      {"amplify", "fixtures/amplify_tiny", "reference_amplify_120m.toml", "saamplify_120m.toml"}};
+      {"esm2", "esm2_tiny", "reference_esm2_8m.toml", "saesm2_8m.toml"},
+      {"amplify", "amplify_tiny", "reference_amplify_120m.toml", "saamplify_120m.toml"}};
   return f;
 }
 
@@ -37,7 +37,7 @@ std::string train_command(const std::string& recipe, const fs::path& out, const 
                           const std::string& extra = "") {
   const auto src = sapling::test::source_dir();
   return sapling::test::sapling_exe() + " train " + quote(src / "recipes" / recipe) + " --out " + quote(out) +
-         " --set model.path=" + quote(sapling::test::shared_dir() / model_dir) +
+         " --set model.path=" + quote(sapling::test::fixtures_dir() / model_dir) +
          " --set data.dataset=" + quote(sample_dataset()) +
          " --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens"
          " --set data.tokens_per_batch=512 --set train.valid_max_batches=2 --set train.valid_every=2 " +
@@ -133,7 +133,7 @@ TEST_CASE("sapling train: MLM pretraining from sequences and the ablation recipe
   CHECK_FALSE(train.back().contains("structure_token"));
 
   for (const std::string ablation : {"own_loss_largest", "mlm_only"}) {
-    r = run_command(train_command("ablations/" + ablation + ".toml", root / ablation, "fixtures/esm2_tiny", "--max-steps 2"));
+    r = run_command(train_command("ablations/" + ablation + ".toml", root / ablation, "esm2_tiny", "--max-steps 2"));
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     train = read_metrics(root / ablation / "metrics.jsonl", "train");
@@ -147,19 +147,19 @@ TEST_CASE("sapling train: MLM pretraining from sequences and the ablation recipe
 TEST_CASE("sapling train refuses bad setups before any work", "[train][cli]") {
   const auto root = sapling::test::temp_dir("train-errors");
   // excess_loss without a reference folder.
-  auto r = run_command(train_command("saesm2_8m.toml", root / "a", "fixtures/esm2_tiny",
+  auto r = run_command(train_command("saesm2_8m.toml", root / "a", "esm2_tiny",
                                      "--set reference_model.path=" + quote(root / "missing")));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Catch::Contains("reference_model"));
   // A dataset that does not exist.
-  r = run_command(train_command("reference_esm2_8m.toml", root / "b", "fixtures/esm2_tiny",
+  r = run_command(train_command("reference_esm2_8m.toml", root / "b", "esm2_tiny",
                                 "--set data.dataset=" + quote(root / "nowhere")));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Catch::Contains("nowhere") && Catch::Contains("sapling prepare"));
   // A finished run is not overwritten without --resume.
-  r = run_command(train_command("reference_esm2_8m.toml", root / "c", "fixtures/esm2_tiny", "--max-steps 1"));
+  r = run_command(train_command("reference_esm2_8m.toml", root / "c", "esm2_tiny", "--max-steps 1"));
   REQUIRE(r.exit_code == 0);
-  r = run_command(train_command("reference_esm2_8m.toml", root / "c", "fixtures/esm2_tiny", "--max-steps 1"));
+  r = run_command(train_command("reference_esm2_8m.toml", root / "c", "esm2_tiny", "--max-steps 1"));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Catch::Contains("--resume"));
   fs::remove_all(root);
@@ -168,7 +168,7 @@ TEST_CASE("sapling train refuses bad setups before any work", "[train][cli]") {
 TEST_CASE("sapling train: SIGKILL at random points, then --resume, reproduces the uninterrupted run", "[train][cli][resume]") {
   const auto root = sapling::test::temp_dir("train-resume");
   const std::string common = "--max-steps 12 --set train.checkpoint_every=3 --set train.valid_every=4";
-  auto r = run_command(train_command("reference_esm2_8m.toml", root / "straight", "fixtures/esm2_tiny", common));
+  auto r = run_command(train_command("reference_esm2_8m.toml", root / "straight", "esm2_tiny", common));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const auto expected = read_metrics(root / "straight/metrics.jsonl", "train");
@@ -180,7 +180,7 @@ TEST_CASE("sapling train: SIGKILL at random points, then --resume, reproduces th
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
   INFO("kill points from seed " << seed);
-  const auto cmd = train_command("reference_esm2_8m.toml", root / "killed", "fixtures/esm2_tiny", common);
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "killed", "esm2_tiny", common);
   for (int first : {1, 4, 7}) {
     const int stop_at = std::uniform_int_distribution<int>(first, first + 2)(rng);
     const int delay_ms = std::uniform_int_distribution<int>(0, 40)(rng);
@@ -219,14 +219,14 @@ TEST_CASE("sapling train: an output folder it cannot write, or too little free s
   const auto root = sapling::test::temp_dir("train-unwritable");
   // A folder under a regular file cannot be created, also for root (which permission bits do not stop).
   std::ofstream(root / "a_file") << "not a folder\n";
-  auto r = run_command(train_command("reference_esm2_8m.toml", root / "a_file" / "run", "fixtures/esm2_tiny", "--max-steps 2"));
+  auto r = run_command(train_command("reference_esm2_8m.toml", root / "a_file" / "run", "esm2_tiny", "--max-steps 2"));
   INFO(r.output);
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Catch::Contains((root / "a_file" / "run").string() + ": cannot create output folder"));
   CHECK_THAT(r.output, !Catch::Contains("step 1"));
 
   // Checkpoints that cannot fit on the disk: refused at the start, naming the setting to lower.
-  r = run_command(train_command("reference_esm2_8m.toml", root / "run", "fixtures/esm2_tiny",
+  r = run_command(train_command("reference_esm2_8m.toml", root / "run", "esm2_tiny",
                                 "--max-steps 2 --set train.keep_checkpoints=1000000000000"));
   INFO(r.output);
   CHECK(r.exit_code == 1);
@@ -238,7 +238,7 @@ TEST_CASE("sapling train: an output folder it cannot write, or too little free s
 TEST_CASE("sapling train: a checkpoint write that fails mid-run is one error, leaves nothing half-written, and --resume recovers",
           "[train][cli][reliability]") {
   const auto root = sapling::test::temp_dir("train-write-fails");
-  const auto cmd = train_command("reference_esm2_8m.toml", root / "run", "fixtures/esm2_tiny",
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "run", "esm2_tiny",
                                  "--max-steps 6 --set train.checkpoint_every=3");
   // A 256 KiB file-size limit: recipe.toml and metrics.jsonl fit, weights (~1 MB) do not, so the first of
   // them, the best model after the validation at step 2, fails with EFBIG as it would with ENOSPC.
@@ -268,12 +268,12 @@ TEST_CASE("sapling train: 2 processes (Gloo, loopback) equal 1 process on the sa
   const auto root = sapling::test::temp_dir("train-ddp");
   // The main splits (the reference splits hold too few high-quality chains for 2 x 2 micro-batches a step).
   const std::string common = "--max-steps 3 --set train.valid_every=0 --threads 1" + kMainSplits;
-  auto r = run_command(train_command("reference_esm2_8m.toml", root / "single", "fixtures/esm2_tiny",
+  auto r = run_command(train_command("reference_esm2_8m.toml", root / "single", "esm2_tiny",
                                      common + " --set train.accumulate=2"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const std::string port = std::to_string(20000 + ::getpid() % 20000);
-  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "fixtures/esm2_tiny", common);
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "esm2_tiny", common);
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";
   r = run_command("bash -c " + quote("(RANK=1 LOCAL_RANK=1 " + env + " " + cmd + " > " + (root / "rank1.log").string() +
                                      " 2>&1 & RANK=0 LOCAL_RANK=0 " + env + " " + cmd + "; a=$?; wait $!; b=$?; echo ranks=$a,$b)"));
@@ -290,7 +290,7 @@ TEST_CASE("sapling train: 2 processes (Gloo, loopback) equal 1 process on the sa
 TEST_CASE("sapling train: when one data-parallel worker dies, the other fails within the timeout", "[train][cli][distributed]") {
   const auto root = sapling::test::temp_dir("train-ddp-dead");
   const std::string port = std::to_string(20000 + (::getpid() + 7) % 20000);
-  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "fixtures/esm2_tiny",
+  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "esm2_tiny",
                                  "--max-steps 500 --set train.valid_every=0 --set train.distributed_timeout=30 --threads 1" +
                                      kMainSplits);
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";

@@ -126,7 +126,7 @@ TEST_CASE("epoch plans: every protein once, seeded, within the token budget", "[
 
 TEST_CASE("collate crops, masks residues only and aligns per-residue targets", "[training][batches]") {
   test::load_build_plugins();
-  auto model = load_sequence_encoder(test::shared_dir() / "fixtures" / "esm2_tiny");
+  auto model = load_sequence_encoder(test::fixtures_dir() / "esm2_tiny");
   const auto& tokenizer = model->tokenizer();
   TrainingExample a, b;
   a.sequence = "MKTAYIAKQRQISFVKSHFSRQ";  // 22 residues: cropped to 10
@@ -176,7 +176,7 @@ TEST_CASE("collate crops, masks residues only and aligns per-residue targets", "
 
 TEST_CASE("checkpoint store: atomic folders, latest pointer, pruning, damaged fallback", "[training][checkpoint]") {
   test::load_build_plugins();
-  auto model = load_sequence_encoder(test::shared_dir() / "fixtures" / "esm2_tiny");
+  auto model = load_sequence_encoder(test::fixtures_dir() / "esm2_tiny");
   const auto run = test::temp_dir("ckpt");
   CheckpointStore store(run);
   CHECK_FALSE(store.latest().has_value());

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "sapling/error.hpp"
@@ -10,6 +12,34 @@
 #include "sapling/toml_location.hpp"
 
 namespace sapling {
+
+namespace {
+
+// A path as a person would type it: `out/quickstart/best`, not `recipes/../out/quickstart/best` or an absolute
+// path into the working folder.
+std::string display_path(const std::filesystem::path& path) {
+  const auto normal = path.lexically_normal();
+  std::error_code ec;
+  const auto cwd = std::filesystem::current_path(ec);
+  if (ec || !normal.is_absolute()) return normal.string();
+  const auto relative = normal.lexically_relative(cwd);
+  if (relative.empty() || *relative.begin() == "..") return normal.string();
+  return relative.string();
+}
+
+// Recipes are parsed more than once in a run (check, then each component); the warning is said once.
+void warn_missing_input(const std::string& prefix, const std::filesystem::path& path) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  const std::string text = prefix + ": '" + display_path(path) + "' does not exist (yet)";
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!said.insert(text).second) return;
+  }
+  warn(text);
+}
+
+}  // namespace
 
 const char* option_type_name(OptionType type) {
   switch (type) {
@@ -246,7 +276,7 @@ Options Options::from_toml(const toml::table& table, const OptionSchema& schema,
       // A warning, not an error: shipped recipes name inputs that another run
       // (a reference model) or the user (downloaded weights) provides later;
       // the component fails with the same file:line when it is built.
-      if (!std::filesystem::exists(path, ec)) warn(prefix, ": '", path.string(), "' does not exist (yet)");
+      if (!std::filesystem::exists(path, ec)) warn_missing_input(prefix, path);
     }
     out.values_[k] = Entry{std::move(*value), toml_location(node.source()), dir_of(node.source())};
   }

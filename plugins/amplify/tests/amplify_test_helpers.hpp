@@ -11,12 +11,12 @@
 
 namespace amplify_test {
 
-inline std::filesystem::path fixture_model_dir() { return sapling::test::shared_dir() / "fixtures" / "amplify_tiny"; }
+inline std::filesystem::path fixture_model_dir() { return sapling::test::fixtures_dir() / "amplify_tiny"; }
 inline std::filesystem::path fixture_io_file() {
-  return sapling::test::shared_dir() / "fixtures" / "amplify_tiny_io.safetensors";
+  return sapling::test::fixtures_dir() / "amplify_tiny_io.safetensors";
 }
 inline std::filesystem::path small_model_dir() {
-  return sapling::test::shared_dir() / "models" / "amplify_small_uniprot";
+  return sapling::test::data_path("amplify_small_uniprot");
 }
 
 // The public path: plugins from the build folder, then the registry.

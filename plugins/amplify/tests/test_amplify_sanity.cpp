@@ -13,6 +13,8 @@
 #include "sapling/files.hpp"
 
 TEST_CASE("amplify_small_uniprot predicts masked residues of held-out sequences", "[amplify][sanity]") {
+  SAPLING_REQUIRE_DATA("amplify_small_uniprot");
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
   // The model loads from a sharded checkpoint (index + two shards).
   REQUIRE(std::filesystem::exists(amplify_test::small_model_dir() / "model.safetensors.index.json"));
   auto model = amplify_test::load(amplify_test::small_model_dir());
@@ -23,7 +25,7 @@ TEST_CASE("amplify_small_uniprot predicts masked residues of held-out sequences"
   // The first 2000 records were held out of pretraining; take the first 40, cropped to 256 residues.
   // Only the head of the file is parsed (the full file has a malformed record further down).
   constexpr size_t kSequences = 40, kCrop = 256;
-  const auto fasta = sapling::test::shared_dir() / "data" / "sequences" / "uniprot_go160k.fasta.gz";
+  const auto fasta = sapling::test::data_path("uniprot_go160k") / "uniprot_go160k.fasta.gz";
   const auto text = sapling::read_maybe_gzipped(fasta);
   size_t end = 0, headers = 0;
   while (end < text.size()) {

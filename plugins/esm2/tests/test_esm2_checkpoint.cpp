@@ -27,7 +27,7 @@ std::shared_ptr<SequenceEncoder> load_esm2(const fs::path& dir) {
   return SequenceEncoderRegistry::instance().create("esm2", options);
 }
 
-fs::path tiny_dir() { return sapling::test::shared_dir() / "fixtures" / "esm2_tiny"; }
+fs::path tiny_dir() { return sapling::test::fixtures_dir() / "esm2_tiny"; }
 
 NamedTensors tiny_tensors() {
   TensorStore store(tiny_dir());
@@ -59,7 +59,7 @@ std::string load_error(const fs::path& dir) {
 
 // The first 2000 records of the UniProt set: held out from the 8M model's training.
 std::vector<std::string> sample_sequences() {
-  const auto file = sapling::test::shared_dir() / "data" / "sequences" / "uniprot_go160k.fasta.gz";
+  const auto file = sapling::test::data_path("uniprot_go160k") / "uniprot_go160k.fasta.gz";
   const std::string text = read_maybe_gzipped(file);
   size_t end = 0;
   for (int records = 0; records < 2000 && end != std::string::npos; ++records) end = text.find('>', end + 1);
@@ -165,7 +165,9 @@ TEST_CASE("esm2 save_pretrained then load_pretrained gives identical outputs", "
 }
 
 TEST_CASE("esm2 batched output equals single-sequence output", "[esm2][batching]") {
-  auto model = load_esm2(sapling::test::shared_dir() / "models" / "esm2_t6_8M_uniprot");
+  SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
+  auto model = load_esm2(sapling::test::data_path("esm2_t6_8M_uniprot"));
   model->eval();
   torch::NoGradGuard no_grad;
   const auto all = sample_sequences();
@@ -196,7 +198,9 @@ TEST_CASE("esm2 batched output equals single-sequence output", "[esm2][batching]
 }
 
 TEST_CASE("esm2 8M model predicts held-out masked residues far above chance", "[esm2][pretrained]") {
-  auto model = load_esm2(sapling::test::shared_dir() / "models" / "esm2_t6_8M_uniprot");
+  SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
+  auto model = load_esm2(sapling::test::data_path("esm2_t6_8M_uniprot"));
   model->eval();
   torch::NoGradGuard no_grad;
   const auto& tok = model->tokenizer();
@@ -268,7 +272,9 @@ TEST_CASE("esm2 8M model predicts held-out masked residues far above chance", "[
 }
 
 TEST_CASE("esm2 8M forward timing, batch 8 x 256", "[esm2][timing]") {
-  auto model = load_esm2(sapling::test::shared_dir() / "models" / "esm2_t6_8M_uniprot");
+  SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
+  auto model = load_esm2(sapling::test::data_path("esm2_t6_8M_uniprot"));
   model->eval();
   torch::NoGradGuard no_grad;
   const auto all = sample_sequences();

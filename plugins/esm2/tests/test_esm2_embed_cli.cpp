@@ -12,7 +12,6 @@ using sapling::test::scaled_max_diff;
 
 namespace {
 
-const auto kFixtures = sapling::test::shared_dir() / "fixtures";
 
 // The fixture's three sequences with <mask> at the recorded positions, as FASTA.
 std::filesystem::path fixture_fasta(const std::filesystem::path& dir, const sapling::SafetensorsFile& io) {
@@ -40,10 +39,12 @@ std::string embed(const std::string& args) {
 }  // namespace
 
 TEST_CASE("sapling embed reproduces the esm2_w320 fixture's last hidden state and contacts", "[esm2][embed][cli]") {
+  SAPLING_REQUIRE_DATA("golden_esm2_w320");
+  const auto golden = sapling::test::data_path("golden_esm2_w320");
   const auto dir = sapling::test::temp_dir("embed");
-  sapling::SafetensorsFile io(kFixtures / "esm2_w320_io.safetensors");
+  sapling::SafetensorsFile io(golden / "esm2_w320_io.safetensors");
   const auto fasta = fixture_fasta(dir, io);
-  embed("--model " + (kFixtures / "esm2_w320").string() + " --fasta " + fasta.string() + " --out " +
+  embed("--model " + (golden / "esm2_w320").string() + " --fasta " + fasta.string() + " --out " +
         (dir / "e.safetensors").string() + " --include per_tok,mean,bos,contacts");
   sapling::SafetensorsFile out(dir / "e.safetensors");
   CHECK(out.metadata().at("family") == "esm2");

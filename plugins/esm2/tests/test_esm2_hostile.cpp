@@ -17,7 +17,7 @@ using sapling::test::run_command;
 
 namespace {
 
-fs::path tiny_dir() { return sapling::test::shared_dir() / "fixtures" / "esm2_tiny"; }
+fs::path tiny_dir() { return sapling::test::fixtures_dir() / "esm2_tiny"; }
 fs::path bundled_model() { return sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16"; }
 std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
 
@@ -154,7 +154,7 @@ TEST_CASE("amplify: a config far larger than its weights is refused before alloc
     WARN("skipped: the amplify plugin is not built");
     return;
   }
-  const auto fixture = sapling::test::shared_dir() / "fixtures" / "amplify_tiny";
+  const auto fixture = sapling::test::fixtures_dir() / "amplify_tiny";
   const auto dir = sapling::test::temp_dir("amplify-hostile");
   fs::copy_file(fixture / "model.safetensors", dir / "model.safetensors");
   auto config = nlohmann::json::parse(sapling::read_file(fixture / "config.json"));

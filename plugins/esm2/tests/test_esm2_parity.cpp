@@ -33,8 +33,7 @@ void check(const std::string& what, double diff) {
   CHECK(diff <= kTolerance);
 }
 
-void check_fixture(const std::string& model_folder, const std::string& io_file) {
-  const auto fixtures = sapling::test::shared_dir() / "fixtures";
+void check_fixture(const std::filesystem::path& fixtures, const std::string& model_folder, const std::string& io_file) {
   std::cout << "ESM2 parity: " << model_folder << " vs " << io_file << "\n";
   auto model = load_esm2(fixtures / model_folder);
   SafetensorsFile io(fixtures / io_file);
@@ -113,19 +112,20 @@ void check_fixture(const std::string& model_folder, const std::string& io_file) 
 }  // namespace
 
 TEST_CASE("esm2 matches HF transformers on esm2_tiny", "[esm2][parity]") {
-  check_fixture("esm2_tiny", "esm2_tiny_io.safetensors");
+  check_fixture(sapling::test::fixtures_dir(), "esm2_tiny", "esm2_tiny_io.safetensors");
 }
 
 TEST_CASE("esm2 loads the transformers-5 save layout (gamma/beta, shared rotary buffer)", "[esm2][parity]") {
-  check_fixture("esm2_tiny_tf5_save", "esm2_tiny_io.safetensors");
+  check_fixture(sapling::test::fixtures_dir(), "esm2_tiny_tf5_save", "esm2_tiny_io.safetensors");
 }
 
 TEST_CASE("esm2 matches HF transformers at the 8M model's widths (esm2_w320)", "[esm2][parity]") {
-  check_fixture("esm2_w320", "esm2_w320_io.safetensors");
+  SAPLING_REQUIRE_DATA("golden_esm2_w320");
+  check_fixture(sapling::test::data_path("golden_esm2_w320"), "esm2_w320", "esm2_w320_io.safetensors");
 }
 
 TEST_CASE("esm2 parameter names are the HF checkpoint keys", "[esm2]") {
-  const auto dir = sapling::test::shared_dir() / "fixtures" / "esm2_tiny";
+  const auto dir = sapling::test::fixtures_dir() / "esm2_tiny";
   auto model = load_esm2(dir);
   SafetensorsFile file(dir / "model.safetensors");
   std::set<std::string> stored;

@@ -29,7 +29,7 @@ void add_split_options(OptionSchema& schema, int64_t train_default) {
   schema.add("structures", OptionType::Path)
       .default_value(std::string())
       .doc("folder of structure files (its *.chain.pdb[.gz] when present) or a text file listing one per line; "
-           "default: <data>/structures/psicov (the 100 PSICOV targets; <data> = $SAPLING_DATA_DIR or shared/data)");
+           "default: <data>/structures/psicov (the 100 PSICOV targets; <data> = $SAPLING_DATA_DIR/data, filled by `sapling data fetch psicov`)");
   schema.add("train_chains", OptionType::Int).default_value(train_default).min(1).doc("training proteins");
   schema.add("max_test_chains", OptionType::Int).default_value(int64_t{0}).min(0).doc("cap on test proteins (0 = all the rest)");
   schema.add("seed", OptionType::Int).default_value(int64_t{0}).min(0).doc("seed of the train/test draw (and of the probe)");

@@ -1,6 +1,7 @@
 // Contact geometry and precision, the L1 logistic fit, DSSP label reading, data lookup, per-residue probes and frozen-feature extraction.
 #include "support.hpp"
 
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "sapling/contacts.hpp"
+#include "sapling/data_registry.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
@@ -256,17 +258,16 @@ std::vector<SecondaryStructureChain> read_secondary_structure_csv(const std::fil
 
 // ------------------------------------------------------------ data and splits
 
-std::filesystem::path default_data_dir() {
-  if (const char* env = std::getenv("SAPLING_DATA_DIR"); env && *env) return env;
-  return SAPLING_EVAL_DEFAULT_DATA_DIR;
-}
+std::filesystem::path task_data_dir() { return sapling::default_data_dir() / "data"; }
 
 std::filesystem::path data_path(const std::filesystem::path& option_value, const std::string& relative,
                                 const std::string& option) {
-  const auto path = option_value.empty() ? default_data_dir() / relative : option_value;
+  const auto path = option_value.empty() ? task_data_dir() / relative : option_value;
   if (!std::filesystem::exists(path))
     fail("option '", option, "': ", path.string(), " does not exist",
-         option_value.empty() ? " (default data; set SAPLING_DATA_DIR or give the option)" : "");
+         option_value.empty() ? " (default data: fetch it with `sapling data fetch NAME --mirror DIR` into $SAPLING_DATA_DIR; "
+                                "`sapling data list` names the data sets; or give the option)"
+                              : "");
   return path;
 }
 

@@ -116,9 +116,11 @@ std::vector<SecondaryStructureChain> read_secondary_structure_csv(const std::fil
 
 // ------------------------------------------------------------ data and splits
 
-// Folder with the project's data: $SAPLING_DATA_DIR, else <source>/../shared/data as built.
-std::filesystem::path default_data_dir();
-// `option_value` if not empty, else default_data_dir()/relative; fails naming `option` when it does not exist.
+// Where the tasks' default data lives: the `data/` folder of sapling's data folder ($SAPLING_DATA_DIR, else
+// ~/.local/share/sapling), which `sapling data fetch NAME` fills (datasets/manifest.toml).
+std::filesystem::path task_data_dir();
+// `option_value` if not empty, else task_data_dir()/relative; fails naming `option` (and, for default data,
+// the command that fetches it) when it does not exist.
 std::filesystem::path data_path(const std::filesystem::path& option_value, const std::string& relative,
                                 const std::string& option);
 

@@ -158,8 +158,8 @@ TEST_CASE("bench table: Δ with a paired-bootstrap interval where cells keep per
 
 TEST_CASE("masked and wild-type marginals equal a direct computation from the model's logits", "[evaluation][downstream]") {
   test::load_build_plugins();
-  auto dir = test::shared_dir() / "models/esm2_t6_8M_uniprot";
-  if (!std::filesystem::exists(dir)) dir = test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
+  auto dir = sapling::test::data_set("esm2_t6_8M_uniprot");
+  if (dir.empty()) dir = test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
   auto model = load_sequence_encoder(dir);
   const std::string wt = "HPETLVKVKDAEDQLGARVGYIELDLNSGKILESFRPEERF";  // TEM-1 residues 24-64
   const auto& tok = model->tokenizer();

@@ -90,7 +90,8 @@ TEST_CASE("APC and symmetrisation on a 3x3 matrix", "[evaluation][metrics]") {
 }
 
 TEST_CASE("imputed CB matches the real CB atoms of a PSICOV structure", "[evaluation][metrics]") {
-  const auto file = test::shared_dir() / "data/structures/psicov/1a3a.chain.pdb.gz";
+  SAPLING_REQUIRE_DATA("psicov");
+  const auto file = sapling::test::data_path("psicov") / "1a3a.chain.pdb.gz";
   REQUIRE(std::filesystem::exists(file));
   const auto chain = read_first_chain(file);
   const auto coords = chain.coords.to(torch::kFloat64);
@@ -113,7 +114,8 @@ TEST_CASE("imputed CB matches the real CB atoms of a PSICOV structure", "[evalua
 }
 
 TEST_CASE("contact maps from a structure: symmetric, CB-CB < 8 A", "[evaluation][metrics]") {
-  const auto chain = read_first_chain(test::shared_dir() / "data/structures/psicov/1a3a.chain.pdb.gz");
+  SAPLING_REQUIRE_DATA("psicov");
+  const auto chain = read_first_chain(sapling::test::data_path("psicov") / "1a3a.chain.pdb.gz");
   const auto truth = contact_truth(chain, 8.0);
   CHECK(truth.contacts.equal(truth.contacts.t()));
   CHECK(truth.valid.all().item<bool>());
@@ -127,6 +129,7 @@ TEST_CASE("contact maps from a structure: symmetric, CB-CB < 8 A", "[evaluation]
 }
 
 TEST_CASE("DSSP 8 -> 3 states and the secondary-structure CSV", "[evaluation][metrics]") {
+  SAPLING_REQUIRE_DATA("secondary_structure");
   CHECK(dssp8_to_dssp3('H') == 'H');
   CHECK(dssp8_to_dssp3('G') == 'H');
   CHECK(dssp8_to_dssp3('I') == 'H');
@@ -143,7 +146,7 @@ TEST_CASE("DSSP 8 -> 3 states and the secondary-structure CSV", "[evaluation][me
 
   // The files' own 3-state column is the standard reduction of their 8-state column.
   for (const char* name : {"cb513.csv.gz", "ts115.csv.gz"}) {
-    const auto chains = read_secondary_structure_csv(test::shared_dir() / "data/ss" / name);
+    const auto chains = read_secondary_structure_csv(sapling::test::data_path("secondary_structure") / name);
     int64_t residues = 0, scored = 0, mismatched = 0;
     for (const auto& c : chains)
       for (size_t i = 0; i < c.sequence.size(); ++i) {
@@ -237,13 +240,14 @@ TEST_CASE("L1 logistic regression separates a separable problem", "[evaluation][
 }
 
 TEST_CASE("seeded permutation and data lookup", "[evaluation][metrics]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto a = seeded_permutation(100, 0), b = seeded_permutation(100, 0), c = seeded_permutation(100, 1);
   CHECK(a == b);
   CHECK(a != c);
   auto sorted = a;
   std::sort(sorted.begin(), sorted.end());
   for (size_t i = 0; i < sorted.size(); ++i) CHECK(sorted[i] == i);
-  const auto files = contact_structure_files(test::shared_dir() / "data/structures/psicov");
+  const auto files = contact_structure_files(sapling::test::data_path("psicov"));
   CHECK(files.size() == 100);  // the *.chain.pdb.gz files only
   CHECK(files.front().filename() == "1a3a.chain.pdb.gz");
   CHECK_THROWS_WITH(data_path("/nonexistent/x", "ss/cb513.csv.gz", "train_data"),

@@ -15,8 +15,8 @@ using namespace sapling;
 namespace {
 
 std::filesystem::path model_dir() {
-  auto dir = test::shared_dir() / "models/esm2_t6_8M_uniprot";
-  if (!std::filesystem::exists(dir)) dir = test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
+  auto dir = test::data_set("esm2_t6_8M_uniprot");
+  if (dir.empty()) dir = test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
   return dir;
 }
 
@@ -28,7 +28,7 @@ std::shared_ptr<SequenceEncoder> model() {
 
 // The first held-out UniProt sequences (whole records within `bytes`), without parsing the 160k-sequence file.
 std::string first_heldout(size_t bytes) {
-  const auto head = test::run_command("gzip -dc " + (test::shared_dir() / "data/sequences/uniprot_go160k.fasta.gz").string() + " 2>/dev/null" +
+  const auto head = test::run_command("gzip -dc " + (test::data_path("uniprot_go160k") / "uniprot_go160k.fasta.gz").string() + " 2>/dev/null" +
                                       " | head -c " + std::to_string(bytes));
   return head.output.substr(0, head.output.rfind('>'));
 }
@@ -46,16 +46,10 @@ EvalResult run_task(const std::string& name, const std::vector<std::pair<std::st
   return result;
 }
 
-// The downstream task data of ../shared (CI and this checkout); absent for a user's clone.
-bool have_downstream_data() {
-  if (std::filesystem::exists(test::shared_dir() / "data/downstream")) return true;
-  WARN("skipped: " << (test::shared_dir() / "data/downstream").string() << " not found (the downstream data lives in ../shared)");
-  return false;
-}
-
 }  // namespace
 
 TEST_CASE("contact_unsupervised on the 8M model beats a random ranking", "[evaluation][tasks]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto r = run_task("contact_unsupervised", {{"train_chains", int64_t{10}}, {"max_test_chains", int64_t{15}}});
   CHECK(r.get("train_chains") == 10);
   CHECK(r.get("test_chains") == 15);
@@ -74,6 +68,7 @@ TEST_CASE("contact_unsupervised on the 8M model beats a random ranking", "[evalu
 }
 
 TEST_CASE("contact_unsupervised is deterministic for a seed", "[evaluation][tasks]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const std::vector<std::pair<std::string, OptionValue>> settings{
       {"train_chains", int64_t{4}}, {"max_test_chains", int64_t{4}}, {"example_map", false}, {"seed", int64_t{5}}};
   const auto a = run_task("contact_unsupervised", settings), b = run_task("contact_unsupervised", settings);
@@ -82,6 +77,7 @@ TEST_CASE("contact_unsupervised is deterministic for a seed", "[evaluation][task
 }
 
 TEST_CASE("contact_probe trains and ranks long-range contacts above chance", "[evaluation][tasks]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto r = run_task("contact_probe", {{"train_chains", int64_t{10}}, {"max_test_chains", int64_t{10}},
                                             {"steps", int64_t{300}}, {"example_map", false}});
   CHECK(r.get("long_P@L/5") > 1.5 * r.get("long_random"));
@@ -89,6 +85,7 @@ TEST_CASE("contact_probe trains and ranks long-range contacts above chance", "[e
 }
 
 TEST_CASE("secondary_structure probe: Q3 and Q8 in sane ranges", "[evaluation][tasks]") {
+  SAPLING_REQUIRE_DATA("secondary_structure");
   const auto r = run_task("secondary_structure", {{"max_train_chains", int64_t{40}},
                                                   {"max_test_chains", int64_t{15}},
                                                   {"epochs", int64_t{8}}});
@@ -102,6 +99,7 @@ TEST_CASE("secondary_structure probe: Q3 and Q8 in sane ranges", "[evaluation][t
 }
 
 TEST_CASE("mlm_perplexity on held-out UniProt sequences", "[evaluation][tasks]") {
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
   const auto dir = test::temp_dir("mlm-fasta");
   // The first held-out sequences, copied so the test does not parse the 160k-sequence file.
   write_file_atomic(dir / "heldout.fasta", first_heldout(6000));
@@ -139,6 +137,7 @@ TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   CHECK(unknown.output.find("evaluation_task") != std::string::npos);
 
   // Default data (the held-out start of data/sequences/uniprot_go160k.fasta.gz), first 8 sequences only.
+  SAPLING_REQUIRE_DATA("uniprot_go160k");
   const auto dir = test::temp_dir("eval-cli");
   const auto run = test::run_command(test::sapling_exe() + " eval mlm_perplexity --threads 1 --model " +
                                      model_dir().string() + " --option max_sequences=8 --out " + (dir / "m.json").string());
@@ -159,7 +158,7 @@ TEST_CASE("plugins list shows the evaluation tasks", "[evaluation][cli]") {
 }
 
 TEST_CASE("variant_effect on TEM-1: both marginals correlate with the measured fitness", "[evaluation][tasks][downstream]") {
-  if (!have_downstream_data()) return;
+  SAPLING_REQUIRE_DATA("dms_tem1");
   const auto r = run_task("variant_effect", {{"max_variants", int64_t{300}}});
   CHECK(r.get("variants") == 300);
   CHECK(r.get("positions") < 263);  // only the subsample's positions are masked
@@ -171,7 +170,7 @@ TEST_CASE("variant_effect on TEM-1: both marginals correlate with the measured f
 }
 
 TEST_CASE("fitness on GB1: ridge on frozen features ranks test variants, deterministic for a seed", "[evaluation][tasks][downstream]") {
-  if (!have_downstream_data()) return;
+  SAPLING_REQUIRE_DATA("flip_gb1");
   const std::vector<std::pair<std::string, OptionValue>> settings{
       {"split", std::string("sampled")}, {"max_train", int64_t{80}}, {"max_valid", int64_t{30}}, {"max_test", int64_t{80}}};
   const auto a = run_task("fitness", settings);
@@ -190,7 +189,8 @@ TEST_CASE("fitness on GB1: ridge on frozen features ranks test variants, determi
 }
 
 TEST_CASE("residue_classification: bind and conservation probes beat chance", "[evaluation][tasks][downstream]") {
-  if (!have_downstream_data()) return;
+  SAPLING_REQUIRE_DATA("flip_bind");
+  SAPLING_REQUIRE_DATA("flip_conservation");
   const auto bind = run_task("residue_classification", {{"max_train_proteins", int64_t{60}}, {"max_valid_proteins", int64_t{15}},
                                                         {"max_test_proteins", int64_t{40}}, {"epochs", int64_t{5}}});
   CHECK(bind.get("test_chains") == 40);

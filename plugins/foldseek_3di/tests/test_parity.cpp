@@ -27,7 +27,7 @@ struct Parity {
 // Per-residue identity over the reference chains whose residue sequence we
 // reproduce exactly; the rest are listed as skipped.
 Parity compare(const fs::path& ours_prefix, const std::string& reference_set) {
-  const fs::path ref_dir = sapling::test::shared_dir() / "data/3di";
+  const fs::path ref_dir = sapling::test::data_path("foldseek_3di");
   const auto ref_aa = fasta_map(ref_dir / (reference_set + ".aa.fasta"));
   const auto ref_3di = fasta_map(ref_dir / (reference_set + ".3di.fasta"));
   const auto our_aa = fasta_map(ours_prefix.string() + ".aa.fasta");
@@ -77,9 +77,11 @@ sapling::test::CommandResult tokens(const std::string& args) {
 }  // namespace
 
 TEST_CASE("sapling tokens matches Foldseek 3Di on BM5", "[foldseek_3di][parity]") {
+  SAPLING_REQUIRE_DATA("foldseek_3di");
+  SAPLING_REQUIRE_DATA("bm5");
   const auto dir = sapling::test::temp_dir("tokens-bm5");
   const auto result =
-      tokens("--input " + quoted(sapling::test::shared_dir() / "data/structures/bm5") + " --out " + quoted(dir / "bm5"));
+      tokens("--input " + quoted(sapling::test::data_path("bm5")) + " --out " + quoted(dir / "bm5"));
   INFO(result.output);
   REQUIRE(result.exit_code == 0);
   std::cout << result.output;
@@ -97,9 +99,11 @@ TEST_CASE("sapling tokens matches Foldseek 3Di on BM5", "[foldseek_3di][parity]"
 }
 
 TEST_CASE("sapling tokens matches Foldseek 3Di on PSICOV chains", "[foldseek_3di][parity]") {
+  SAPLING_REQUIRE_DATA("foldseek_3di");
+  SAPLING_REQUIRE_DATA("psicov");
   const auto dir = sapling::test::temp_dir("tokens-psicov");
   std::string inputs;
-  for (const auto& e : fs::directory_iterator(sapling::test::shared_dir() / "data/structures/psicov"))
+  for (const auto& e : fs::directory_iterator(sapling::test::data_path("psicov")))
     if (e.path().filename().string().find(".chain.pdb.gz") != std::string::npos) inputs += " " + quoted(e.path());
   const auto result = tokens("--input" + inputs + " --out " + quoted(dir / "psicov"));
   INFO(result.output);
@@ -113,11 +117,13 @@ TEST_CASE("sapling tokens matches Foldseek 3Di on PSICOV chains", "[foldseek_3di
 }
 
 TEST_CASE("sapling tokens names chains like Foldseek and follows its TER rule", "[foldseek_3di]") {
+  SAPLING_REQUIRE_DATA("bm5");
+  SAPLING_REQUIRE_DATA("foldseek_3di");
   const auto dir = sapling::test::temp_dir("tokens-chains");
   // 1AHW_l_u has a TER at its chain break; Foldseek encodes only the part before it.
   const std::string original =
-      sapling::read_maybe_gzipped(sapling::test::shared_dir() / "data/structures/bm5/1AHW_l_u.pdb.gz");
-  const auto ref_3di = fasta_map(sapling::test::shared_dir() / "data/3di/bm5.3di.fasta").at("1AHW_l_u");
+      sapling::read_maybe_gzipped(sapling::test::data_path("bm5") / "1AHW_l_u.pdb.gz");
+  const auto ref_3di = fasta_map(sapling::test::data_path("foldseek_3di") / "bm5.3di.fasta").at("1AHW_l_u");
   std::string first_part, two_chains;
   {
     std::istringstream in(original);
@@ -160,7 +166,7 @@ TEST_CASE("sapling tokens names chains like Foldseek and follows its TER rule", 
     CHECK(!fs::exists(dir / "strict.3di.fasta"));
   }
   SECTION("--residues all keeps the chain after its TER") {
-    const fs::path file = sapling::test::shared_dir() / "data/structures/bm5/1AHW_l_u.pdb.gz";
+    const fs::path file = sapling::test::data_path("bm5") / "1AHW_l_u.pdb.gz";
     const auto result = tokens("--residues all --input " + quoted(file) + " --out " + quoted(dir / "all"));
     INFO(result.output);
     REQUIRE(result.exit_code == 0);

@@ -17,12 +17,12 @@ const std::vector<std::string> kChains = {"1a3a", "1aap", "1c9o", "1vfy"};
 
 std::string psicov_inputs() {
   std::string out;
-  for (const auto& c : kChains) out += " " + (test::shared_dir() / "data/structures/psicov" / (c + ".chain.pdb.gz")).string();
+  for (const auto& c : kChains) out += " " + (sapling::test::data_path("psicov") / (c + ".chain.pdb.gz")).string();
   return out;
 }
 
 // A BM5 receptor whose chain A has a residue without CA (44 residues, 43 observed).
-std::string bm5_input() { return " " + (test::shared_dir() / "data/structures/bm5/1FC2_r_b-matched.pdb.gz").string();
+std::string bm5_input() { return " " + (sapling::test::data_path("bm5") / "1FC2_r_b-matched.pdb.gz").string();
 }
 
 std::shared_ptr<StructureEncoder> small_gearnet() {
@@ -35,6 +35,8 @@ std::shared_ptr<StructureEncoder> small_gearnet() {
 }  // namespace
 
 TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", "[gearnet][prepare][cli]") {
+  SAPLING_REQUIRE_DATA("psicov");
+  SAPLING_REQUIRE_DATA("bm5");
   test::load_build_plugins();
   const auto dir = test::temp_dir("pgnn-embed");
   const auto weights = dir / "gearnet-small.safetensors";
@@ -88,6 +90,7 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
 }
 
 TEST_CASE("prepare --embed refuses random weights unless --allow-random-pgnn", "[gearnet][prepare][cli]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto dir = test::temp_dir("pgnn-random");
   const std::string base = test::sapling_exe() + " prepare" + psicov_inputs() + " --out " + (dir / "ds").string() +
                            " --embed gearnet --pgnn-option hidden_dims=[8]";

@@ -17,7 +17,7 @@ using namespace sapling::gearnet;
 namespace {
 
 ChainStructure psicov_chain(const std::string& name) {
-  const auto chains = read_structure(test::shared_dir() / "data/structures/psicov" / (name + ".chain.pdb.gz"));
+  const auto chains = read_structure(sapling::test::data_path("psicov") / (name + ".chain.pdb.gz"));
   REQUIRE(chains.size() == 1);
   return chains[0];
 }
@@ -37,6 +37,7 @@ std::shared_ptr<StructurePretrainingObjective> contrast_objective() {
 }  // namespace
 
 TEST_CASE("multiview crops and edge masks are seeded and follow the GearNet defaults", "[gearnet][pretrain]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const ChainNodes nodes = chain_nodes(psicov_chain("1a3a"));
   const int64_t n = nodes.positions.size(0);
   REQUIRE(n > 100);
@@ -76,6 +77,7 @@ TEST_CASE("multiview crops and edge masks are seeded and follow the GearNet defa
 }
 
 TEST_CASE("merged view graphs give the same per-graph features as separate graphs", "[gearnet][pretrain]") {
+  SAPLING_REQUIRE_DATA("psicov");
   torch::manual_seed(1);
   GearNetOptions options;
   options.hidden_dims = {8, 8};
@@ -100,6 +102,7 @@ TEST_CASE("merged view graphs give the same per-graph features as separate graph
 }
 
 TEST_CASE("multiview contrast loss is finite, reproducible and decreases with training", "[gearnet][pretrain][real]") {
+  SAPLING_REQUIRE_DATA("psicov");
   test::load_build_plugins();
   std::vector<ChainStructure> batch;
   for (const char* name : {"1aap", "1c9o", "1vfy", "1cc8", "1kw4", "1bdo"}) batch.push_back(psicov_chain(name));
@@ -150,6 +153,7 @@ TEST_CASE("multiview contrast loss is finite, reproducible and decreases with tr
 }
 
 TEST_CASE("the objective refuses batches without negatives and unattached use", "[gearnet][pretrain]") {
+  SAPLING_REQUIRE_DATA("psicov");
   test::load_build_plugins();
   auto objective = contrast_objective();
   auto g = at::detail::createCPUGenerator(0);
@@ -160,11 +164,12 @@ TEST_CASE("the objective refuses batches without negatives and unattached use", 
 }
 
 TEST_CASE("sapling pretrain-pgnn writes metrics and loadable weights", "[gearnet][pretrain][cli]") {
+  SAPLING_REQUIRE_DATA("psicov");
   test::load_build_plugins();
   const auto dir = test::temp_dir("pgnn-pretrain");
   std::string inputs;
   for (const char* name : {"1aap", "1c9o", "1vfy", "1cc8"})
-    inputs += " " + (test::shared_dir() / "data/structures/psicov" / (std::string(name) + ".chain.pdb.gz")).string();
+    inputs += " " + (sapling::test::data_path("psicov") / (std::string(name) + ".chain.pdb.gz")).string();
   const auto prepared = test::run_command(test::sapling_exe() + " prepare" + inputs + " --out " + (dir / "ds").string());
   REQUIRE(prepared.exit_code == 0);
   const auto trained = test::run_command(

@@ -16,7 +16,7 @@ namespace {
 
 std::vector<std::filesystem::path> psicov_chain_files() {
   std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(test::shared_dir() / "data/structures/psicov"))
+  for (const auto& entry : std::filesystem::directory_iterator(sapling::test::data_path("psicov")))
     if (entry.path().string().size() > 13 &&
         entry.path().string().compare(entry.path().string().size() - 13, 13, ".chain.pdb.gz") == 0)
       files.push_back(entry.path());
@@ -41,6 +41,7 @@ torch::Tensor adjacency(const ResidueGraph& g, int64_t relation) {
 // the |i-j| >= 5 filter, 10 nearest then the filter). Squared distances are
 // float32 dx*dx + dy*dy + dz*dz like the plugin, so borderline pairs agree.
 TEST_CASE("gearnet graphs of all PSICOV chains match a brute-force construction", "[gearnet][graph][real]") {
+  SAPLING_REQUIRE_DATA("psicov");
   const auto files = psicov_chain_files();
   REQUIRE(files.size() >= 50);
   int64_t total_nodes = 0, total_edges = 0, total_line = 0, max_radius_in = 0, capped_nodes = 0;
@@ -106,11 +107,12 @@ TEST_CASE("gearnet graphs of all PSICOV chains match a brute-force construction"
 }
 
 TEST_CASE("gearnet embeds a real chain: [L, 3072], zero rows where CA is missing", "[gearnet][model][real]") {
+  SAPLING_REQUIRE_DATA("psicov");
   test::load_build_plugins();
   const auto& entry = StructureEncoderRegistry::instance().find("gearnet");
   torch::manual_seed(0);
   auto encoder = entry.factory(Options::defaults(entry.schema));
-  const auto chains = read_structure(test::shared_dir() / "data/structures/psicov/1a3a.chain.pdb.gz");
+  const auto chains = read_structure(sapling::test::data_path("psicov") / "1a3a.chain.pdb.gz");
   REQUIRE(!chains.empty());
   const ChainStructure& chain = chains[0];
   torch::NoGradGuard no_grad;
