@@ -239,7 +239,7 @@ void Trainer::prepare_output() {
                                                  ")\n" + recipe_.resolved_text());
   }
   dp_.barrier();
-  progress_.recipe_digest = digest(recipe_.resolved_text());
+  progress_.recipe_digest = digest(recipe_.identity_text());
   if (latest && run_.resume) restore(*latest);
   else if (run_.resume) info("no checkpoint in ", (out_ / "checkpoints").string(), ": starting a new run");
   metrics_ = std::make_unique<MetricsLog>(out_ / "metrics.jsonl", progress_.metrics_bytes, dp_.is_main());
@@ -273,7 +273,7 @@ void Trainer::build_optimizer() {
 
 void Trainer::restore(const fs::path& checkpoint) {
   progress_ = CheckpointStore::read_progress(checkpoint);
-  if (progress_.recipe_digest != digest(recipe_.resolved_text()))
+  if (progress_.recipe_digest != digest(recipe_.identity_text()))
     warn("resuming ", checkpoint.string(), " with a recipe that differs from the one it was trained with (",
          (out_ / "recipe.toml").string(), ")");
   // Weights first: load_pretrained replaces the modules, so the optimiser is built afterwards.
