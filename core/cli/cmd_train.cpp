@@ -6,6 +6,7 @@
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/recipe.hpp"
+#include "sapling/recipe_catalog.hpp"
 #include "sapling/training.hpp"
 
 namespace sapling::cli {
@@ -37,7 +38,7 @@ void print_summary(const TrainSummary& s) {
 int run(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_common_options(desc);
-  desc.add_options()("recipe", po::value<std::string>(), "the recipe (TOML)")(
+  desc.add_options()("recipe", po::value<std::string>(), "the recipe: a TOML file, or a shipped recipe's name (`sapling recipe list`)")(
       "set", po::value<std::vector<std::string>>(), "override: table.key=value (repeatable)")(
       "out", po::value<std::string>()->default_value(""), "run folder (default: [train] output, else runs/<recipe name>)")(
       "resume", po::bool_switch(), "continue from the run folder's latest checkpoint (a fresh start if it has none)")(
@@ -58,7 +59,8 @@ int run(const std::vector<std::string>& args) {
   apply_common_options(vm);
   if (!vm.count("recipe")) fail("expected a recipe\n", usage);
   const auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  Recipe recipe = Recipe::load(vm["recipe"].as<std::string>(), overrides);
+  // A file, or the name of a shipped recipe (`sapling recipe list`).
+  Recipe recipe = Recipe::load(resolve_recipe_argument(vm["recipe"].as<std::string>()), overrides);
   std::vector<std::string> extra;
   for (const auto& p : recipe.plugin_paths()) extra.push_back(p.string());
   load_plugins(extra);

@@ -231,7 +231,7 @@ int64_t run_bench(const Config& config, const RunOptions& options) {
           auto overrides = model.set;
           overrides.push_back("train.seed=" + std::to_string(seed));
           const Recipe recipe = Recipe::load(model.recipe, overrides);
-          identity = "recipe " + model.recipe.string() + "\nseed " + std::to_string(seed) + "\n" + recipe.resolved_text();
+          identity = "recipe " + model.recipe.string() + "\nseed " + std::to_string(seed) + "\n" + recipe.identity_text();
           train_error = runner.ensure_trained(model, seed, run_dir, identity);
         } catch (const std::exception& e) {
           train_error = std::string("training not started: ") + e.what();

@@ -9,6 +9,8 @@ StructureTokenizer::~StructureTokenizer() = default;
 AlignmentLoss::~AlignmentLoss() = default;
 ResidueSelector::~ResidueSelector() = default;
 
+void SequenceEncoder::save_tokenizer(const std::filesystem::path&) const {}
+
 SequenceEncoder::ParameterGroups SequenceEncoder::parameter_groups() {
   // PyTorch habit: no weight decay on biases and normalisation weights (1-D).
   ParameterGroups groups;

@@ -6,7 +6,9 @@
 
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
+#include "sapling/log.hpp"
 #include "sapling/toml_location.hpp"
+#include "sapling/toml_text.hpp"
 #include "sapling/training.hpp"
 
 namespace sapling {
@@ -260,10 +262,79 @@ void Recipe::validate() const {
   }
 }
 
-std::string Recipe::resolved_text() const {
+std::string Recipe::resolved_text() const { return format_toml(table_); }
+
+std::string Recipe::identity_text() const {
   std::ostringstream os;
   os << toml::toml_formatter(table_);
   return os.str();
+}
+
+namespace {
+
+// `value`, relative to the file `source` that set it, as seen from folder `to`.
+std::string repoint(const std::string& value, const toml::source_region& source, const std::filesystem::path& to) {
+  namespace fs = std::filesystem;
+  const fs::path path(value);
+  if (value.empty() || path.is_absolute() || !source.path || *source.path == "command line") return value;
+  const auto target = fs::weakly_canonical(fs::absolute(fs::path(*source.path).parent_path() / path));
+  const auto from = fs::weakly_canonical(fs::absolute(to));
+  const auto relative = target.lexically_relative(from);
+  // Relative while the copy sits near its inputs (it moves with them); absolute when it would climb far.
+  int climbs = 0;
+  for (const auto& part : relative) climbs += part == "..";
+  return relative.empty() || climbs > 2 ? target.string() : relative.string();
+}
+
+}  // namespace
+
+std::string Recipe::relocated_text(const std::filesystem::path& dir) const {
+  // toml++ drops source regions when copying, and each relative path needs the file that set it: the
+  // paths are read from the original (which keeps them) and written into the copy, walking both in step.
+  toml::table copy = table_;
+  for (auto&& [section_key, section_node] : table_) {
+    const std::string section(section_key.str());
+    const SectionSpec* spec = find_section(section);
+    if (!spec || !section_node.is_table()) continue;
+    auto* target_section = copy.get(section_key.str())->as_table();
+    auto relocate = [&](const toml::table& original, toml::table& target, const OptionSchema& schema) {
+      for (auto&& [key, node] : original) {
+        const OptionSpec* option = schema.find(std::string(key.str()));
+        if (!option) continue;
+        if (option->type == OptionType::Path && node.is_string())
+          target.insert_or_assign(key.str(), repoint(node.as_string()->get(), node.source(), dir));
+        else if (option->type == OptionType::StringList && section == "plugins" && node.is_array()) {
+          toml::array paths;
+          for (const auto& element : *node.as_array())
+            if (element.is_string()) paths.push_back(repoint(element.as_string()->get(), node.source(), dir));
+          target.insert_or_assign(key.str(), std::move(paths));
+        }
+      }
+    };
+    const auto& original = *section_node.as_table();
+    auto component = [&](const toml::table& table, toml::table& target, const std::string& name) {
+      const auto* plugin = table.get("plugin");
+      if (!plugin || !plugin->is_string()) return;
+      std::vector<std::string> available;
+      const OptionSchema* schema = component_schema(spec->registry_kind, plugin->value<std::string>().value(), available);
+      if (!schema) {
+        warn("[", name, "] plugin '", plugin->value<std::string>().value(),
+             "' is not loaded: its relative paths are copied as written");
+        return;
+      }
+      relocate(table, target, *schema);
+    };
+    switch (spec->kind) {
+      case SectionKind::Settings: relocate(original, *target_section, spec->schema); break;
+      case SectionKind::Component: component(original, *target_section, section); break;
+      case SectionKind::ComponentGroup:
+        for (auto&& [member, node] : original)
+          if (node.is_table())
+            component(*node.as_table(), *target_section->get(member.str())->as_table(), section + "." + std::string(member.str()));
+        break;
+    }
+  }
+  return format_toml(copy);
 }
 
 }  // namespace sapling

@@ -6,6 +6,7 @@
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
+#include "sapling/model_card.hpp"
 #include "sapling/optimizer.hpp"
 #include "sapling/progress.hpp"
 #include "sapling/training.hpp"
@@ -149,6 +150,7 @@ class Trainer {
   void after_validation(const json& metrics, int64_t step);
   void save_checkpoint();
   void set_learning_rates(int64_t step);
+  std::string model_card(const std::string& checkpoint, const json& validation) const;
   NamedTensors heads() const { return head_tensors(setup_.losses); }
 
   const Recipe& recipe_;
@@ -237,7 +239,7 @@ void Trainer::prepare_output() {
                                                  ")\n" + recipe_.resolved_text());
   }
   dp_.barrier();
-  progress_.recipe_digest = digest(recipe_.resolved_text());
+  progress_.recipe_digest = digest(recipe_.identity_text());
   if (latest && run_.resume) restore(*latest);
   else if (run_.resume) info("no checkpoint in ", (out_ / "checkpoints").string(), ": starting a new run");
   metrics_ = std::make_unique<MetricsLog>(out_ / "metrics.jsonl", progress_.metrics_bytes, dp_.is_main());
@@ -271,7 +273,7 @@ void Trainer::build_optimizer() {
 
 void Trainer::restore(const fs::path& checkpoint) {
   progress_ = CheckpointStore::read_progress(checkpoint);
-  if (progress_.recipe_digest != digest(recipe_.resolved_text()))
+  if (progress_.recipe_digest != digest(recipe_.identity_text()))
     warn("resuming ", checkpoint.string(), " with a recipe that differs from the one it was trained with (",
          (out_ / "recipe.toml").string(), ")");
   // Weights first: load_pretrained replaces the modules, so the optimiser is built afterwards.
@@ -401,13 +403,33 @@ void Trainer::after_validation(const json& metrics, int64_t step) {
     progress_.best_step = step;
     progress_.validations_without_improvement = 0;
     if (dp_.is_main() && train_.get_bool("save_best")) {
-      save_model_folder(out_ / "best", *setup_.model, heads());
+      save_model_folder(out_ / "best", *setup_.model, heads(), model_card("best", metrics));
       summary_.best = out_ / "best";
     }
     dp_.barrier();
   } else {
     ++progress_.validations_without_improvement;
   }
+}
+
+std::string Trainer::model_card(const std::string& checkpoint, const json& validation) const {
+  ModelCard card;
+  card.family = setup_.model->family();
+  const auto model = recipe_.component("model").second;
+  card.base_model = model.has("path") ? model.get_path("path").string()
+                    : model.has("preset") ? "preset " + model.get_string("preset")
+                                          : "(built by the " + card.family + " plugin's defaults)";
+  card.recipe = recipe_.path().string();
+  card.resolved_recipe = recipe_.resolved_text();
+  const auto data = recipe_.settings("data");
+  if (data.has("dataset")) card.dataset = data.get_path("dataset").string();
+  else if (data.has("sequences")) card.dataset = data.get_path("sequences").string();
+  card.checkpoint = checkpoint;
+  card.steps = progress_.step;
+  if (validation.is_object())
+    for (const auto& [k, v] : validation.items())
+      if (v.is_number_float()) card.validation[k] = v.get<double>();
+  return model_card_markdown(card);
 }
 
 void Trainer::save_checkpoint() {
@@ -494,7 +516,9 @@ TrainSummary Trainer::run() {
   summary_.steps = progress_.step;
   if (fs::exists(out_ / "best")) summary_.best = out_ / "best";
   if (dp_.is_main()) {
-    save_model_folder(summary_.final, *setup_.model, heads());
+    // The last validation ran at this step when there was one (it runs at the last step and on early stop).
+    const bool validated_here = !last_valid.is_null() && last_valid.value("step", int64_t{-1}) == progress_.step;
+    save_model_folder(summary_.final, *setup_.model, heads(), model_card("final", validated_here ? last_valid : json()));
     json done = {{"steps", progress_.step},
                  {"resumed_from", summary_.resumed_from},
                  {"stopped_early", summary_.stopped_early},

@@ -45,6 +45,7 @@ void install_folder(const fs::path& from, const fs::path& to) {
 
 void write_into(const fs::path& dir, const SequenceEncoder& model, const NamedTensors& heads) {
   model.save_pretrained(dir);
+  model.save_tokenizer(dir);
   save_safetensors(dir / kHeadsFile, heads, {{"format", "pt"}, {"content", "sapling loss heads"}});
 }
 
@@ -73,11 +74,13 @@ std::vector<std::pair<int64_t, fs::path>> step_folders(const fs::path& dir) {
 
 }  // namespace
 
-void save_model_folder(const fs::path& dir, const SequenceEncoder& model, const NamedTensors& heads) {
+void save_model_folder(const fs::path& dir, const SequenceEncoder& model, const NamedTensors& heads,
+                       const std::string& model_card) {
   if (dir.has_parent_path()) fs::create_directories(dir.parent_path());
   const auto tmp = temporary_sibling(dir);
   try {
     write_into(tmp, model, heads);
+    if (!model_card.empty()) write_file_atomic(tmp / kModelCardFile, model_card);
   } catch (...) {
     std::error_code ignored;
     fs::remove_all(tmp, ignored);

@@ -68,6 +68,11 @@ class SAPLING_API SequenceEncoder : public torch::nn::Module {
   // HF-layout checkpoint folder: config.json + model.safetensors (or shards).
   virtual void load_pretrained(const std::filesystem::path& dir) = 0;
   virtual void save_pretrained(const std::filesystem::path& dir) const = 0;
+  // Writes the family's Hugging Face tokenizer files into `dir` (vocab.txt or
+  // tokenizer.json, tokenizer_config.json, special_tokens_map.json), so that
+  // AutoTokenizer.from_pretrained(dir) works on a saved model folder. The
+  // default writes nothing (a family without a released HF tokenizer).
+  virtual void save_tokenizer(const std::filesystem::path& dir) const;
 
   // Parameters with and without weight decay (norms, biases, embeddings'
   // treatment is the family's choice).

@@ -65,8 +65,18 @@ class SAPLING_API Recipe {
   // (toml++ keeps tables sorted).
   std::vector<std::string> group_members(const std::string& section) const;
 
-  // The fully resolved recipe as TOML text.
+  // The fully resolved recipe as TOML text (floats as a person writes them: 0.07).
   std::string resolved_text() const;
+  // The same in toml++'s own rendering (17 significant digits per float): the
+  // stable identity that resume digests and bench caches are keyed on, so
+  // that runs and caches made before resolved_text() changed stay valid.
+  std::string identity_text() const;
+
+  // resolved_text() for a recipe file that will live in `dir`: every relative
+  // path option (the schemas' Path options, [plugins] paths) re-pointed so it
+  // names the same file from there. Component options are known only for
+  // loaded plugins; those of others are left as written (with a warning).
+  std::string relocated_text(const std::filesystem::path& dir) const;
 
  private:
   std::filesystem::path path_;

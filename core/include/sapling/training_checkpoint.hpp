@@ -33,11 +33,16 @@ struct TrainingProgress {
   std::string recipe_digest;   // of the resolved recipe, to warn when a resume changes it
 };
 
-// Writes `dir` as a model folder: the encoder's save_pretrained files plus
-// heads.safetensors. Written into a sibling temporary folder first and then
-// renamed over `dir`, so a crash leaves either the old folder or the new one.
+// The model card of a model folder (see model_card.hpp).
+inline constexpr const char* kModelCardFile = "README.md";
+
+// Writes `dir` as a model folder: the encoder's save_pretrained files, its
+// Hugging Face tokenizer files (save_tokenizer), heads.safetensors and, when
+// `model_card` is not empty, README.md with that text. Written into a sibling
+// temporary folder first and then renamed over `dir`, so a crash leaves either
+// the old folder or the new one, never a mix.
 SAPLING_API void save_model_folder(const std::filesystem::path& dir, const SequenceEncoder& model,
-                                   const NamedTensors& heads);
+                                   const NamedTensors& heads, const std::string& model_card = "");
 
 // A run's resumable checkpoints: <run>/checkpoints/step-<N>/ (a model folder
 // plus optimizer.safetensors and progress.json) and <run>/checkpoints/latest,

@@ -13,6 +13,7 @@
 #include "amplify_model.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"        // for read_file, write_file_atomic
+#include "sapling/hf_tokenizer.hpp"  // for write_hf_tokenizer
 #include "sapling/options.hpp"      // for did_you_mean
 #include "sapling/safetensors.hpp"  // for TensorStore, save_safetensors
 
@@ -356,6 +357,10 @@ void AmplifyModel::save_pretrained(const std::filesystem::path& dir) const {
   // Weights first: a folder whose config is new but whose weights are old would load wrongly.
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
   write_file_atomic(dir / "config.json", config_.to_json_text());
+}
+
+void AmplifyModel::save_tokenizer(const std::filesystem::path& dir) const {
+  write_hf_tokenizer(dir, amplify_tokenizer(), HfTokenizerLayout::FastWordLevel, config_.max_length);
 }
 
 }  // namespace sapling::amplify

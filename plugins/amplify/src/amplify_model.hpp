@@ -113,6 +113,8 @@ class AmplifyModel : public SequenceEncoder {
 
   void load_pretrained(const std::filesystem::path& dir) override;  // amplify_checkpoint.cpp
   void save_pretrained(const std::filesystem::path& dir) const override;
+  // A PreTrainedTokenizerFast (tokenizer.json, ...) as chandar-lab/AMPLIFY_* folders carry it.
+  void save_tokenizer(const std::filesystem::path& dir) const override;
   // Whether contact_head.regression came from a checkpoint (false: untrained random init).
   bool contact_head_trained() const { return contact_head_trained_; }
 

@@ -10,6 +10,7 @@
 #include "esm2_model.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
+#include "sapling/hf_tokenizer.hpp"
 #include "sapling/log.hpp"
 #include "sapling/safetensors.hpp"
 
@@ -288,6 +289,10 @@ void Esm2Encoder::save_pretrained(const fs::path& dir) const {
       {"dtype", dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32"},
   };
   write_file_atomic(dir / "config.json", config.dump(2) + "\n");
+}
+
+void Esm2Encoder::save_tokenizer(const fs::path& dir) const {
+  write_hf_tokenizer(dir, tokenizer_, HfTokenizerLayout::EsmVocabTxt, pretrained_tokens());
 }
 
 }  // namespace sapling::esm2
