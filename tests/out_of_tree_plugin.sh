@@ -73,7 +73,7 @@ step "train 2 steps with the installed reference recipe, the plugin's selector r
 SAPLING_PLUGIN_PATH="$PWD/build" "$PREFIX/bin/sapling" train "$PREFIX/share/sapling/recipes/reference_esm2_8m.toml" \
   --out "$WORK/run" --set model.path="$TINY_ESM2" --set data.dataset="$WORK/dataset" \
   --set data.train_split=train --set data.valid_split=valid --set data.high_quality_only=false \
-  --set selector.plugin=my_selector_threshold --set selector.threshold=0.5 \
+  --set selector.plugin=my_selector_threshold --set selector.threshold=1000 \
   --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens --set data.tokens_per_batch=512 \
   --set train.valid_max_batches=1 --set train.valid_every=2 --max-steps 2 --threads 2 | tee "$WORK/train.txt"
 grep -q "trained 2 steps" "$WORK/train.txt" || fail "training did not report 2 steps"
@@ -81,6 +81,9 @@ grep -q "trained 2 steps" "$WORK/train.txt" || fail "training did not report 2 s
 kept=$(grep '"type":"train"' "$WORK/run/metrics.jsonl" | tail -1 | grep -o '"kept.structure_token":[0-9.e-]*') ||
   fail "the selector kept no fraction (kept.structure_token missing)"
 echo "last step: $kept"
+# No per-residue loss reaches 1000: the plugin's selector keeps nothing, where 'none' would keep everything.
+[[ $kept == '"kept.structure_token":0' || $kept == '"kept.structure_token":0.0' ]] ||
+  fail "the plugin's selector was not in effect ($kept, expected 0)"
 
 echo
 echo "out-of-tree plugin: installed, built, listed and trained in $SECONDS s"
