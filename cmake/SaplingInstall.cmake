@@ -1,0 +1,25 @@
+# Install rules: bin/sapling, lib/libsapling_core.so, include/sapling, lib/sapling/plugins (plugins add
+# themselves, cmake/SaplingPlugin.cmake), share/sapling/recipes and the CMake package lib/cmake/sapling.
+# Plain lib/, not GNUInstallDirs' lib/<multiarch>: the executable finds plugins at ../lib/sapling/plugins.
+include(CMakePackageConfigHelpers)
+set(SAPLING_CMAKE_INSTALL_DIR lib/cmake/sapling)
+
+# The installed CLI finds the installed core; both keep the link path of a LibTorch outside the system.
+set_target_properties(sapling PROPERTIES INSTALL_RPATH "$ORIGIN/../lib" INSTALL_RPATH_USE_LINK_PATH ON)
+set_target_properties(sapling_core PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON EXPORT_NAME core)
+install(TARGETS sapling RUNTIME DESTINATION bin)
+install(TARGETS sapling_core EXPORT saplingTargets LIBRARY DESTINATION lib)
+install(DIRECTORY core/include/sapling DESTINATION include)
+install(DIRECTORY recipes/ DESTINATION share/sapling/recipes)
+
+# find_package(sapling): sapling::core, its dependencies, and sapling_add_plugin().
+install(EXPORT saplingTargets NAMESPACE sapling:: DESTINATION ${SAPLING_CMAKE_INSTALL_DIR})
+configure_package_config_file(cmake/saplingConfig.cmake.in ${CMAKE_BINARY_DIR}/saplingConfig.cmake
+  INSTALL_DESTINATION ${SAPLING_CMAKE_INSTALL_DIR})
+# 0.x: a minor version may change the plugin API, so only the same minor version matches.
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/saplingConfigVersion.cmake COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/saplingConfig.cmake ${CMAKE_BINARY_DIR}/saplingConfigVersion.cmake
+  cmake/SaplingPlugin.cmake DESTINATION ${SAPLING_CMAKE_INSTALL_DIR})
+# The data-set manifest and checksum lists: `sapling data list/fetch` of an installed sapling.
+install(FILES datasets/manifest.toml DESTINATION share/sapling/datasets)
+install(DIRECTORY datasets/checksums DESTINATION share/sapling/datasets)
