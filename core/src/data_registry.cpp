@@ -145,9 +145,8 @@ const DataSet& DataManifest::find(const std::string& name) const {
 fs::path shipped_manifest() {
   std::error_code ec;
   const fs::path here = fs::path(boost::dll::program_location(ec).string()).parent_path();
-  // build/sapling (or build/tests/x) in a checkout; bin/sapling in an installed prefix.
-  for (const auto& candidate : {here.parent_path() / "datasets/manifest.toml", here.parent_path().parent_path() / "datasets/manifest.toml",
-                                here.parent_path() / "share/sapling/datasets/manifest.toml"})
+  // build/sapling in a checkout; bin/sapling in an installed prefix.
+  for (const auto& candidate : {here.parent_path() / "datasets/manifest.toml", here.parent_path() / "share/sapling/datasets/manifest.toml"})
     if (fs::is_regular_file(candidate)) return candidate;
   fail("cannot find datasets/manifest.toml next to ", here.string(), " (pass --manifest FILE)");
 }
