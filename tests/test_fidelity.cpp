@@ -29,26 +29,17 @@ std::vector<json> split_lines(const fs::path& metrics, const std::string& type) 
   return out;
 }
 
-// The bundled ESM2 (8M shape) trained on the sample with the published recipe, small: no accumulation,
-// short crops, 4 proteins per micro-batch; everything else is method.toml's.
+const fs::path kBundledEsm2 = sapling::test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
+
+// The bundled ESM2 (8M shape) trained on the sample with the published recipe, small (small_train_command):
+// everything else is method.toml's.
 std::string method_command(const std::string& recipe, const fs::path& out, const std::string& extra) {
-  const auto src = sapling::test::source_dir();
-  return sapling::test::sapling_exe() + " train " + quote(src / "recipes" / recipe) + " --out " + quote(out) +
-         " --set model.path=" + quote(src / "datasets/models/esm2_t6_8M_uniprot_f16") +
-         " --set data.dataset=" + quote(sapling::test::sample_dataset()) +
-         " --set train.accumulate=1 --set data.max_length=128 --set data.proteins_per_batch=4"
-         " --set train.valid_max_batches=2 --set train.valid_every=2 --threads 2 " +
-         extra;
+  return sapling::test::small_train_command(recipe, kBundledEsm2, out, extra);
 }
 
 // A reference model trained for 2 steps on the reference splits (shared by the tests below).
 const fs::path& reference_run() {
-  static const fs::path dir = [] {
-    const auto out = sapling::test::temp_dir("fidelity-reference") / "reference";
-    const auto r = run_command(method_command("reference_esm2_8m.toml", out, "--max-steps 2"));
-    if (r.exit_code != 0) FAIL("reference training failed: " << r.output);
-    return out;
-  }();
+  static const fs::path dir = sapling::test::small_reference_run("reference_esm2_8m.toml", kBundledEsm2, "fidelity-reference");
   return dir;
 }
 

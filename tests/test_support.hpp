@@ -151,6 +151,28 @@ inline const std::filesystem::path& sample_dataset() {
   return dir;
 }
 
+// `sapling train RECIPE` (a name under recipes/) from `model` on the bundled sample dataset, small: no
+// accumulation, crops of 128 residues, 4 proteins per micro-batch, 2 validation batches every 2 steps.
+inline std::string small_train_command(const std::string& recipe, const std::filesystem::path& model,
+                                       const std::filesystem::path& out, const std::string& extra) {
+  const auto quoted = [](const std::filesystem::path& p) { return "'" + p.string() + "'"; };
+  return sapling_exe() + " train " + quoted(source_dir() / "recipes" / recipe) + " --out " + quoted(out) +
+         " --set model.path=" + quoted(model) + " --set data.dataset=" + quoted(sample_dataset()) +
+         " --set train.accumulate=1 --set data.max_length=128 --set data.proteins_per_batch=4"
+         " --set train.valid_max_batches=2 --set train.valid_every=2 --threads 2 " +
+         extra;
+}
+
+// A reference model: `recipe` trained 2 steps from `model` by small_train_command, in a temporary folder
+// named by `tag`; returns the run folder (its best/ is the reference_model.path). Fails the test on error.
+inline std::filesystem::path small_reference_run(const std::string& recipe, const std::filesystem::path& model,
+                                                 const std::string& tag) {
+  const auto out = temp_dir(tag) / "reference";
+  const auto r = run_command(small_train_command(recipe, model, out, "--max-steps 2"));
+  if (r.exit_code != 0) throw std::runtime_error("reference training (" + recipe + ") failed: " + r.output);
+  return out;
+}
+
 // Loads the build's plugins once (the public path users take).
 inline void load_build_plugins() {
   static bool done = [] {

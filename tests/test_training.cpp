@@ -108,7 +108,7 @@ TEST_CASE("epoch plans: every protein once, seeded, within the token budget", "[
   CHECK(plan != plan_epoch(lengths, budget, 8, 0));
 
   BatchPlanSettings fixed;
-  fixed.token_budget = false;
+  fixed.mode = Batching::Proteins;
   fixed.proteins_per_batch = 8;
   const auto published = plan_epoch(lengths, fixed, 7, 0);
   CHECK(published.size() == 25);

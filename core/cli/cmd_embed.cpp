@@ -46,7 +46,8 @@ int run(const std::vector<std::string>& args) {
       "include", po::value<std::string>()->default_value("mean"), "comma list of per_tok, mean, bos, contacts")(
       "repr-layers", po::value<std::string>()->default_value("-1"),
       "comma list of layers (0 = embeddings, -1 = last = final representation)")(
-      "toks-per-batch", po::value<int64_t>()->default_value(4096), "padded tokens per forward pass")(
+      "toks-per-batch", po::value<int64_t>()->default_value(4096), "padded tokens per forward pass (real tokens with --pack)")(
+      "pack", po::bool_switch(), "pack several sequences per row, attention within each (no padding; not with contacts)")(
       "truncation", po::value<int64_t>()->default_value(-1),
       "residues per sequence (default: the model's limit, 1022 for ESM2)")(
       "long", po::value<std::string>()->default_value("truncate"),
@@ -60,7 +61,7 @@ int run(const std::vector<std::string>& args) {
   po::variables_map vm;
   const std::string usage =
       "usage: sapling embed --model DIR --fasta FILE --out FILE.safetensors [--include per_tok,mean,bos,contacts]\n"
-      "                     [--repr-layers -1,...] [--toks-per-batch 4096] [--truncation 1022] [--long truncate|window|error]\n"
+      "                     [--repr-layers -1,...] [--toks-per-batch 4096] [--pack] [--truncation 1022] [--long truncate|window|error]\n"
       "                     [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--format safetensors|npy]\n\n"
       "Output tensors: <label>/per_tok [L, D] (residues only), <label>/mean [D], <label>/bos [D],\n"
       "<label>/contacts [L, L]; <label> is the FASTA header up to the first space; with several\n"
@@ -84,6 +85,7 @@ int run(const std::vector<std::string>& args) {
   if (options.layers.empty()) options.layers = {-1};
   options.tokens_per_batch = vm["toks-per-batch"].as<int64_t>();
   if (options.tokens_per_batch < 8) fail("--toks-per-batch must be at least 8");
+  options.packed = vm["pack"].as<bool>();
   options.truncation = vm["truncation"].as<int64_t>();
   options.window_overlap = vm["window-overlap"].as<int64_t>();
   const auto policy = vm["long"].as<std::string>();

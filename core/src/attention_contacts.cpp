@@ -16,7 +16,8 @@ AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const 
                           const torch::Tensor& key_mask, double scale, bool need_weights) {
   const auto B = q.size(0);
   const auto T = k.size(2);
-  auto keep = key_mask.to(torch::kBool).view({B, 1, 1, T});
+  // A key mask [B, T] broadcasts over heads and queries; a pair mask [B, 1, T, T] (packed rows) over heads.
+  auto keep = key_mask.dim() == 4 ? key_mask.to(torch::kBool) : key_mask.to(torch::kBool).view({B, 1, 1, T});
 #if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1)
   if (!need_weights) {
     // Fused kernel (flash / memory-efficient on CUDA). It takes the scale directly.

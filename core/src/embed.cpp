@@ -8,28 +8,30 @@
 
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
+#include "sapling/packing.hpp"
 #include "sapling/progress.hpp"
 
 namespace sapling {
 
 std::vector<std::vector<size_t>> token_batches(const std::vector<int64_t>& lengths, int64_t tokens_per_batch,
-                                               int64_t extra_tokens_per_sequence) {
+                                               int64_t extra_tokens_per_sequence, bool packed) {
   std::vector<size_t> order(lengths.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
   std::vector<std::vector<size_t>> batches;
   std::vector<size_t> current;
-  int64_t longest = 0;
+  int64_t longest = 0, sum = 0;
   for (size_t i : order) {
     const int64_t size = lengths[i] + extra_tokens_per_sequence;
-    const int64_t padded = std::max(longest, size) * static_cast<int64_t>(current.size() + 1);
-    if (!current.empty() && padded > tokens_per_batch) {
+    const int64_t cost = packed ? sum + size : std::max(longest, size) * static_cast<int64_t>(current.size() + 1);
+    if (!current.empty() && cost > tokens_per_batch) {
       batches.push_back(std::move(current));
       current.clear();
-      longest = 0;
+      longest = sum = 0;
     }
     current.push_back(i);
     longest = std::max(longest, size);
+    sum += size;
   }
   if (!current.empty()) batches.push_back(std::move(current));
   return batches;
@@ -139,7 +141,11 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
   std::vector<Accumulator> acc(records.size());
   std::vector<int64_t> piece_lengths;
   for (const auto& p : pieces) piece_lengths.push_back(p.length);
-  const auto batches = token_batches(piece_lengths, options.tokens_per_batch, 2);
+  if (options.packed && contacts)
+    fail("--pack: contacts need one sequence per row (their attention maps); leave out contacts or --pack");
+  if (options.packed && !model.supports_packing())
+    fail("--pack: the ", model.family(), " encoder does not support packed rows");
+  const auto batches = token_batches(piece_lengths, options.tokens_per_batch, 2, options.packed);
   int64_t total_residues = 0;
   for (const auto& p : pieces) total_residues += p.length;
   ProgressBar progress("embed", static_cast<double>(total_residues), "res/s");
@@ -160,13 +166,25 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
       encoded.push_back(tokenizer.encode(join(residues[p.record], p.start, p.length)));
       batch_residues += p.length;
     }
-    auto tokens = tokenizer.pad(encoded);
-    auto ids = tokens.ids.to(options.device);
-    auto mask = tokens.mask.to(options.device);
     ForwardRequest request;
     request.hidden_states = need_hidden;
     request.attentions = contacts;
     request.logits = false;
+    // Where piece b's BOS sits: row b, token 0 padded; its packed placement otherwise.
+    std::vector<PackedPlacement> places;
+    torch::Tensor ids, mask;
+    if (options.packed) {
+      auto packed = pack_tokens(encoded, 0, tokenizer.pad_id());
+      ids = packed.ids.to(options.device);
+      mask = packed.mask.to(options.device);
+      request.segments = packed.segments.to(options.device);
+      places = std::move(packed.placements);
+    } else {
+      auto tokens = tokenizer.pad(encoded);
+      ids = tokens.ids.to(options.device);
+      mask = tokens.mask.to(options.device);
+      for (size_t b = 0; b < batch.size(); ++b) places.push_back({static_cast<int64_t>(b), 0});
+    }
     auto out = model.forward(ids, mask, request);
     std::vector<torch::Tensor> reps;
     for (int64_t layer : layers)
@@ -185,11 +203,12 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
         for (const auto& rep : reps) a.per_layer.push_back(torch::zeros({n, rep.size(-1)}));
         a.coverage = torch::zeros({n});
         if (contacts) a.contacts = torch::zeros({n, n}), a.contact_cover = torch::zeros({n, n});
-        for (const auto& rep : reps) a.bos.push_back(rep[static_cast<int64_t>(b)][0].clone());
+        for (const auto& rep : reps) a.bos.push_back(rep[places[b].row][places[b].offset].clone());
       }
       const auto rows = torch::indexing::Slice(p.start, p.start + p.length);
+      const int64_t first = places[b].offset + 1;  // the piece's first residue token
       for (size_t k = 0; k < reps.size(); ++k)
-        a.per_layer[k].index({rows}) += reps[k][static_cast<int64_t>(b)].slice(0, 1, 1 + p.length);
+        a.per_layer[k].index({rows}) += reps[k][places[b].row].slice(0, first, first + p.length);
       a.coverage.index({rows}) += 1;
       if (contacts) {
         a.contacts.index({rows, rows}) += contact_maps[static_cast<int64_t>(b)].slice(0, 0, p.length).slice(1, 0, p.length);

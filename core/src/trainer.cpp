@@ -8,6 +8,7 @@
 #include "sapling/log.hpp"
 #include "sapling/model_card.hpp"
 #include "sapling/optimizer.hpp"
+#include "sapling/packing.hpp"
 #include "sapling/progress.hpp"
 #include "sapling/training.hpp"
 #include "sapling/training_checkpoint.hpp"
@@ -65,6 +66,7 @@ struct LossTally {
   std::map<std::string, double> terms;
   std::map<std::string, double> kept, candidates;
   int64_t residues = 0, proteins = 0;
+  int64_t tokens = 0, real_tokens = 0;  // the rows' tokens with and without padding
 
   void add(const MicroBatchLoss& loss, const MicroBatch& batch) {
     total += loss.combined.total.item<double>();
@@ -75,6 +77,8 @@ struct LossTally {
     for (const auto& [name, count] : loss.candidates) candidates[name] += static_cast<double>(count);
     residues += batch.residues;
     proteins += batch.proteins;
+    tokens += batch.ids.numel();
+    real_tokens += batch.mask.sum().item<int64_t>();
   }
 
   // Term names without values: a process with no micro-batch of its own
@@ -89,7 +93,8 @@ struct LossTally {
 
   // Sums over processes; every process must hold the same names (see add_names).
   void reduce(DataParallel& dp) {
-    std::vector<double> values{total, static_cast<double>(batches), static_cast<double>(residues), static_cast<double>(proteins)};
+    std::vector<double> values{total, static_cast<double>(batches), static_cast<double>(residues),
+                               static_cast<double>(proteins), static_cast<double>(tokens), static_cast<double>(real_tokens)};
     for (auto* map : {&terms, &kept, &candidates})
       for (const auto& kv : *map) values.push_back(kv.second);
     auto t = torch::tensor(values, torch::kFloat64);
@@ -100,6 +105,8 @@ struct LossTally {
     batches = static_cast<int64_t>(std::llround(t[i++].item<double>()));
     residues = static_cast<int64_t>(std::llround(t[i++].item<double>()));
     proteins = static_cast<int64_t>(std::llround(t[i++].item<double>()));
+    tokens = static_cast<int64_t>(std::llround(t[i++].item<double>()));
+    real_tokens = static_cast<int64_t>(std::llround(t[i++].item<double>()));
     for (auto* map : {&terms, &kept, &candidates})
       for (auto& kv : *map) kv.second = t[static_cast<int64_t>(i++)].item<double>();
   }
@@ -109,6 +116,8 @@ struct LossTally {
     json out;
     const double n = static_cast<double>(std::max<int64_t>(batches, 1));
     out["loss"] = total / n;
+    // Share of the rows' tokens that are padding (compute spent on nothing).
+    if (tokens > 0) out["padding"] = 1.0 - static_cast<double>(real_tokens) / static_cast<double>(tokens);
     for (const auto& [name, value] : terms) out[name] = value / n;
     for (const auto& [name, count] : kept) {
       const double all = candidates.count(name) ? candidates.at(name) : 0.0;
@@ -123,6 +132,7 @@ struct Plan {
   std::vector<int64_t> train_lengths, valid_lengths;  // after cropping
   BatchPlanSettings batching;
   int64_t max_length = 0;
+  int64_t pack_row_tokens = 0;  // batching = packed: 0 = the micro-batch's longest protein
   int64_t accumulate = 1;
   int64_t micro_per_step = 1;  // accumulate x processes
   int64_t steps_per_epoch = 0, total_steps = 0, warmup = 0;
@@ -143,8 +153,10 @@ class Trainer {
   void prepare_output();
   void build_optimizer();
   void restore(const fs::path& checkpoint);
+  // `packed` false: the padded layout even with batching = "packed" (inspect's exactness check).
   MicroBatch micro_batch(const std::vector<size_t>& chains, const std::vector<size_t>& positions, uint64_t epoch,
-                         uint64_t index);
+                         uint64_t index, bool packed = true);
+  void trace_gradients(const MicroBatch& batch, const std::string& prefix, NamedTensors& trace);
   json train_step();
   json validate();
   void after_validation(const json& metrics, int64_t step);
@@ -175,10 +187,16 @@ void Trainer::plan_data() {
   plan_.seed = static_cast<uint64_t>(train_.get_int("seed"));
   // BOS and EOS take two of the model's positions.
   plan_.max_length = std::min<int64_t>(data.get_int("max_length"), setup_.model->max_tokens() - 2);
-  plan_.batching.token_budget = data.get_string("batching") == "tokens";
+  plan_.batching.mode = parse_batching(data.get_string("batching"));
+  if (plan_.batching.mode == Batching::Packed)
+    for (const auto* encoder : {setup_.model.get(), setup_.reference.get()})
+      if (encoder && !encoder->supports_packing())
+        fail("[data] batching = \"packed\": the ", encoder->family(),
+             " encoder does not support packed rows (supports_packing() is false); use \"tokens\"");
   plan_.batching.proteins_per_batch = data.get_int("proteins_per_batch");
   plan_.batching.tokens_per_batch = data.get_int("tokens_per_batch");
   plan_.batching.sort_window = data.get_int("sort_window");
+  plan_.pack_row_tokens = data.get_int("pack_row_tokens");
   auto lengths = [&](const std::vector<size_t>& chains) {
     std::vector<int64_t> out;
     for (size_t c : chains) out.push_back(std::min(source.length(c), plan_.max_length));
@@ -288,14 +306,18 @@ void Trainer::restore(const fs::path& checkpoint) {
 }
 
 MicroBatch Trainer::micro_batch(const std::vector<size_t>& chains, const std::vector<size_t>& positions, uint64_t epoch,
-                                uint64_t index) {
+                                uint64_t index, bool packed) {
   std::vector<TrainingExample> examples;
   for (size_t p : positions) examples.push_back(setup_.data->example(chains[p]));
   auto generator = make_generator(mix_seed(plan_.seed, epoch, index));
   // Dropout (where a family has it) draws from the global generator: reseed it per micro-batch too.
   torch::manual_seed(mix_seed(plan_.seed ^ kDropoutStream, epoch, index));
-  return collate(examples, setup_.model->tokenizer(), plan_.max_length, setup_.masking, setup_.data->token_layout(),
-                 generator);
+  auto batch = collate(examples, setup_.model->tokenizer(), plan_.max_length, setup_.masking,
+                       setup_.data->token_layout(), generator);
+  // Packing re-lays the collated batch (masks already drawn), so the same proteins give the same losses either way.
+  if (packed && plan_.batching.mode == Batching::Packed)
+    batch = pack_micro_batch(batch, plan_.pack_row_tokens, setup_.model->tokenizer().pad_id());
+  return batch;
 }
 
 void Trainer::set_learning_rates(int64_t step) {
@@ -537,6 +559,16 @@ TrainSummary Trainer::run() {
   return summary_;
 }
 
+// Gradients of the micro-batch's total with respect to every trainable parameter, as "<prefix>grad.<name>".
+void Trainer::trace_gradients(const MicroBatch& batch, const std::string& prefix, NamedTensors& trace) {
+  const auto parameters = trainable_parameters(setup_);
+  for (const auto& p : parameters) p.second.mutable_grad() = torch::Tensor();
+  compute_losses(setup_, batch, true).combined.total.backward();
+  for (const auto& [name, tensor] : parameters)
+    if (tensor.grad().defined()) trace.emplace_back(prefix + "grad." + name, tensor.grad().to(torch::kCPU).clone());
+  for (const auto& p : parameters) p.second.mutable_grad() = torch::Tensor();
+}
+
 void Trainer::inspect(const fs::path& file) {
   setup_ = build_setup(recipe_);
   plan_data();
@@ -552,9 +584,23 @@ void Trainer::inspect(const fs::path& file) {
   for (const auto& [name, value] : heads()) trace.emplace_back("heads." + name, value.to(torch::kCPU, torch::kFloat32));
   for (const auto& [name, value] : head_tensors(setup_.reference_losses))
     trace.emplace_back("reference_heads." + name, value.to(torch::kCPU, torch::kFloat32));
+  if (batch.segments.defined()) trace.emplace_back("batch.segments", batch.segments);
   {
     torch::NoGradGuard no_grad;
     compute_losses(setup_, batch, true, &trace);
+  }
+  if (plan_.batching.mode == Batching::Packed) {
+    // The same micro-batch padded, and both layouts' gradients: what packing must not change
+    // (tests/test_packing.cpp compares them residue by residue).
+    const auto padded = micro_batch(plan_.train_chains, plan.front(), 0, 0, /*packed=*/false);
+    NamedTensors unpacked{{"batch.ids", padded.ids}, {"batch.mask", padded.mask.to(torch::kUInt8)}};
+    {
+      torch::NoGradGuard no_grad;
+      compute_losses(setup_, padded, true, &unpacked);
+    }
+    for (auto& [name, value] : unpacked) trace.emplace_back("padded." + name, value);
+    trace_gradients(batch, "", trace);
+    trace_gradients(padded, "padded.", trace);
   }
   save_safetensors(file, trace);
   info("wrote the first micro-batch's losses and intermediates (", trace.size(), " tensors, ", batch.proteins,

@@ -304,6 +304,7 @@ ScoredHeads score(SequenceEncoder& model, std::vector<LossHead>& heads, const Lo
   ScoredHeads scored;
   ForwardRequest request;
   request.logits = true;
+  if (batch.segments.defined()) request.segments = batch.segments.to(device);
   const auto ids = batch.ids.to(device);
   scored.output = model.forward(ids, batch.mask.to(device), request);
   LossInputs inputs = base;

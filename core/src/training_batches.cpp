@@ -29,6 +29,13 @@ std::vector<int64_t> permutation(int64_t n, torch::Generator& generator) {
 
 }  // namespace
 
+Batching parse_batching(const std::string& name) {
+  if (name == "proteins") return Batching::Proteins;
+  if (name == "tokens") return Batching::Tokens;
+  if (name == "packed") return Batching::Packed;
+  fail("batching '", name, "': expected \"tokens\", \"proteins\" or \"packed\"");
+}
+
 std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths, const BatchPlanSettings& settings,
                                             uint64_t seed, int64_t epoch) {
   if (settings.proteins_per_batch < 1 || settings.tokens_per_batch < 1 || settings.sort_window < 1)
@@ -36,7 +43,26 @@ std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths,
   auto generator = make_generator(mix_seed(seed, static_cast<uint64_t>(epoch), 0x5eed));
   const auto order = permutation(static_cast<int64_t>(lengths.size()), generator);
   std::vector<std::vector<size_t>> batches;
-  if (!settings.token_budget) {
+  if (settings.mode == Batching::Packed) {
+    std::vector<size_t> current;
+    int64_t tokens = 0;
+    for (int64_t i : order) {
+      const auto index = static_cast<size_t>(i);
+      const int64_t size = lengths[index] + settings.extra_tokens;
+      const bool fits = static_cast<int64_t>(current.size()) < settings.proteins_per_batch &&
+                        tokens + size <= settings.tokens_per_batch;
+      if (!current.empty() && !fits) {
+        batches.push_back(std::move(current));
+        current.clear();
+        tokens = 0;
+      }
+      current.push_back(index);
+      tokens += size;
+    }
+    if (!current.empty()) batches.push_back(std::move(current));
+    return batches;  // already in shuffled order
+  }
+  if (settings.mode == Batching::Proteins) {
     for (size_t start = 0; start < order.size(); start += static_cast<size_t>(settings.proteins_per_batch)) {
       const size_t end = std::min(order.size(), start + static_cast<size_t>(settings.proteins_per_batch));
       batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(start), order.begin() + static_cast<std::ptrdiff_t>(end));

@@ -39,8 +39,10 @@ SectionSpec data_section() {
            "learned position limit (rotary ESM2 has none)");
   o.add("batching", OptionType::String)
       .default_value(std::string("tokens"))
-      .one_of({"tokens", "proteins"})
-      .doc("tokens: token-budget micro-batches of similar lengths (less padding); proteins: fixed protein count (published)");
+      .one_of({"tokens", "proteins", "packed"})
+      .doc("tokens: token-budget micro-batches of similar lengths (less padding); proteins: fixed protein count "
+           "(published); packed: proteins end to end in rows of max_length + 2 tokens, attention kept within each "
+           "protein (no padding; the same losses as padded)");
   o.add("proteins_per_batch", OptionType::Int)
       .default_value(int64_t{8})
       .min(1)
@@ -48,7 +50,12 @@ SectionSpec data_section() {
   o.add("tokens_per_batch", OptionType::Int)
       .default_value(int64_t{4096})
       .min(1)
-      .doc("batching = tokens: padded tokens (specials included) per micro-batch");
+      .doc("batching = tokens: padded tokens (specials included) per micro-batch; packed: real tokens");
+  o.add("pack_row_tokens", OptionType::Int)
+      .default_value(int64_t{0})
+      .min(0)
+      .doc("batching = packed: tokens per row; 0 = chosen per micro-batch, about its longest protein (attention "
+           "across proteins then costs about what padding to it would); larger rows suit GPUs");
   o.add("sort_window", OptionType::Int)
       .default_value(int64_t{64})
       .min(1)

@@ -13,7 +13,9 @@ struct AttentionResult {
 };
 
 // q, k, v: [B, H, T, Dh] (already rotated). key_mask: [B, T] bool, true at
-// real tokens; padded keys get -inf before the softmax. `scale` multiplies
+// real tokens (padded keys get -inf before the softmax), or a pair mask
+// [B, 1, T, T] (query x key, packed rows: packed_attention_mask()) in which
+// every query row allows at least one key. `scale` multiplies
 // q k^T (pass 1.0 when q was pre-scaled, as ESM2 does). The softmax runs in
 // float32 and is cast back to q's dtype, as the reference implementations do.
 SAPLING_API AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -21,7 +21,10 @@ enum class LongSequencePolicy {
 struct EmbedOptions {
   std::vector<std::string> include = {"mean"};  // per_tok, mean, bos, contacts
   std::vector<int64_t> layers = {-1};
-  int64_t tokens_per_batch = 4096;  // padded tokens (specials included) per forward pass
+  int64_t tokens_per_batch = 4096;  // padded tokens (specials included) per forward pass; packed: real tokens
+  // Several sequences end to end per row (rows about as long as the batch's
+  // longest sequence: choose_row_tokens), attention within each (packing.hpp). Not with contacts.
+  bool packed = false;
   int64_t truncation = -1;          // residues; -1 = the model's limit
   LongSequencePolicy policy = LongSequencePolicy::Truncate;
   int64_t window_overlap = -1;      // residues shared by consecutive windows; -1 = truncation / 2
@@ -46,7 +49,9 @@ SAPLING_API EmbedResult embed_sequences(SequenceEncoder& model, const std::vecto
                                         const EmbedOptions& options);
 
 // Groups of record indices, each a batch (exposed for tests and benchmarks).
+// Sorted by length; padded: (longest + extra) x count within the budget;
+// packed: the sum of (length + extra) within it.
 SAPLING_API std::vector<std::vector<size_t>> token_batches(const std::vector<int64_t>& lengths, int64_t tokens_per_batch,
-                                                           int64_t extra_tokens_per_sequence);
+                                                           int64_t extra_tokens_per_sequence, bool packed = false);
 
 }  // namespace sapling

@@ -23,6 +23,13 @@ struct ForwardRequest {
   bool hidden_states = false;  // every layer's representation
   bool attentions = false;     // softmax attention maps [B, H, T, T] per layer (also needed for contacts)
   bool logits = true;          // LM head output [B, T, V]
+  // Packed rows (several proteins end to end in one row, see packing.hpp):
+  // [B, T] int64, the protein each token belongs to (any id unique within
+  // the row; -1 at pad). Attention then stays within a protein and rotary
+  // positions restart at each protein's BOS, so every protein's outputs equal
+  // its outputs alone in a row. Undefined: one protein per row. Only for
+  // encoders whose supports_packing() is true; not with attentions.
+  torch::Tensor segments;
 };
 
 struct EncoderOutput {
@@ -52,6 +59,9 @@ class SAPLING_API SequenceEncoder : public torch::nn::Module {
   // default truncation of `sapling embed` and the evaluation window
   // (ESM2: 1024, i.e. the 1022 residues of fair-esm's esm-extract).
   virtual int64_t pretrained_tokens() const { return max_tokens(); }
+  // True when forward() honours ForwardRequest::segments (packed rows). A
+  // family that answers false is trained and embedded one protein per row.
+  virtual bool supports_packing() const { return false; }
 
   // ids [B, T] int64, mask [B, T] bool (true at non-pad tokens).
   virtual EncoderOutput forward(const torch::Tensor& ids, const torch::Tensor& mask, const ForwardRequest& request) = 0;

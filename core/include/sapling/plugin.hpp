@@ -10,7 +10,7 @@
 #include "sapling/export.hpp"
 
 // Bumped whenever an interface in sapling/interfaces.hpp changes shape.
-#define SAPLING_PLUGIN_API_VERSION 2
+#define SAPLING_PLUGIN_API_VERSION 3
 
 extern "C" {
 // What every plugin library exports, through the C function

@@ -17,11 +17,21 @@ namespace sapling {
 // before it (resume, and data-parallel ranks that each take a share).
 SAPLING_API uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0);
 
+// How the trainer groups proteins into micro-batches ([data] batching).
+enum class Batching {
+  Proteins,  // a fixed count of proteins per micro-batch, padded (the published batching)
+  Tokens,    // a budget of padded tokens, proteins of similar lengths together
+  Packed,    // a budget of real tokens, proteins end to end in rows (packing.hpp)
+};
+
+// "proteins" | "tokens" | "packed"; fails naming the accepted values.
+SAPLING_API Batching parse_batching(const std::string& name);
+
 struct BatchPlanSettings {
-  bool token_budget = true;        // false: fixed proteins_per_batch (the published batching)
+  Batching mode = Batching::Tokens;
   int64_t proteins_per_batch = 8;  // an upper bound with a token budget
-  int64_t tokens_per_batch = 4096;
-  int64_t sort_window = 64;        // micro-batches' worth of proteins sorted by length together
+  int64_t tokens_per_batch = 4096;  // Tokens: padded tokens; Packed: real tokens (specials included)
+  int64_t sort_window = 64;        // Tokens: micro-batches' worth of proteins sorted by length together
   int64_t extra_tokens = 2;        // specials per sequence (BOS + EOS)
 };
 
@@ -30,7 +40,9 @@ struct BatchPlanSettings {
 // epoch); with a token budget, windows of the shuffled order are sorted by
 // length and packed greedily so that (longest + extra) x count stays within
 // the budget (a protein longer than the budget gets a micro-batch of its
-// own), and the micro-batches are shuffled again.
+// own), and the micro-batches are shuffled again. Packed: the shuffled order
+// is cut greedily so that the sum of (length + extra) stays within the
+// budget; no sorting is needed, as packing wastes no tokens on padding.
 SAPLING_API std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths,
                                                         const BatchPlanSettings& settings, uint64_t seed, int64_t epoch);
 
@@ -58,6 +70,9 @@ struct MicroBatch {
   torch::Tensor mlm_labels;        // [B, T] -100 where not masked
   torch::Tensor structure_tokens;  // [B, T] vocabulary ids, -100 where unknown (undefined without tokens)
   torch::Tensor pgnn_embeddings;   // [B, T, G] float32, zeros at specials (undefined without embeddings)
+  // Packed rows only (pack_micro_batch): [B, T] int64, the protein of each
+  // token in collation order (0..proteins-1), -1 at pad. Undefined: row b is protein b.
+  torch::Tensor segments;
   int64_t proteins = 0;
   int64_t residues = 0;  // real residues (after cropping)
 };

@@ -7,6 +7,7 @@
 #include "sapling/contacts.hpp"   // for attention_contact_features()
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
+#include "sapling/packing.hpp"
 
 namespace sapling::amplify {
 
@@ -152,12 +153,21 @@ EncoderOutput AmplifyModel::forward(const torch::Tensor& ids, const torch::Tenso
     if (lo < 0 || hi >= config_.vocab_size)
       fail("amplify: token id out of range [0, ", config_.vocab_size, "): found ", lo < 0 ? lo : hi);
   }
-  const auto key_mask = mask.to(torch::kBool);
+  auto key_mask = mask.to(torch::kBool);
 
   EncoderOutput out;
   auto x = encoder(ids);
   if (layer_norm_1) x = layer_norm_1(x);
-  const auto [cos, sin] = rotary_tables(T, config_.head_dim(), x.device());
+  auto [cos, sin] = rotary_tables(T, config_.head_dim(), x.device());
+  if (request.segments.defined()) {  // packed rows: each protein's own positions, attention within it
+    check_packed_request(request, ids, "amplify");
+    const auto segments = request.segments.to(x.device());
+    const auto positions = packed_positions(segments).flatten();
+    const std::vector<int64_t> shape{ids.size(0), 1, T, cos.size(1)};
+    cos = cos.index_select(0, positions).view(shape);
+    sin = sin.index_select(0, positions).view(shape);
+    key_mask = packed_attention_mask(segments);
+  }
   const bool need_weights = request.attentions;
   for (const auto& child : transformer_encoder->children()) {
     auto [next, probs] = child->as<EncoderBlockImpl>()->forward(x, key_mask, cos, sin, need_weights);

@@ -105,6 +105,7 @@ class AmplifyModel : public SequenceEncoder {
   int64_t num_layers() const override { return config_.num_hidden_layers; }
   int64_t num_heads() const override { return config_.num_attention_heads; }
   int64_t max_tokens() const override { return config_.max_length; }
+  bool supports_packing() const override { return true; }
   const AmplifyConfig& config() const { return config_; }
 
   EncoderOutput forward(const torch::Tensor& ids, const torch::Tensor& mask, const ForwardRequest& request) override;

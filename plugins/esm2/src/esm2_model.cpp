@@ -8,6 +8,7 @@
 #include "sapling/attention.hpp"
 #include "sapling/contacts.hpp"
 #include "sapling/error.hpp"
+#include "sapling/packing.hpp"
 
 namespace sapling::esm2 {
 
@@ -84,13 +85,22 @@ void RotaryEmbeddingImpl::refresh_cache(int64_t positions) {
   cached_version_ = inv_freq._version();
 }
 
-std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::forward(const torch::Tensor& q, const torch::Tensor& k) {
+std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::forward(const torch::Tensor& q, const torch::Tensor& k,
+                                                                     const torch::Tensor& positions) {
   const int64_t T = q.size(2);
   if (!cos_.defined() || cos_.size(0) < T || cos_.device() != inv_freq.device() ||
       cos_.scalar_type() != inv_freq.scalar_type() || cached_version_ != inv_freq._version())
     refresh_cache(std::max(T, cache_positions_));
-  auto cos = cos_.slice(0, 0, T);
-  auto sin = sin_.slice(0, 0, T);
+  torch::Tensor cos, sin;
+  if (positions.defined()) {  // packed rows: each protein's own positions, [B, 1, T, Dh]
+    const auto flat = positions.flatten();
+    const std::vector<int64_t> shape{positions.size(0), 1, T, cos_.size(1)};
+    cos = cos_.index_select(0, flat).view(shape);
+    sin = sin_.index_select(0, flat).view(shape);
+  } else {
+    cos = cos_.slice(0, 0, T);
+    sin = sin_.slice(0, 0, T);
+  }
   const int64_t half = q.size(-1) / 2;
   const auto rotate = [&](const torch::Tensor& x) {
     auto rotated_half = torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
@@ -128,7 +138,8 @@ LayerImpl::LayerImpl(const Esm2Config& c) : num_heads(c.num_heads), head_dim(c.h
   LayerNorm = register_module("LayerNorm", make_layer_norm(c));
 }
 
-torch::Tensor LayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_mask, torch::Tensor* probs) {
+torch::Tensor LayerImpl::forward(const torch::Tensor& x, const torch::Tensor& key_mask, torch::Tensor* probs,
+                                 const torch::Tensor& positions) {
   const int64_t B = x.size(0), T = x.size(1);
   const auto heads = [&](const torch::Tensor& t) { return t.view({B, T, num_heads, head_dim}).transpose(1, 2); };
   auto& sa = *attention->self;
@@ -137,7 +148,7 @@ torch::Tensor LayerImpl::forward(const torch::Tensor& x, const torch::Tensor& ke
   auto q = heads(sa.query(h) * std::pow(static_cast<double>(head_dim), -0.5));
   auto k = heads(sa.key(h));
   auto v = heads(sa.value(h));
-  std::tie(q, k) = sa.rotary_embeddings(q, k);
+  std::tie(q, k) = sa.rotary_embeddings(q, k, positions);
   auto att = sapling::attention(q, k, v, key_mask, 1.0, probs != nullptr);
   if (probs) *probs = att.probs;
   auto context = att.output.transpose(1, 2).reshape({B, T, num_heads * head_dim});
@@ -210,17 +221,24 @@ Esm2Encoder::Esm2Encoder(const Esm2Config& config, std::optional<bool> token_dro
   init_like_hf(*this, config_.pad_token_id);
 }
 
-torch::Tensor Esm2Encoder::embed(const torch::Tensor& ids, const torch::Tensor& mask) {
+torch::Tensor Esm2Encoder::embed(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& segments) {
   auto x = esm_->embeddings->word_embeddings(ids);
   if (config_.token_dropout) {
     // Training masked 15% x 80% of tokens to <mask> with zero embedding; the
     // rescale keeps the activation scale of that regime at any mask ratio.
     const auto is_mask = ids.eq(config_.mask_token_id);
     x = x.masked_fill(is_mask.unsqueeze(-1), 0.0);
-    const auto n_real = mask.sum(-1);
-    const auto observed = is_mask.sum(-1).to(torch::kFloat32) / n_real;
     constexpr double train_ratio = 0.15 * 0.8;
-    x = (x * (1.0 - train_ratio) / (1.0 - observed).view({-1, 1, 1})).to(x.scalar_type());
+    if (segments.defined()) {  // the ratio of each protein in a packed row, per token
+      // A row's pad is a run of its own with no real token: 1, not 0, keeps 0/0 (NaN) out of the pad rows.
+      const auto n_real = segment_sum(mask.to(torch::kInt64), segments).clamp_min(1);
+      const auto observed = segment_sum(is_mask.to(torch::kInt64), segments).to(torch::kFloat32) / n_real;
+      x = (x * (1.0 - train_ratio) / (1.0 - observed).unsqueeze(-1)).to(x.scalar_type());
+    } else {
+      const auto n_real = mask.sum(-1);
+      const auto observed = is_mask.sum(-1).to(torch::kFloat32) / n_real;
+      x = (x * (1.0 - train_ratio) / (1.0 - observed).view({-1, 1, 1})).to(x.scalar_type());
+    }
   }
   return x * mask.unsqueeze(-1).to(x.scalar_type());
 }
@@ -244,13 +262,20 @@ EncoderOutput Esm2Encoder::forward(const torch::Tensor& ids_in, const torch::Ten
   const auto mask = mask_in.to(device, torch::kBool);
 
   EncoderOutput out;
-  auto x = embed(ids, mask);
+  torch::Tensor segments, positions, key_mask = mask;
+  if (request.segments.defined()) {
+    check_packed_request(request, ids_in, "esm2");
+    segments = request.segments.to(device);
+    positions = packed_positions(segments);
+    key_mask = packed_attention_mask(segments);
+  }
+  auto x = embed(ids, mask, segments);
   if (request.hidden_states) out.hidden_states.reserve(static_cast<size_t>(config_.num_layers) + 1);
   if (request.attentions) out.attentions.reserve(static_cast<size_t>(config_.num_layers));
   torch::Tensor probs;
   for (auto& layer : esm_->layers) {
     if (request.hidden_states) out.hidden_states.push_back(x);
-    x = layer->forward(x, mask, request.attentions ? &probs : nullptr);
+    x = layer->forward(x, key_mask, request.attentions ? &probs : nullptr, positions);
     if (request.attentions) out.attentions.push_back(probs);
   }
   out.last_hidden = esm_->encoder->emb_layer_norm_after(x);

@@ -49,7 +49,9 @@ const std::vector<std::string>& esm2_vocabulary();
 struct RotaryEmbeddingImpl : torch::nn::Module {
   RotaryEmbeddingImpl(int64_t head_dim, double base, int64_t cache_positions);
   // q, k: [B, H, T, Dh]; returns rotated copies in the inputs' dtype.
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& q, const torch::Tensor& k);
+  // positions [B, T] (packed rows), or undefined for 0..T-1 in every row.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& q, const torch::Tensor& k,
+                                                  const torch::Tensor& positions = {});
 
   torch::Tensor inv_freq;
 
@@ -89,9 +91,11 @@ TORCH_MODULE(AttentionBlock);
 
 struct LayerImpl : torch::nn::Module {
   explicit LayerImpl(const Esm2Config& c);
-  // x: [B, T, D] residual stream; key_mask [B, T] bool. `probs` receives the
-  // softmax attention when non-null.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_mask, torch::Tensor* probs);
+  // x: [B, T, D] residual stream; key_mask [B, T] or a pair mask [B, 1, T, T]
+  // (packed rows, with their positions [B, T]). `probs` receives the softmax
+  // attention when non-null.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_mask, torch::Tensor* probs,
+                        const torch::Tensor& positions = {});
 
   AttentionBlock attention{nullptr};
   Dense intermediate{nullptr}, output{nullptr};
@@ -153,6 +157,7 @@ class Esm2Encoder : public SequenceEncoder {
   int64_t max_tokens() const override { return kNoTokenLimit; }
   // ESM2 was pretrained on crops of 1024 tokens (fair-esm's esm-extract truncates at 1022 residues).
   int64_t pretrained_tokens() const override { return std::min<int64_t>(1024, config_.max_position_embeddings); }
+  bool supports_packing() const override { return true; }
 
   EncoderOutput forward(const torch::Tensor& ids, const torch::Tensor& mask, const ForwardRequest& request) override;
   torch::Tensor representation(const EncoderOutput& out, int64_t layer) const override;
@@ -169,8 +174,9 @@ class Esm2Encoder : public SequenceEncoder {
   const Esm2Config& config() const { return config_; }
 
  private:
-  // Embedding lookup with ESM2's token-dropout rescale, pad rows zeroed.
-  torch::Tensor embed(const torch::Tensor& ids, const torch::Tensor& mask);
+  // Embedding lookup with ESM2's token-dropout rescale (per protein: per row,
+  // or per segment of a packed row), pad rows zeroed.
+  torch::Tensor embed(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& segments);
 
   Esm2Config config_;
   std::optional<bool> token_dropout_override_;
