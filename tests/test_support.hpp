@@ -29,34 +29,39 @@ inline std::filesystem::path shared_dir() {
 // Small golden fixtures, in the repository (tests/fixtures/README.md).
 inline std::filesystem::path fixtures_dir() { return source_dir() / "tests" / "fixtures"; }
 
-// The folder of a named data set (datasets/manifest.toml), or an empty path when it is not available. Looks in
-// $SAPLING_DATA_DIR (what `sapling data fetch` filled), then fetches from the mirror ($SAPLING_DATA_MIRROR, else
-// ../shared) into the build folder's test-data/, verifying every checksum, once per build.
-inline std::filesystem::path data_set(const std::string& name) {
+// The repository's data manifest (datasets/manifest.toml), loaded once.
+inline const DataManifest& test_manifest() {
   static const auto manifest = DataManifest::load(source_dir() / "datasets" / "manifest.toml");
-  const auto& set = manifest.find(name);
+  return manifest;
+}
+
+// The data folder holding a named data set (its files under <folder>/<set.path>), or an empty path when it is
+// not available. Looks in $SAPLING_DATA_DIR (what `sapling data fetch` filled), then fetches from the mirror
+// ($SAPLING_DATA_MIRROR, else ../shared) into the build folder's test-data/, verifying every checksum, once per build.
+inline std::filesystem::path data_root(const std::string& name) {
+  const auto& set = test_manifest().find(name);
   if (const char* dir = std::getenv("SAPLING_DATA_DIR"); dir && data_set_status(set, dir) == DataStatus::Present)
-    return std::filesystem::path(dir) / set.path;
+    return dir;
   const auto cache = binary_dir() / "test-data";
-  if (data_set_status(set, cache) == DataStatus::Present) return cache / set.path;
+  if (data_set_status(set, cache) == DataStatus::Present) return cache;
   const char* env_mirror = std::getenv("SAPLING_DATA_MIRROR");
   const std::filesystem::path mirror = env_mirror ? std::filesystem::path(env_mirror) : shared_dir();
   if (!std::filesystem::is_directory(mirror / set.path)) return {};
   fetch_data_set(set, mirror, cache);
-  return cache / set.path;
+  return cache;
+}
+
+// The folder of a named data set, or an empty path when it is not available (see data_root).
+inline std::filesystem::path data_set(const std::string& name) {
+  const auto root = data_root(name);
+  return root.empty() ? root : root / test_manifest().find(name).path;
 }
 
 // Makes a data set available and points $SAPLING_DATA_DIR (inherited by the CLI, read by the evaluation tasks'
 // default data) at the folder holding it; false when it is not available.
 inline bool use_data_set(const std::string& name) {
-  static const auto manifest = DataManifest::load(source_dir() / "datasets" / "manifest.toml");
-  const auto dir = data_set(name);
-  if (dir.empty()) return false;
-  auto root = dir;
-  for (const auto& part : std::filesystem::path(manifest.find(name).path)) {
-    (void)part;
-    root = root.parent_path();
-  }
+  const auto root = data_root(name);
+  if (root.empty()) return false;
   ::setenv("SAPLING_DATA_DIR", root.c_str(), 1);
   return true;
 }
