@@ -2,16 +2,17 @@
 #include "sapling/model_loading.hpp"
 
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
+#include "sapling/interfaces.hpp"
 
 namespace sapling {
 
 std::string detect_sequence_plugin(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) fail(dir.string(), ": model folder does not exist");
   std::string model_type;
+  const auto& entries = SequenceEncoderRegistry::instance().entries();
   if (std::filesystem::exists(dir / "config.json")) {
     try {
       auto config = nlohmann::json::parse(read_file(dir / "config.json"));
@@ -20,18 +21,24 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
     } catch (const nlohmann::json::exception& e) {
       fail((dir / "config.json").string(), ": invalid JSON: ", e.what());
     }
-  } else if (std::filesystem::exists(dir / "config.yaml")) {
-    // AMPLIFY's original configs have no model_type; they are recognised by their keys.
-    const std::string text = read_file(dir / "config.yaml");
-    if (std::regex_search(text, std::regex("(^|\\n)\\s*(hidden_act|rms_norm)\\s*:"))) model_type = "AMPLIFY";
-  } else {
-    fail(dir.string(), ": no config.json (expected a Hugging Face-layout model folder)");
   }
-  std::string lower;
-  for (char c : model_type) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  if (lower == "esm") return "esm2";
-  if (lower == "amplify") return "amplify";
-  if (model_type.empty()) fail(dir.string(), ": config has no model_type; name the plugin explicitly (--plugin)");
+  const auto lower = [](const std::string& s) {
+    std::string out;
+    for (char c : s) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    return out;
+  };
+  if (!model_type.empty())
+    for (const auto& [name, entry] : entries)
+      for (const auto& type : entry.model_types)
+        if (lower(type) == lower(model_type)) return name;
+  if (model_type.empty()) {
+    // Folders without a model_type (original, non-HF layouts): the plugin that recognises the folder.
+    for (const auto& [name, entry] : entries)
+      if (entry.recognizes && entry.recognizes(dir)) return name;
+    if (!std::filesystem::exists(dir / "config.json"))
+      fail(dir.string(), ": no config.json (expected a Hugging Face-layout model folder)");
+    fail(dir.string(), ": config has no model_type; name the plugin explicitly (--plugin)");
+  }
   fail(dir.string(), ": model_type '", model_type, "' is not one sapling knows; name the plugin explicitly (--plugin)");
 }
 

@@ -380,8 +380,7 @@ json Trainer::train_step() {
   line["proteins"] = tally.proteins;
   line["residues_per_s"] = static_cast<double>(tally.residues) / std::max(seconds, 1e-9);
   for (const auto& head : setup_.losses)
-    for (const auto& p : head.loss->named_parameters())
-      if (p.key() == "logit_scale") line[head.name + ".logit_scale"] = p.value().exp().item<double>();
+    for (const auto& [name, value] : head.loss->metrics()) line[head.name + "." + name] = value;
   return line;
 }
 

@@ -224,8 +224,9 @@ TrainingSetup build_setup(const Recipe& recipe) {
   if (recipe.has_section("selector")) {
     auto [plugin, options] = recipe.component("selector");
     setup.selector_name = plugin;
-    // "none" keeps every residue: skip selection (and its kept-fraction metrics) altogether.
-    if (plugin != "none") setup.selector = ResidueSelectorRegistry::instance().create(plugin, options);
+    setup.selector = ResidueSelectorRegistry::instance().create(plugin, options);
+    // A selector that keeps every residue: skip selection (and its kept-fraction metrics) altogether.
+    if (setup.selector->keeps_everything()) setup.selector.reset();
     if (options.has("ratio")) setup.selection_ratio = options.get_float("ratio");
   }
   const bool needs_reference = setup.selector && setup.selector->needs_reference();
@@ -375,7 +376,7 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, boo
         term.keep = setup.selector->select(values, reference_values);
         term.ratio = setup.selection_ratio;
       } else {
-        term.ratio = head.plugin == "mlm" ? setup.masking.probability : 1.0;
+        term.ratio = head.loss->scores_masked_residues() ? setup.masking.probability : 1.0;
       }
       if (selected) result.candidates[term.name] = values.size(0);
       record("terms." + term.name + ".loss", values);

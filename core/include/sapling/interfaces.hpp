@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -149,6 +150,12 @@ class SAPLING_API AlignmentLoss : public torch::nn::Module {
   ~AlignmentLoss() override;
   virtual LossTerms compute(const LossInputs& inputs) = 0;
   virtual bool selectable() const = 0;  // MLM: false
+  // True for a loss scored only at the masked residues (MLM): the published
+  // constant normalisation then expects the mask probability's share of them.
+  virtual bool scores_masked_residues() const { return false; }
+  // Values the trainer logs on every step as "<head>.<name>" (e.g. a learned
+  // temperature); computed without gradients.
+  virtual std::map<std::string, double> metrics() const { return {}; }
 };
 
 class SAPLING_API ResidueSelector {
@@ -159,6 +166,9 @@ class SAPLING_API ResidueSelector {
   // per-residue loss and (for reference-based selectors) the reference's.
   virtual torch::Tensor select(const torch::Tensor& loss, const torch::Tensor& reference_loss) const = 0;
   virtual bool needs_reference() const = 0;
+  // True for a selector that keeps every residue: the trainer then skips
+  // selection (and its kept-fraction metrics) altogether.
+  virtual bool keeps_everything() const { return false; }
 };
 
 // Registries (defined once in the core).

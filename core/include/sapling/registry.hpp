@@ -1,5 +1,6 @@
 // Name-keyed factory registries: one per extension interface, shared by the core and every plugin.
 #pragma once
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -21,6 +22,12 @@ struct Registration {
   OptionSchema schema;
   Factory factory;
   std::string plugin;  // filled in by the loader: which plugin registered it
+  // Sequence encoders: the Hugging Face config.json `model_type` values this
+  // component loads (compared case-insensitively), and an optional test for
+  // folders without one (e.g. AMPLIFY's original config.yaml). Used by
+  // detect_sequence_plugin so that the core names no model family.
+  std::vector<std::string> model_types;
+  std::function<bool(const std::filesystem::path& dir)> recognizes;
 };
 
 // Records every registration across interfaces (for `sapling plugins list`)

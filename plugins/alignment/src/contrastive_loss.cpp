@@ -58,6 +58,8 @@ class ResidueContrastiveLoss final : public AlignmentLoss {
     return terms;
   }
   bool selectable() const override { return true; }
+  // The learned scale exp(t), before the min_logit_scale floor.
+  std::map<std::string, double> metrics() const override { return {{"logit_scale", logit_scale_.exp().item<double>()}}; }
 
   torch::Tensor logit_scale() const { return logit_scale_.exp().clamp_min(min_logit_scale_); }
 

@@ -43,6 +43,7 @@ class KeepAllSelector final : public ResidueSelector {
     return torch::ones({loss.size(0)}, torch::TensorOptions().dtype(torch::kBool).device(loss.device()));
   }
   bool needs_reference() const override { return false; }
+  bool keeps_everything() const override { return true; }
 };
 
 class OwnLossSelector final : public ResidueSelector {

@@ -59,6 +59,7 @@ class MlmLoss final : public AlignmentLoss {
     return terms;
   }
   bool selectable() const override { return false; }
+  bool scores_masked_residues() const override { return true; }
 };
 
 // Structure tokens: MLP (H -> H, ReLU, H -> V) on the L2-normalised last

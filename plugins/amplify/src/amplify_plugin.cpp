@@ -1,10 +1,20 @@
 // Registers the AMPLIFY SequenceEncoder ("amplify"): from a checkpoint folder or a released size.
 #include "amplify_model.hpp"
+#include <regex>
+
 #include "sapling/error.hpp"
+#include "sapling/files.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/safetensors.hpp"
 
 namespace {
+
+// AMPLIFY's original config.yaml has no model_type: it is recognised by its keys.
+bool recognizes_original_config(const std::filesystem::path& dir) {
+  if (std::filesystem::exists(dir / "config.json") || !std::filesystem::exists(dir / "config.yaml")) return false;
+  const std::string text = sapling::read_file(dir / "config.yaml");
+  return std::regex_search(text, std::regex("(^|\\n)\\s*(hidden_act|rms_norm)\\s*:"));
+}
 
 using sapling::amplify::AmplifyConfig;
 using sapling::amplify::AmplifyModel;
@@ -68,9 +78,12 @@ sapling::OptionSchema amplify_schema() {
 }  // namespace
 
 SAPLING_PLUGIN("amplify", "AMPLIFY protein language model (RMSNorm, SwiGLU, interleaved rotary)") {
-  sapling::SequenceEncoderRegistry::instance().add(
-      {"amplify",
-       "AMPLIFY masked protein LM (chandar-lab): 27-token vocabulary, hidden states are block outputs; "
-       "its contact head is untrained unless the checkpoint carries contact_head.regression",
-       amplify_schema(), create_amplify});
+  sapling::Registration<sapling::SequenceEncoder> amplify{
+      "amplify",
+      "AMPLIFY masked protein LM (chandar-lab): 27-token vocabulary, hidden states are block outputs; "
+      "its contact head is untrained unless the checkpoint carries contact_head.regression",
+      amplify_schema(), create_amplify};
+  amplify.model_types = {"AMPLIFY"};
+  amplify.recognizes = recognizes_original_config;
+  sapling::SequenceEncoderRegistry::instance().add(std::move(amplify));
 }

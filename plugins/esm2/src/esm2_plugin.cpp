@@ -52,6 +52,8 @@ std::shared_ptr<SequenceEncoder> make_esm2(const Options& options) {
 }  // namespace
 
 SAPLING_PLUGIN("esm2", "ESM2 protein language model (HF checkpoints, rotary attention, LM and contact heads)") {
-  SequenceEncoderRegistry::instance().add(
-      {"esm2", "ESM2 masked protein language model (Lin et al. 2023), HF checkpoint layout", esm2_schema(), make_esm2});
+  Registration<SequenceEncoder> esm2{"esm2", "ESM2 masked protein language model (Lin et al. 2023), HF checkpoint layout",
+                                     esm2_schema(), make_esm2};
+  esm2.model_types = {"esm"};  // transformers' EsmConfig
+  SequenceEncoderRegistry::instance().add(std::move(esm2));
 }
