@@ -19,6 +19,7 @@ Run with Debian's python (/usr/bin/python3: torch 1.13, numpy) on the CPU; on a 
 with its own PyTorch (scripts/gpu_campaign.sh).
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -324,14 +325,18 @@ def mode_train(args):
     if sdpa and not hasattr(F, "scaled_dot_product_attention"):
         sys.exit(f"--attention sdpa needs PyTorch >= 2.1 (this is {torch.__version__})")
     name = args.preset or os.path.basename(os.path.normpath(args.model))
-    if args.impl == "transformers":
-        if not args.preset:
-            sys.exit("--impl transformers builds a released size: give --preset")
-        model = transformers_model(args.preset, device).train()
-        forward = lambda ids, keep: model(input_ids=ids, attention_mask=keep.long()).logits
-    else:
-        model = (ESM2.from_preset(args.preset, sdpa) if args.preset else ESM2.from_folder(args.model, sdpa)).to(device).train()
-        forward = lambda ids, keep: model(ids, keep)[1]
+    # Random initialisation directly on the device where PyTorch allows it (>= 2.0): a 650M model's default
+    # initialisation takes seconds on the CPU, which the campaign's time caps would pay for nothing.
+    on_device = device if args.preset and hasattr(torch.device, "__enter__") else contextlib.nullcontext()
+    with on_device:
+        if args.impl == "transformers":
+            if not args.preset:
+                sys.exit("--impl transformers builds a released size: give --preset")
+            model = transformers_model(args.preset, device).train()
+            forward = lambda ids, keep: model(input_ids=ids, attention_mask=keep.long()).logits
+        else:
+            model = (ESM2.from_preset(args.preset, sdpa) if args.preset else ESM2.from_folder(args.model, sdpa)).to(device).train()
+            forward = lambda ids, keep: model(ids, keep)[1]
     ids, keep, labels = (t.to(device) for t in train_batch(args))
     optimizer = torch.optim.AdamW(parameter_groups(model), lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
     residues = int((keep & (ids != CLS) & (ids != EOS)).sum())

@@ -37,7 +37,6 @@ TINY_MODEL=$REPO/tests/fixtures/esm2_tiny
 SAMPLE_FASTA=$REPO/datasets/sample/bm5_foldseek.aa.fasta
 # The longest MLM crop the staged FASTA serves (MLM_TOKENS may be lower on the GPU machine, not higher).
 MLM_TOKENS_MAX=${MLM_TOKENS_MAX:-512}
-STEPS="build parity mlm saesm2 science"
 
 usage() { sed -n '4,/^set -uo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 die() { echo "error: $*" >&2; exit 1; }
