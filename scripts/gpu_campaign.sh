@@ -439,9 +439,10 @@ step_science() {
     [[ $arm != base ]] && model=$WORK/science_$arm/final
     [[ -d $model ]] || continue
     for task in contact_unsupervised contact_probe; do
-      local options=(--option "structures=$EVAL_DIR" --option example_map=false)
-      [[ $task == contact_unsupervised ]] && options+=($EVAL_UNSUP_OPTIONS)
-      [[ $task == contact_probe ]] && options+=($EVAL_PROBE_OPTIONS)
+      local options=(--option "structures=$EVAL_DIR" --option example_map=false) more
+      [[ $task == contact_unsupervised ]] && read -r -a more <<< "$EVAL_UNSUP_OPTIONS"
+      [[ $task == contact_probe ]] && read -r -a more <<< "$EVAL_PROBE_OPTIONS"
+      options+=("${more[@]}")
       if timeout "$(cap 120)" "$SAPLING" eval "$task" --model "$model" "${options[@]}" --device "$DEVICE" \
         --out "$STEP_OUT/${arm}_$task.json" > "$STEP_OUT/${arm}_$task.log" 2>&1; then
         helper add-fields --out "$out" --set kind=eval "arm=$arm" "task=$task" "file=${arm}_$task.json" < /dev/null
@@ -495,9 +496,9 @@ stage() {
   echo
   du -sh "$STAGE"/debs "$STAGE"/data/* | sed 's/^/  /'
   printf 'checkout %.1f MiB + %s %.1f MiB = %.1f MiB (limit %s MiB)\n' "$(awk -v b="$tree" 'BEGIN { print b / 2^20 }')" \
-    "${STAGE#$REPO/}" "$(awk -v b="$staged" 'BEGIN { print b / 2^20 }')" "$(awk -v b="$total" 'BEGIN { print b / 2^20 }')" "$STAGE_LIMIT_MIB"
+    "${STAGE#"$REPO"/}" "$(awk -v b="$staged" 'BEGIN { print b / 2^20 }')" "$(awk -v b="$total" 'BEGIN { print b / 2^20 }')" "$STAGE_LIMIT_MIB"
   (( total <= STAGE_LIMIT_MIB * 1048576 )) || die "what would travel is over $STAGE_LIMIT_MIB MiB"
-  echo "carry: [\"${STAGE#$REPO/}\"]"
+  echo "carry: [\"${STAGE#"$REPO"/}\"]"
   echo "command: bash scripts/gpu_campaign.sh /tmp/campaign; cp /tmp/campaign/summary.md /tmp/campaign/campaign.tar.gz \$OUT/"
 }
 
