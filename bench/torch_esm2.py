@@ -8,13 +8,18 @@ FFN, final LayerNorm, LM head tied to the word embeddings.
 Modes:
   --mode parity  logits/loss/gradients vs the HF golden fixture esm2_w320, and
                  logits vs a batch sapling dumped (sapling_bench_mlm_train --dump)
-  --mode train   MLM step (fwd + cross-entropy + bwd + AdamW) on 8 x 256 tokens
+  --mode train   MLM step (fwd + cross-entropy + bwd + AdamW) on 8 x 256 tokens; on the CPU or
+                 (--device cuda, --dtype bf16 autocast) on a GPU, for a loaded model or a randomly
+                 initialised released size (--preset), here or as Hugging Face transformers'
+                 EsmForMaskedLM (--impl transformers); --json appends one record per run
   --mode embed   fair-esm batching (length-sorted, --toks-per-batch, truncation
                  at 1022), last layer per-residue + mean, residues/s
 
-Run with Debian's python (/usr/bin/python3: torch 1.13, numpy).
+Run with Debian's python (/usr/bin/python3: torch 1.13, numpy) on the CPU; on a GPU machine
+with its own PyTorch (scripts/gpu_campaign.sh).
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -31,6 +36,9 @@ VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "V", "S", "E", "R", 
          "Q", "N", "F", "Y", "M", "H", "W", "C", "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>"]
 CLS, PAD, EOS, UNK, MASK = 0, 1, 2, 3, 32
 TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
+# The released ESM2 sizes (layers, hidden size, heads; FFN 4 x hidden), as plugins/esm2/src/esm2_presets.hpp.
+PRESETS = {"esm2_t6_8M_UR50D": (6, 320, 20), "esm2_t12_35M_UR50D": (12, 480, 20),
+           "esm2_t30_150M_UR50D": (30, 640, 20), "esm2_t33_650M_UR50D": (33, 1280, 20)}
 
 # ---------------------------------------------------------------- safetensors
 
@@ -82,9 +90,9 @@ def rotate_half(x):
 
 
 class Layer(nn.Module):
-    def __init__(self, dim, heads, ffn, eps):
+    def __init__(self, dim, heads, ffn, eps, sdpa=False):
         super().__init__()
-        self.heads, self.head_dim = heads, dim // heads
+        self.heads, self.head_dim, self.sdpa = heads, dim // heads, sdpa
         self.attn_norm = nn.LayerNorm(dim, eps=eps)
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
         self.ffn_norm = nn.LayerNorm(dim, eps=eps)
@@ -96,7 +104,8 @@ class Layer(nn.Module):
         # Rebuilt only for a longer sequence, as sapling caches them.
         if self.cos is None or self.cos.shape[0] < T:
             with torch.no_grad():
-                angles = torch.outer(torch.arange(max(T, 1026), dtype=torch.float32), self.inv_freq)
+                positions = torch.arange(max(T, 1026), dtype=torch.float32, device=self.inv_freq.device)
+                angles = torch.outer(positions, self.inv_freq.float())
                 angles = torch.cat((angles, angles), dim=-1)
                 self.cos, self.sin = angles.cos(), angles.sin()
         return self.cos[:T], self.sin[:T]
@@ -109,30 +118,42 @@ class Layer(nn.Module):
         k, v = split(self.k(h)), split(self.v(h))
         cos, sin = self.rotary_tables(T)
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        scores = (q @ k.transpose(-1, -2)).masked_fill(~keep[:, None, None, :], float("-inf"))
-        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+        if self.sdpa:
+            # The fused kernel, as sapling uses when no attention weights are returned (q already scaled).
+            context = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v, attn_mask=keep[:, None, None, :],
+                                                     scale=1.0)
+            context = context.transpose(1, 2).reshape(B, T, D)
+        else:
+            scores = (q @ k.transpose(-1, -2)).masked_fill(~keep[:, None, None, :], float("-inf"))
+            context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
         x = x + self.out(context)
         return x + self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))
 
 
 class ESM2(nn.Module):
-    def __init__(self, vocab=33, dim=320, layers=6, heads=20, ffn=1280, eps=1e-5, token_dropout=True):
+    def __init__(self, vocab=33, dim=320, layers=6, heads=20, ffn=1280, eps=1e-5, token_dropout=True, sdpa=False):
         super().__init__()
         self.token_dropout = token_dropout
         self.embed = nn.Embedding(vocab, dim, padding_idx=PAD)
-        self.layers = nn.ModuleList(Layer(dim, heads, ffn, eps) for _ in range(layers))
+        self.layers = nn.ModuleList(Layer(dim, heads, ffn, eps, sdpa) for _ in range(layers))
         self.final_norm = nn.LayerNorm(dim, eps=eps)
         self.head_dense, self.head_norm = nn.Linear(dim, dim), nn.LayerNorm(dim, eps=eps)
         self.head_bias = nn.Parameter(torch.zeros(vocab))
 
     @staticmethod
-    def from_folder(folder):
+    def from_folder(folder, sdpa=False):
         with open(os.path.join(folder, "config.json")) as fh:
             c = json.load(fh)
         model = ESM2(c["vocab_size"], c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"],
-                     c["intermediate_size"], c.get("layer_norm_eps", 1e-5), c.get("token_dropout", True))
+                     c["intermediate_size"], c.get("layer_norm_eps", 1e-5), c.get("token_dropout", True), sdpa)
         model.load_hf(read_checkpoint(folder))
         return model
+
+    @staticmethod
+    def from_preset(name, sdpa=False):
+        """A randomly initialised released size (PyTorch's default initialisation): for timing only."""
+        layers, dim, heads = PRESETS[name]
+        return ESM2(33, dim, layers, heads, 4 * dim, sdpa=sdpa)
 
     def load_hf(self, tensors):
         """Copies HF EsmForMaskedLM keys into this module; fails on a missing one."""
@@ -280,23 +301,71 @@ def parameter_groups(model):
     return [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def sync(device):
+    # CUDA kernels are asynchronous: wait for them before reading the clock.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def transformers_model(preset, device):
+    """Hugging Face EsmForMaskedLM of a released size, randomly initialised (its default attention kernel)."""
+    from transformers import EsmConfig, EsmForMaskedLM
+    layers, dim, heads = PRESETS[preset]
+    config = EsmConfig(vocab_size=33, hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads,
+                       intermediate_size=4 * dim, max_position_embeddings=1026, position_embedding_type="rotary",
+                       token_dropout=True, mask_token_id=MASK, pad_token_id=PAD, emb_layer_norm_before=False)
+    return EsmForMaskedLM(config).to(device)
+
+
 def mode_train(args):
-    model = ESM2.from_folder(args.model).train()
-    ids, keep, labels = train_batch(args)
+    device = torch.device(args.device)
+    if args.dtype == "bf16" and device.type != "cuda":
+        sys.exit("--dtype bf16 is CUDA autocast: use it with --device cuda")
+    sdpa = args.attention == "sdpa"
+    if sdpa and not hasattr(F, "scaled_dot_product_attention"):
+        sys.exit(f"--attention sdpa needs PyTorch >= 2.1 (this is {torch.__version__})")
+    name = args.preset or os.path.basename(os.path.normpath(args.model))
+    # Random initialisation directly on the device where PyTorch allows it (>= 2.0): a 650M model's default
+    # initialisation takes seconds on the CPU, which the campaign's time caps would pay for nothing.
+    on_device = device if args.preset and hasattr(torch.device, "__enter__") else contextlib.nullcontext()
+    with on_device:
+        if args.impl == "transformers":
+            if not args.preset:
+                sys.exit("--impl transformers builds a released size: give --preset")
+            model = transformers_model(args.preset, device).train()
+            forward = lambda ids, keep: model(input_ids=ids, attention_mask=keep.long()).logits
+        else:
+            model = (ESM2.from_preset(args.preset, sdpa) if args.preset else ESM2.from_folder(args.model, sdpa)).to(device).train()
+            forward = lambda ids, keep: model(ids, keep)[1]
+    ids, keep, labels = (t.to(device) for t in train_batch(args))
     optimizer = torch.optim.AdamW(parameter_groups(model), lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
     residues = int((keep & (ids != CLS) & (ids != EOS)).sum())
+    parameters = sum(p.numel() for p in model.parameters())
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if args.dtype == "bf16"
+                else torch.autocast(device.type, enabled=False) if hasattr(torch, "autocast") else None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     parts = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
             cpu_start = time.process_time()  # all threads: on a loaded machine wall time counts others' turns too
+        sync(device)
         t0 = time.perf_counter()
-        _, logits = model(ids, keep)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        if autocast is not None:
+            with autocast:
+                logits = forward(ids, keep)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+        else:
+            logits = forward(ids, keep)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        sync(device)
         t1 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        sync(device)
         t2 = time.perf_counter()
         optimizer.step()
+        sync(device)
         t3 = time.perf_counter()
         if step >= args.warmup:
             parts["forward"] += t1 - t0
@@ -304,10 +373,26 @@ def mode_train(args):
             parts["optimizer"] += t3 - t2
     seconds, cpu = sum(parts.values()), time.process_time() - cpu_start
     split = ", ".join(f"{k} {1000 * v / args.steps:.0f} ms" for k, v in parts.items())
-    print(f"torch mlm-train: {ids.shape[0]} x {ids.shape[1]} tokens, {residues} residues/step, "
-          f"{int((labels != -100).sum())} masked, loss {loss.item():.4f}; per step: {split}")
+    print(f"torch mlm-train ({args.impl}, {name}, {args.device}, {args.dtype}): {ids.shape[0]} x {ids.shape[1]} tokens, "
+          f"{residues} residues/step, {int((labels != -100).sum())} masked, loss {loss.item():.4f}; per step: {split}")
     print(f"residues/s: {residues * args.steps / seconds:.1f} ({torch.get_num_threads()} threads, {args.steps} steps); "
           f"per CPU-second: {residues * args.steps / cpu:.1f}")
+    # Model FLOP/s counted as sapling_bench_mlm_train counts them: 6 x parameters x tokens (padding included).
+    tflops = 6.0 * parameters * ids.numel() * args.steps / seconds / 1e12
+    record = {"impl": args.impl, "model": name, "device": args.device, "dtype": args.dtype, "attention": args.attention,
+              "batch": ids.shape[0], "tokens": ids.shape[1], "residues_per_s": residues * args.steps / seconds,
+              "parameters": parameters, "model_tflops": tflops, "loss": loss.item(), "torch": torch.__version__}
+    line = f"parameters: {parameters}; model TFLOP/s: {tflops:.3g}"
+    if args.peak_tflops > 0:
+        record["mfu_percent"] = 100.0 * tflops / args.peak_tflops
+        line += f"; MFU: {record['mfu_percent']:.3g}% of {args.peak_tflops:g}"
+    if device.type == "cuda":
+        record["peak_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        line += f"; peak GPU memory allocated: {record['peak_allocated_mib']:.0f} MiB"
+    print(line)
+    if args.json:
+        with open(args.json, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
 
 
 def mode_embed(args):
@@ -354,6 +439,15 @@ def main():
     p.add_argument("--toks-per-batch", type=int, default=4096)
     p.add_argument("--truncation", type=int, default=1022)
     p.add_argument("--compare", help="`sapling embed` output of the same FASTA to diff against")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="train mode: a randomly initialised released size instead of --model")
+    p.add_argument("--impl", choices=["esm2", "transformers"], default="esm2",
+                   help="train mode: this file's ESM2, or transformers' EsmForMaskedLM (needs --preset)")
+    p.add_argument("--device", default="cpu", help="train mode: cpu or cuda[:N]")
+    p.add_argument("--dtype", choices=["float32", "bf16"], default="float32", help="train mode: bf16 = CUDA autocast")
+    p.add_argument("--attention", choices=["manual", "sdpa"], default="manual",
+                   help="this file's ESM2: softmax written out (as on the CPU) or the fused scaled_dot_product_attention")
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="train mode: report MFU against this peak")
+    p.add_argument("--json", help="train mode: append the run's numbers as one JSON line to this file")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
