@@ -22,15 +22,6 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
       fail((dir / "config.json").string(), ": invalid JSON: ", e.what());
     }
   }
-  const auto lower = [](const std::string& s) {
-    std::string out;
-    for (char c : s) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    return out;
-  };
-  if (!model_type.empty())
-    for (const auto& [name, entry] : entries)
-      for (const auto& type : entry.model_types)
-        if (lower(type) == lower(model_type)) return name;
   if (model_type.empty()) {
     // Folders without a model_type (original, non-HF layouts): the plugin that recognises the folder.
     for (const auto& [name, entry] : entries)
@@ -39,6 +30,14 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
       fail(dir.string(), ": no config.json (expected a Hugging Face-layout model folder)");
     fail(dir.string(), ": config has no model_type; name the plugin explicitly (--plugin)");
   }
+  const auto lower = [](const std::string& s) {
+    std::string out;
+    for (char c : s) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    return out;
+  };
+  for (const auto& [name, entry] : entries)
+    for (const auto& type : entry.model_types)
+      if (lower(type) == lower(model_type)) return name;
   fail(dir.string(), ": model_type '", model_type, "' is not one sapling knows; name the plugin explicitly (--plugin)");
 }
 

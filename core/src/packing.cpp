@@ -37,15 +37,20 @@ std::vector<PackedPlacement> pack_rows(const std::vector<int64_t>& token_lengths
 
 namespace {
 
-// Rows and width of a layout.
-std::pair<int64_t, int64_t> layout_shape(const std::vector<PackedPlacement>& placements,
-                                         const std::vector<int64_t>& token_lengths) {
+// Placements of items in rows, and the [rows, width] they span.
+struct Layout {
+  std::vector<PackedPlacement> placements;
   int64_t rows = 0, width = 0;
-  for (size_t i = 0; i < placements.size(); ++i) {
-    rows = std::max(rows, placements[i].row + 1);
-    width = std::max(width, placements[i].offset + token_lengths[i]);
+};
+
+Layout lay_out(const std::vector<int64_t>& token_lengths, int64_t row_tokens) {
+  Layout layout;
+  layout.placements = pack_rows(token_lengths, row_tokens);
+  for (size_t i = 0; i < layout.placements.size(); ++i) {
+    layout.rows = std::max(layout.rows, layout.placements[i].row + 1);
+    layout.width = std::max(layout.width, layout.placements[i].offset + token_lengths[i]);
   }
-  return {rows, width};
+  return layout;
 }
 
 }  // namespace
@@ -58,9 +63,8 @@ int64_t choose_row_tokens(const std::vector<int64_t>& token_lengths) {
   int64_t best = longest, best_cost = -1;
   for (int64_t candidate : {longest, (total + rows - 1) / rows, (total + rows) / (rows + 1)}) {
     candidate = std::max(candidate, longest);
-    const auto placements = pack_rows(token_lengths, candidate);
-    const auto [used_rows, width] = layout_shape(placements, token_lengths);
-    const int64_t cost = used_rows * width;
+    const auto layout = lay_out(token_lengths, candidate);
+    const int64_t cost = layout.rows * layout.width;
     if (best_cost < 0 || cost < best_cost) best = candidate, best_cost = cost;
   }
   return best;
@@ -70,9 +74,10 @@ PackedTokens pack_tokens(const std::vector<std::vector<int64_t>>& encoded, int64
   if (encoded.empty()) fail("packing: nothing to pack");
   std::vector<int64_t> lengths;
   for (const auto& e : encoded) lengths.push_back(static_cast<int64_t>(e.size()));
+  auto layout = lay_out(lengths, row_tokens > 0 ? row_tokens : choose_row_tokens(lengths));
+  const int64_t rows = layout.rows, width = layout.width;
   PackedTokens out;
-  out.placements = pack_rows(lengths, row_tokens > 0 ? row_tokens : choose_row_tokens(lengths));
-  const auto [rows, width] = layout_shape(out.placements, lengths);
+  out.placements = std::move(layout.placements);
   out.ids = torch::full({rows, width}, pad_id, torch::kInt64);
   out.segments = torch::full({rows, width}, int64_t{-1}, torch::kInt64);
   auto ids = out.ids.accessor<int64_t, 2>();
@@ -93,8 +98,9 @@ MicroBatch pack_micro_batch(const MicroBatch& padded, int64_t row_tokens, int64_
   const int64_t P = padded.ids.size(0);
   const auto lengths_tensor = padded.mask.to(torch::kInt64).sum(1);
   std::vector<int64_t> lengths(lengths_tensor.data_ptr<int64_t>(), lengths_tensor.data_ptr<int64_t>() + P);
-  const auto placements = pack_rows(lengths, row_tokens > 0 ? row_tokens : choose_row_tokens(lengths));
-  const auto [rows, width] = layout_shape(placements, lengths);
+  const auto layout = lay_out(lengths, row_tokens > 0 ? row_tokens : choose_row_tokens(lengths));
+  const auto& placements = layout.placements;
+  const int64_t rows = layout.rows, width = layout.width;
 
   MicroBatch out;
   out.ids = torch::full({rows, width}, pad_id, torch::kInt64);
@@ -136,9 +142,9 @@ torch::Tensor run_starts(const torch::Tensor& segments) {
   return std::get<0>(torch::cummax(torch::where(starts, index, torch::zeros_like(index)), 1));
 }
 
-void require_segments(const torch::Tensor& segments) {
+void require_segments(const torch::Tensor& segments, const char* who = "packing") {
   if (!segments.defined() || segments.dim() != 2 || segments.scalar_type() != torch::kInt64)
-    fail("packing: segments must be an int64 tensor [B, T], got ",
+    fail(who, ": packed segments must be an int64 tensor [B, T], got ",
          segments.defined() ? c10::toString(segments.scalar_type()) : "undefined", " ",
          segments.defined() ? segments.sizes() : torch::IntArrayRef{});
 }
@@ -147,9 +153,9 @@ void require_segments(const torch::Tensor& segments) {
 
 void check_packed_request(const ForwardRequest& request, const torch::Tensor& ids, const char* family) {
   const auto& segments = request.segments;
-  if (segments.scalar_type() != torch::kInt64 || segments.sizes() != ids.sizes())
-    fail(family, ": packed segments must be int64 of the ids' shape ", ids.sizes(), ", got ",
-         c10::toString(segments.scalar_type()), " ", segments.sizes());
+  require_segments(segments, family);
+  if (segments.sizes() != ids.sizes())
+    fail(family, ": packed segments of shape ", segments.sizes(), " for ids of shape ", ids.sizes());
   if (request.attentions)
     fail(family, ": attention maps (contacts) need one protein per row: do not pack when asking for them");
 }
@@ -159,6 +165,10 @@ torch::Tensor packed_positions(const torch::Tensor& segments) {
   const int64_t T = segments.size(1);
   auto index = torch::arange(T, segments.options().dtype(torch::kInt64)).expand_as(segments);
   return (index - run_starts(segments)).masked_fill(segments.lt(0), 0);
+}
+
+torch::Tensor gather_positions(const torch::Tensor& table, const torch::Tensor& positions) {
+  return table.index_select(0, positions.flatten()).view({positions.size(0), 1, positions.size(1), table.size(1)});
 }
 
 torch::Tensor packed_attention_mask(const torch::Tensor& segments) {

@@ -132,7 +132,7 @@ struct Plan {
   std::vector<int64_t> train_lengths, valid_lengths;  // after cropping
   BatchPlanSettings batching;
   int64_t max_length = 0;
-  int64_t pack_row_tokens = 0;  // batching = packed: 0 = the micro-batch's longest protein
+  int64_t pack_row_tokens = 0;  // batching = packed: 0 = chosen per micro-batch (choose_row_tokens)
   int64_t accumulate = 1;
   int64_t micro_per_step = 1;  // accumulate x processes
   int64_t steps_per_epoch = 0, total_steps = 0, warmup = 0;

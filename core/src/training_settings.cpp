@@ -41,8 +41,8 @@ SectionSpec data_section() {
       .default_value(std::string("tokens"))
       .one_of({"tokens", "proteins", "packed"})
       .doc("tokens: token-budget micro-batches of similar lengths (less padding); proteins: fixed protein count "
-           "(published); packed: proteins end to end in rows of max_length + 2 tokens, attention kept within each "
-           "protein (no padding; the same losses as padded)");
+           "(published); packed: proteins end to end in rows (pack_row_tokens), attention kept within each protein "
+           "(the same losses as padded)");
   o.add("proteins_per_batch", OptionType::Int)
       .default_value(int64_t{8})
       .min(1)

@@ -51,6 +51,8 @@ SAPLING_API MicroBatch pack_micro_batch(const MicroBatch& padded, int64_t row_to
 SAPLING_API void check_packed_request(const ForwardRequest& request, const torch::Tensor& ids, const char* family);
 // [B, T] int64 positions restarting at 0 at each protein's first token (0 at pad).
 SAPLING_API torch::Tensor packed_positions(const torch::Tensor& segments);
+// Rows of a per-position table [P, D] (rotary cos/sin) at positions [B, T]: [B, 1, T, D], broadcasting over heads.
+SAPLING_API torch::Tensor gather_positions(const torch::Tensor& table, const torch::Tensor& positions);
 // [B, 1, T, T] bool: query and key in the same protein (pad attends to pad only,
 // so no row of the softmax is empty).
 SAPLING_API torch::Tensor packed_attention_mask(const torch::Tensor& segments);

@@ -162,10 +162,9 @@ EncoderOutput AmplifyModel::forward(const torch::Tensor& ids, const torch::Tenso
   if (request.segments.defined()) {  // packed rows: each protein's own positions, attention within it
     check_packed_request(request, ids, "amplify");
     const auto segments = request.segments.to(x.device());
-    const auto positions = packed_positions(segments).flatten();
-    const std::vector<int64_t> shape{ids.size(0), 1, T, cos.size(1)};
-    cos = cos.index_select(0, positions).view(shape);
-    sin = sin.index_select(0, positions).view(shape);
+    const auto positions = packed_positions(segments);
+    cos = gather_positions(cos, positions);
+    sin = gather_positions(sin, positions);
     key_mask = packed_attention_mask(segments);
   }
   const bool need_weights = request.attentions;

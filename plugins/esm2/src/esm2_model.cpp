@@ -93,10 +93,8 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::forward(const torch
     refresh_cache(std::max(T, cache_positions_));
   torch::Tensor cos, sin;
   if (positions.defined()) {  // packed rows: each protein's own positions, [B, 1, T, Dh]
-    const auto flat = positions.flatten();
-    const std::vector<int64_t> shape{positions.size(0), 1, T, cos_.size(1)};
-    cos = cos_.index_select(0, flat).view(shape);
-    sin = sin_.index_select(0, flat).view(shape);
+    cos = gather_positions(cos_, positions);
+    sin = gather_positions(sin_, positions);
   } else {
     cos = cos_.slice(0, 0, T);
     sin = sin_.slice(0, 0, T);
