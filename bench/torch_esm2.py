@@ -23,14 +23,15 @@ import contextlib
 import json
 import math
 import os
-import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_numpy import read_arrays  # noqa: E402
 
 VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K",
          "Q", "N", "F", "Y", "M", "H", "W", "C", "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>"]
@@ -44,21 +45,9 @@ PRESETS = {"esm2_t6_8M_UR50D": (6, 320, 20), "esm2_t12_35M_UR50D": (12, 480, 20)
 
 
 def read_safetensors(path):
-    """name -> float32 (float64 stays) / int64 torch tensor. Format: u64 LE header size, JSON header, raw little-endian data."""
-    dtypes = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-              "I16": np.int16, "U8": np.uint8, "BOOL": np.bool_, "BF16": np.uint16}
-    with open(path, "rb") as fh:
-        (size,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(size))
-        data = fh.read()
+    """name -> float32 (float64 stays) / int64 torch tensor (safetensors_numpy.read_arrays, as tensors)."""
     out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = entry["data_offsets"]
-        array = np.frombuffer(data[begin:end], dtype=dtypes[entry["dtype"]]).reshape(entry["shape"])
-        if entry["dtype"] == "BF16":  # bf16 is the top half of a float32
-            array = (array.astype(np.uint32) << 16).view(np.float32)
+    for name, array in read_arrays(path).items():
         tensor = torch.from_numpy(array.copy())
         if tensor.dtype == torch.float64:
             out[name] = tensor

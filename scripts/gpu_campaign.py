@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import struct
 import sys
 
 # ---------------------------------------------------------------------------------------------- records
@@ -67,23 +66,10 @@ def read_jsonl(path):
 
 def read_safetensors(path):
     """name -> float64 numpy array, floating-point tensors only (bf16/f16 widened)."""
-    import numpy as np
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+    from safetensors_numpy import read_arrays
 
-    dtypes = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16}
-    with open(path, "rb") as fh:
-        (size,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(size))
-        data = fh.read()
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__" or entry["dtype"] not in dtypes:
-            continue
-        begin, end = entry["data_offsets"]
-        array = np.frombuffer(data[begin:end], dtype=dtypes[entry["dtype"]]).reshape(entry["shape"])
-        if entry["dtype"] == "BF16":  # bf16 is the top half of a float32
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        out[name] = array.astype(np.float64)
-    return out
+    return {name: a.astype("float64") for name, a in read_arrays(path).items() if a.dtype.kind == "f"}
 
 
 def group_of(key):

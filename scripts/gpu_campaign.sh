@@ -115,23 +115,12 @@ ensure_sample() {
     --seed 0 --split-by complex --quiet > "$WORK/sample.log" 2>&1 || { cat "$WORK/sample.log"; return 1; }
   mkdir -p "$WORK/sample_eval"
   held_out_unbound "$WORK/sample/index.json" | while read -r f; do cp "$f" "$WORK/sample_eval/"; done
-  prepare_psicov "$REPO/datasets/sample/psicov" "$WORK/sample_psicov" > "$WORK/sample_psicov.log" 2>&1 \
+  prepare_psicov "$SAPLING" "$REPO/datasets/sample/psicov" "$WORK/sample_psicov" --quiet > "$WORK/sample_psicov.log" 2>&1 \
     || { cat "$WORK/sample_psicov.log"; return 1; }
 }
 
-# The reference model's data as scripts/repro.sh prepares it: the full PSICOV entries (their headers carry method
-# and resolution), X-ray at 1.9 A or better. Usage: prepare_psicov FOLDER OUT
-prepare_psicov() {
-  local files=() f
-  for f in "$1"/*.pdb.gz; do [[ $f == *.chain.pdb.gz ]] || files+=("$f"); done
-  "$SAPLING" prepare "${files[@]}" --out "$2" --tokenizer foldseek_3di --valid-fraction 0.1 --seed 0 \
-    --high-quality --max-resolution 1.9 --quiet
-}
-
-# Unbound structures (*_u.pdb*) of the complexes in a dataset's valid split, as scripts/repro.sh lists them.
-held_out_unbound() {
-  awk -F'"' '/"source":/ { src = $4 } /"split":/ { if ($4 == "valid") print src }' "$1" | grep '_u\.pdb' | sort -u
-}
+# prepare_psicov and held_out_unbound: the reproduction's data rules, as scripts/repro.sh applies them.
+source "$REPO/scripts/repro_data.sh"
 
 # ---------------------------------------------------------------------------------------------- 1. build
 
@@ -478,7 +467,7 @@ stage() {
   rm -rf "$STAGE/data/bm5_eval" && mkdir -p "$STAGE/data/bm5_eval"
   held_out_unbound "$STAGE/data/bm5/index.json" | while read -r f; do cp "$shared/data/structures/$f" "$STAGE/data/bm5_eval/"; done
   echo "== prepared PSICOV (high-quality full entries, the reference model's data, as scripts/repro.sh) -> $STAGE/data/psicov"
-  [[ -f $STAGE/data/psicov/index.json ]] || (cd "$shared/data/structures" && SAPLING=$build/sapling prepare_psicov psicov "$STAGE/data/psicov") \
+  [[ -f $STAGE/data/psicov/index.json ]] || (cd "$shared/data/structures" && prepare_psicov "$build/sapling" psicov "$STAGE/data/psicov" --quiet) \
     || die "sapling prepare of PSICOV failed"
   # The MLM step's batch only: the first sequences long enough for its crop (what both sides take from the file).
   awk -v need=$(( MLM_TOKENS_MAX - 2 )) -v n=8 '/^>/ { if (seq != "" && length(seq) >= need && k < n) { print head; print seq; k++ }

@@ -10,6 +10,7 @@ SHARED=${SHARED:-../shared}
 export SAPLING_DATA_DIR=${SAPLING_DATA_DIR:-$(realpath "$SHARED")}
 THREADS=${THREADS:-1}
 S=build/sapling
+source scripts/repro_data.sh  # prepare_psicov, held_out_unbound
 [[ -x $S ]] || bash scripts/build.sh
 mkdir -p out/repro/models
 # The recipes name the base models through these links, so they need no absolute paths.
@@ -20,15 +21,10 @@ done
 [[ -f out/repro/bm5/index.json ]] || $S prepare "$SHARED/data/structures/bm5" --out out/repro/bm5 \
   --tokenizer foldseek_3di --valid-fraction 0.15 --seed 0 --split-by complex --threads "$THREADS"
 # The reference model's high-quality set: the full PSICOV entries (their headers carry method and resolution).
-if [[ ! -f out/repro/psicov/index.json ]]; then
-  psicov=()
-  for f in "$SHARED"/data/structures/psicov/*.pdb.gz; do [[ $f == *.chain.pdb.gz ]] || psicov+=("$f"); done
-  $S prepare "${psicov[@]}" --out out/repro/psicov --tokenizer foldseek_3di --valid-fraction 0.1 --seed 0 \
-    --high-quality --max-resolution 1.9 --threads "$THREADS"
-fi
+[[ -f out/repro/psicov/index.json ]] ||
+  prepare_psicov $S "$SHARED/data/structures/psicov" out/repro/psicov --threads "$THREADS"
 # Contact evaluation set: the unbound structures of the held-out BM5 complexes (never trained on).
-awk -F'"' '/"source":/ {src = $4} /"split":/ {if ($4 == "valid") print src}' out/repro/bm5/index.json |
-  grep '_u\.pdb' | sort -u > out/repro/bm5_valid_unbound.txt
+held_out_unbound out/repro/bm5/index.json > out/repro/bm5_valid_unbound.txt
 for family in esm2 amplify; do
   run=out/repro/runs/${family}_reference
   if [[ ! -f $run/summary.json ]]; then
