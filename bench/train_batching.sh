@@ -3,17 +3,20 @@
 # 8M-shaped ESM2, MLM + 3Di losses, the same steps and seed under batching = proteins (published, 8 padded),
 # tokens (8 proteins at most, 4096 padded tokens) and packed (8 proteins at most, 4096 real tokens);
 # prints residues/s and the padding share from each run's metrics, then `sapling embed` padded vs --pack.
-# Needs ../shared (BM5 structures, bench FASTA); writes under out/perf/ (ignored).
+# Needs the data sets bm5 and embed_bench (`sapling data fetch bm5 embed_bench`, or MIRROR=DIR to copy them from a
+# mirror such as ../shared); writes under out/perf/ (ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared}
 STEPS=${STEPS:-30}
 THREADS=${THREADS:-2}
 S=build/sapling
 OUT=out/perf
 mkdir -p "$OUT"
+DATA=${SAPLING_DATA_DIR:-$OUT/data}  # where `sapling data fetch --to` put them
+if [[ -n ${MIRROR:-} ]]; then $S data fetch bm5 embed_bench --mirror "$MIRROR" --to "$DATA" --quiet
+else $S data verify bm5 embed_bench --to "$DATA" --quiet; fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $THREADS threads, $STEPS steps"
-[[ -f $OUT/bm5/index.json ]] || $S prepare "$SHARED/data/structures/bm5" --out "$OUT/bm5" --tokenizer foldseek_3di \
+[[ -f $OUT/bm5/index.json ]] || $S prepare "$DATA/data/structures/bm5" --out "$OUT/bm5" --tokenizer foldseek_3di \
   --valid-fraction 0.15 --seed 0 --split-by complex --threads "$THREADS" --quiet
 cat > "$OUT/batching.toml" <<TOML
 # Written by bench/train_batching.sh: MLM + 3Di structure tokens, no selection (no pGNN needed).
@@ -54,7 +57,7 @@ for arm in proteins tokens packed packed:1024; do
     END { printf "train %-12s residues/s %7.0f  padding %5.1f%%  (%d steps)\n", b, rs / n, 100 * ps / n, n }' "$run/metrics.jsonl"
 done
 for pack in "" --pack; do
-  line=$($S embed --model datasets/models/esm2_t6_8M_uniprot_f16 --fasta "$SHARED/bench/embed_500.fasta" \
+  line=$($S embed --model datasets/models/esm2_t6_8M_uniprot_f16 --fasta "$DATA/bench/embed_500.fasta" \
     --out "$OUT/e.safetensors" --include per_tok,mean --toks-per-batch 4096 $pack --threads "$THREADS" 2>&1 | grep "^embedded")
   echo "embed ${pack:-padded}: ${line#embedded }"
 done
