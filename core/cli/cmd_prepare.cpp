@@ -90,10 +90,13 @@ int run(const std::vector<std::string>& args) {
       ("high-quality", "keep only X-ray chains at <= 2.0 A")
       ("shard-size", po::value<int64_t>()->default_value(1000), "chains per shard")
       ("tokenizer", po::value<std::string>(), "structure tokenizer (plugin) to store structure tokens")
-      ("embed", po::value<std::string>(), "structure encoder (pGNN plugin, e.g. gearnet) to store per-residue float16 embeddings")
-      ("pgnn-weights", po::value<std::string>(), "weights file of the --embed encoder (its save_weights format)")
-      ("pgnn-option", po::value<std::vector<std::string>>(), "--embed encoder option key=value (repeatable, e.g. hidden_dims=[32,32])")
-      ("allow-random-pgnn", "permit --embed without weights (randomly initialised encoder; for tests only)")
+      ("tokenizer-option", po::value<std::vector<std::string>>(), "--tokenizer option key=value (repeatable, e.g. weights=vq512.safetensors)")
+      ("pgnn", po::value<std::string>(), "structure encoder (pGNN plugin, e.g. gearnet or precomputed) to store per-residue float16 embeddings")
+      ("embed", po::value<std::string>(), "old name of --pgnn")
+      ("pgnn-weights", po::value<std::string>(), "weights file of the --pgnn encoder (its save_weights format)")
+      ("pgnn-option", po::value<std::vector<std::string>>(), "--pgnn encoder option key=value (repeatable, e.g. hidden_dims=[32,32])")
+      ("embed-option", po::value<std::vector<std::string>>(), "old name of --pgnn-option")
+      ("allow-random-pgnn", "permit --pgnn without weights (randomly initialised encoder; for tests only)")
       ("plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
   po::positional_options_description pos;
   pos.add("input", -1);
@@ -102,8 +105,8 @@ int run(const std::vector<std::string>& args) {
                   "usage: sapling prepare INPUT... --out DIR [--min-length N] [--max-resolution A] [--max-missing F]\n"
                   "       [--chains A,B] [--strict] [--valid-fraction 0.1] [--reference-fraction 0] [--seed 0]\n"
                   "       [--split-by complex|entry] [--sequence observed|seqres]\n"
-                  "       [--high-quality] [--shard-size N] [--tokenizer NAME]\n"
-                  "       [--embed NAME --pgnn-weights FILE [--pgnn-option key=value]... | --allow-random-pgnn]"))
+                  "       [--high-quality] [--shard-size N] [--tokenizer NAME [--tokenizer-option key=value]...]\n"
+                  "       [--pgnn NAME --pgnn-weights FILE [--pgnn-option key=value]... | --allow-random-pgnn]"))
     return 0;
   apply_common_options(vm);
   if (!vm.count("input")) fail("prepare: no input files or folders given");
@@ -141,11 +144,15 @@ int run(const std::vector<std::string>& args) {
   DatasetWriterOptions writer_options;
   writer_options.shard_size = vm["shard-size"].as<int64_t>();
   std::shared_ptr<StructureTokenizer> tokenizer;
+  if (!vm.count("tokenizer") && vm.count("tokenizer-option")) fail("prepare: --tokenizer-option needs --tokenizer NAME");
   if (vm.count("tokenizer")) {
     load_plugins(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>() : std::vector<std::string>{});
     const std::string name = vm["tokenizer"].as<std::string>();
     const auto& registration = Registry<StructureTokenizer>::instance().find(name);
-    tokenizer = registration.factory(Options::defaults(registration.schema, "tokenizer"));
+    writer_options.tokenizer_options =
+        vm.count("tokenizer-option") ? vm["tokenizer-option"].as<std::vector<std::string>>() : std::vector<std::string>{};
+    tokenizer = registration.factory(
+        options_from_pairs(registration.schema, writer_options.tokenizer_options, "--tokenizer-option", "tokenizer"));
     writer_options.tokenizer = name;
     for (int64_t s = 0; s < tokenizer->num_states(); ++s) writer_options.token_symbols.push_back(tokenizer->symbol(s));
     writer_options.token_mask_state = tokenizer->mask_state();
@@ -153,21 +160,26 @@ int run(const std::vector<std::string>& args) {
   // pGNN embeddings: built through the registry, evaluation mode, no autograd.
   std::shared_ptr<StructureEncoder> encoder;
   nlohmann::json pgnn_info;
-  if (!vm.count("embed") && (vm.count("pgnn-weights") || vm.count("pgnn-option") || vm.count("allow-random-pgnn")))
-    fail("prepare: --pgnn-weights, --pgnn-option and --allow-random-pgnn need --embed NAME");
-  if (vm.count("embed")) {
+  if (vm.count("pgnn") && vm.count("embed")) fail("prepare: give --pgnn NAME (--embed is its old name), not both");
+  const std::string pgnn_name =
+      vm.count("pgnn") ? vm["pgnn"].as<std::string>() : vm.count("embed") ? vm["embed"].as<std::string>() : "";
+  std::vector<std::string> pairs =
+      vm.count("pgnn-option") ? vm["pgnn-option"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (vm.count("embed-option"))
+    for (const auto& pair : vm["embed-option"].as<std::vector<std::string>>()) pairs.push_back(pair);
+  if (pgnn_name.empty() && (vm.count("pgnn-weights") || !pairs.empty() || vm.count("allow-random-pgnn")))
+    fail("prepare: --pgnn-weights, --pgnn-option and --allow-random-pgnn need --pgnn NAME");
+  if (!pgnn_name.empty()) {
     load_plugins(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>() : std::vector<std::string>{});
-    const std::string name = vm["embed"].as<std::string>();
+    const std::string& name = pgnn_name;
     const auto& registration = Registry<StructureEncoder>::instance().find(name);
-    const std::vector<std::string> pairs =
-        vm.count("pgnn-option") ? vm["pgnn-option"].as<std::vector<std::string>>() : std::vector<std::string>{};
     const Options options = options_from_pairs(registration.schema, pairs, "--pgnn-option", "pgnn");
-    const bool has_weights = vm.count("pgnn-weights") || options.has("weights");
+    encoder = registration.factory(options);
+    const bool has_weights = vm.count("pgnn-weights") || options.has("weights") || !encoder->needs_weights();
     if (!has_weights && !vm.count("allow-random-pgnn"))
-      fail("prepare: --embed ", name, " needs trained weights (--pgnn-weights FILE): a randomly initialised ",
+      fail("prepare: --pgnn ", name, " needs trained weights (--pgnn-weights FILE): a randomly initialised ",
            "encoder gives embeddings that carry no learned structure signal and are useless as alignment targets; "
            "pass --allow-random-pgnn to store them anyway (tests only)");
-    encoder = registration.factory(options);
     if (vm.count("pgnn-weights")) encoder->load_weights(vm["pgnn-weights"].as<std::string>());
     encoder->eval();
     pgnn_info = {{"encoder", name},
@@ -176,7 +188,7 @@ int run(const std::vector<std::string>& args) {
                  {"options", pairs},
                  {"output_dim", encoder->output_dim()},
                  {"random_weights", !has_weights}};
-    if (!has_weights) warn("prepare: --embed ", name, " with random weights (--allow-random-pgnn)");
+    if (!has_weights) warn("prepare: --pgnn ", name, " with random weights (--allow-random-pgnn)");
   }
   StructureDatasetWriter writer(out, writer_options);
 
@@ -289,7 +301,7 @@ int run(const std::vector<std::string>& args) {
             << ", reference_valid " << high_quality_by_split["reference_valid"] << " of "
             << kept_by_split["reference_valid"] << "\n";
   if (encoder)
-    summary << "pGNN " << vm["embed"].as<std::string>() << ": " << residues_embedded << " residues embedded (dim "
+    summary << "pGNN " << pgnn_name << ": " << residues_embedded << " residues embedded (dim "
             << encoder->output_dim() << ", float16) in " << embed_seconds << " s\n";
   for (const auto& [reason, n] : dropped) summary << "dropped: " << reason << ": " << n << "\n";
   if (kept == 0) {

@@ -38,8 +38,8 @@ int run(const std::vector<std::string>& args) {
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the initialisation, chain order, crops and masks")
       ("metrics", po::value<std::string>(), "JSON-lines file: one {step, loss, seconds, ...} per step")
       ("split", po::value<std::string>()->default_value("train"), "dataset split to train on (train, valid, all)")
-      ("encoder", po::value<std::string>()->default_value("gearnet"), "structure encoder (plugin)")
-      ("objective", po::value<std::string>(), "pretraining objective (default: <encoder>_multiview_contrast)")
+      ("encoder", po::value<std::string>(), "structure encoder (plugin; default: the plugins' default pGNN, gearnet)")
+      ("objective", po::value<std::string>(), "pretraining objective (default: the plugins' default, gearnet_multiview_contrast)")
       ("pgnn-option", po::value<std::vector<std::string>>(), "encoder option key=value (repeatable, e.g. hidden_dims=[128,128])")
       ("objective-option", po::value<std::vector<std::string>>(), "objective option key=value (repeatable)")
       ("init-weights", po::value<std::string>(), "start from these encoder weights instead of a random initialisation")
@@ -84,9 +84,11 @@ int run(const std::vector<std::string>& args) {
          batch_size);
 
   load_plugins(strings(vm, "plugin-path"));
-  const std::string encoder_name = vm["encoder"].as<std::string>();
+  const std::string encoder_name = vm.count("encoder") ? vm["encoder"].as<std::string>()
+                                                      : Registry<StructureEncoder>::instance().default_name("--encoder NAME");
   const std::string objective_name =
-      vm.count("objective") ? vm["objective"].as<std::string>() : encoder_name + "_multiview_contrast";
+      vm.count("objective") ? vm["objective"].as<std::string>()
+                            : Registry<StructurePretrainingObjective>::instance().default_name("--objective NAME");
   const auto& encoder_reg = Registry<StructureEncoder>::instance().find(encoder_name);
   const auto& objective_reg = Registry<StructurePretrainingObjective>::instance().find(objective_name);
 

@@ -227,6 +227,8 @@ void StructureDatasetWriter::finish(const std::string& extra_json) {
              {"has_tokens", s.has_tokens == 1},
              {"embedding_dim", std::max<int64_t>(0, s.embedding_dim)},
              {"tokenizer", s.has_tokens == 1 ? s.options.tokenizer : ""},
+             {"tokenizer_options", s.has_tokens == 1 ? s.options.tokenizer_options : std::vector<std::string>{}},
+             {"token_states", s.has_tokens == 1 ? static_cast<int64_t>(s.options.token_symbols.size()) : int64_t{0}},
              {"token_symbols", s.has_tokens == 1 ? s.options.token_symbols : std::vector<std::string>{}},
              {"token_mask_state", s.options.token_mask_state},
              {"shards", s.shards},
@@ -270,6 +272,7 @@ struct StructureDataset::State {
   int64_t embedding_dim = 0;
   std::string tokenizer;
   std::vector<std::string> token_symbols;
+  std::vector<std::string> tokenizer_options;
   int64_t token_mask_state = -1;
 };
 
@@ -294,6 +297,11 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
     s.embedding_dim = index.value("embedding_dim", int64_t{0});
     s.tokenizer = index.value("tokenizer", "");
     s.token_symbols = index.value("token_symbols", std::vector<std::string>{});
+    s.tokenizer_options = index.value("tokenizer_options", std::vector<std::string>{});
+    if (s.has_tokens && index.contains("token_states") &&
+        index.at("token_states").get<int64_t>() != static_cast<int64_t>(s.token_symbols.size()))
+      fail(index_path.string(), ": token_states is ", index.at("token_states").get<int64_t>(), " but token_symbols lists ",
+           s.token_symbols.size(), " symbols");
     s.token_mask_state = index.value("token_mask_state", int64_t{-1});
     const json& chains = index.at("chains");
     for (size_t k = 0; k < chains.size(); ++k)
@@ -359,6 +367,7 @@ bool StructureDataset::has_embeddings() const { return state_->embedding_dim > 0
 int64_t StructureDataset::embedding_dim() const { return state_->embedding_dim; }
 const std::string& StructureDataset::tokenizer() const { return state_->tokenizer; }
 const std::vector<std::string>& StructureDataset::token_symbols() const { return state_->token_symbols; }
+const std::vector<std::string>& StructureDataset::tokenizer_options() const { return state_->tokenizer_options; }
 int64_t StructureDataset::token_mask_state() const { return state_->token_mask_state; }
 
 const ChainMetadata& StructureDataset::metadata(size_t i) const {

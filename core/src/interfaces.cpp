@@ -1,15 +1,46 @@
 // Out-of-line anchors for the interfaces (one vtable/typeinfo copy) and the registry instances.
 #include "sapling/interfaces.hpp"
 
+#include "sapling/files.hpp"
+#include "sapling/structure_io.hpp"
+
 namespace sapling {
 
 SequenceEncoder::~SequenceEncoder() = default;
 StructureEncoder::~StructureEncoder() = default;
 StructureTokenizer::~StructureTokenizer() = default;
+TrainableTokenizer::~TrainableTokenizer() = default;
 AlignmentLoss::~AlignmentLoss() = default;
 ResidueSelector::~ResidueSelector() = default;
 
 void SequenceEncoder::save_tokenizer(const std::filesystem::path&) const {}
+
+std::string structure_entry_name(const std::filesystem::path& file) {
+  std::string name = file.filename().string();
+  if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) name.erase(name.size() - 3);
+  const size_t dot = name.find_last_of('.');
+  if (dot != std::string::npos && dot > 0) name.erase(dot);
+  return name;
+}
+
+TokenizerFile StructureTokenizer::read_file(const std::filesystem::path& file) const {
+  StructureReadOptions options;
+  options.use_full_sequence = false;  // the residues in the file
+  const auto chains = read_structure_from_memory(read_maybe_gzipped(file), file.filename().string(), options);
+  const std::string entry = structure_entry_name(file);
+  TokenizerFile out;
+  out.skip_rule = "chains without a residue that has a CA";
+  for (const auto& chain : chains) {
+    ChainStructure observed = observed_residues(chain);
+    if (observed.length() == 0) {
+      ++out.skipped;
+      continue;
+    }
+    out.names.push_back(chains.size() > 1 ? entry + "_" + chain.chain : entry);
+    out.chains.push_back(std::move(observed));
+  }
+  return out;
+}
 
 SequenceEncoder::ParameterGroups SequenceEncoder::parameter_groups() {
   // PyTorch habit: no weight decay on biases and normalisation weights (1-D).

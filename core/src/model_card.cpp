@@ -14,25 +14,19 @@ std::string number(double x) {
   return buf;
 }
 
-// How transformers loads the family's folder.
-std::string loading_section(const std::string& family) {
+// How transformers loads the folder; the family's note (e.g. where its modelling code comes from) follows.
+std::string loading_section(const ModelCard& card) {
   std::ostringstream os;
   os << "```python\n"
         "from transformers import AutoModelForMaskedLM, AutoTokenizer\n\n"
         "path = \"path/to/this/folder\"\n"
-        "tokenizer = AutoTokenizer.from_pretrained(path)\n";
-  if (family == "amplify")
-    os << "model = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=True)\n";
-  else
-    os << "model = AutoModelForMaskedLM.from_pretrained(path)\n";
-  os << "inputs = tokenizer([\"MKTAYIAKQRQISFVKSHFSRQ\"], return_tensors=\"pt\")\n"
+        "tokenizer = AutoTokenizer.from_pretrained(path)\n"
+     << "model = AutoModelForMaskedLM.from_pretrained(path" << (card.trust_remote_code ? ", trust_remote_code=True" : "")
+     << ")\n"
+        "inputs = tokenizer([\"MKTAYIAKQRQISFVKSHFSRQ\"], return_tensors=\"pt\")\n"
         "outputs = model(**inputs, output_hidden_states=True)\n"
         "```\n";
-  if (family == "amplify")
-    os << "\nAMPLIFY's model class is not part of transformers: copy the modelling code of the base release "
-          "(`amplify.py`, `rmsnorm.py`, `rotary.py` and the `auto_map` entry of its `config.json`, from "
-          "chandar-lab/AMPLIFY_120M) into this folder before loading it with `trust_remote_code=True`. "
-          "The tokenizer loads as it is.\n";
+  if (!card.loading_note.empty()) os << "\n" << card.loading_note << "\n";
   os << "\nIn sapling: `[model] path = \"path/to/this/folder\"` in a recipe, or "
         "`sapling embed --model path/to/this/folder ...`.\n";
   return os.str();
@@ -40,14 +34,8 @@ std::string loading_section(const std::string& family) {
 
 }  // namespace
 
-std::string family_licence(const std::string& family) {
-  // ESM2 (facebookresearch/esm) and AMPLIFY (chandar-lab/AMPLIFY) are both released under MIT.
-  if (family == "esm2" || family == "amplify") return "mit";
-  return "";
-}
-
 std::string model_card_markdown(const ModelCard& card) {
-  const auto licence = family_licence(card.family);
+  const auto& licence = card.licence;
   std::ostringstream os;
   os << "---\n"
      << "library_name: transformers\n"
@@ -67,7 +55,7 @@ std::string model_card_markdown(const ModelCard& card) {
      << "| recipe | `" << card.recipe << "` |\n"
      << "| training data | `" << (card.dataset.empty() ? "(none recorded)" : card.dataset) << "` |\n"
      << "| optimiser steps | " << card.steps << " |\n"
-     << "| licence | " << (licence.empty() ? "that of the base model" : "MIT, the licence of the family's released code and weights") << " |\n\n";
+     << "| licence | " << (licence.empty() ? "that of the base model" : "`" + licence + "`, the licence of the family's released code and weights") << " |\n\n";
   os << "## Validation at this checkpoint\n\n";
   if (card.validation.empty()) {
     os << "Not recorded (the run had no validation split, or none ran at this step).\n\n";
@@ -76,7 +64,7 @@ std::string model_card_markdown(const ModelCard& card) {
     for (const auto& [name, value] : card.validation) os << "| " << name << " | " << number(value) << " |\n";
     os << "\n";
   }
-  os << "## How to load\n\n" << loading_section(card.family) << "\n";
+  os << "## How to load\n\n" << loading_section(card) << "\n";
   os << "## Recipe as resolved\n\n"
      << "The recipe with its `base` chain and command-line overrides applied; relative paths in it are "
         "relative to the recipe file that set them.\n\n"

@@ -436,6 +436,10 @@ void Trainer::after_validation(const json& metrics, int64_t step) {
 std::string Trainer::model_card(const std::string& checkpoint, const json& validation) const {
   ModelCard card;
   card.family = setup_.model->family();
+  const auto facts = setup_.model->card_facts();
+  card.licence = facts.licence;
+  card.trust_remote_code = facts.trust_remote_code;
+  card.loading_note = facts.loading_note;
   const auto model = recipe_.component("model").second;
   card.base_model = model.has("path") ? model.get_path("path").string()
                     : model.has("preset") ? "preset " + model.get_string("preset")

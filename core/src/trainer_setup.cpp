@@ -6,6 +6,7 @@
 #include "sapling/autocast.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
+#include "sapling/structure_vocab.hpp"
 #include "sapling/training_checkpoint.hpp"
 
 namespace sapling::training {
@@ -17,13 +18,28 @@ void fill_dimension(Options& options, const char* key, int64_t value) {
   if (options.has(key) && options.get_int(key) == 0) options.set(key, value);
 }
 
-std::vector<LossHead> build_losses(const Recipe& recipe, int64_t hidden_size, int64_t embedding_dim) {
+// What the data fixes about the heads: the pGNN width and the structure-token vocabulary.
+struct DataDimensions {
+  int64_t embedding_dim = 0;  // 0: no pGNN embeddings
+  int64_t num_states = 0;     // 0: no structure tokens
+};
+
+std::vector<LossHead> build_losses(const Recipe& recipe, int64_t hidden_size, DataDimensions data) {
   std::vector<LossHead> heads;
   for (const auto& member : recipe.group_members("losses")) {
     auto [plugin, options] = recipe.component("losses." + member);
     fill_dimension(options, "input_dim", hidden_size);
     fill_dimension(options, "plm_dim", hidden_size);
-    if (embedding_dim > 0) fill_dimension(options, "pgnn_dim", embedding_dim);
+    if (data.embedding_dim > 0) fill_dimension(options, "pgnn_dim", data.embedding_dim);
+    if (data.num_states > 0) {
+      // A head over the structure-token vocabulary must match the tokenizer's states.
+      const int64_t classes = structure_vocab::num_classes(data.num_states);
+      fill_dimension(options, "num_classes", classes);
+      if (options.has("num_classes") && options.get_int("num_classes") != classes)
+        fail(options.origin("num_classes"), ": [losses.", member, "] num_classes = ", options.get_int("num_classes"),
+             " but the data's structure tokens have ", data.num_states, " states, i.e. ", classes,
+             " classes with the 6 specials; remove the key (0 = from the data) or set ", classes);
+    }
     LossHead head;
     head.name = member;
     head.plugin = plugin;
@@ -88,7 +104,7 @@ ExampleSource::ExampleSource(const Recipe& recipe, const Options& data, const to
   const auto dir = data.get_path("dataset");
   if (!std::filesystem::exists(dir))
     fail(data.origin("dataset"), ": [data] dataset '", dir.string(),
-         "' does not exist; create it with `sapling prepare STRUCTURES... --out ", dir.string(), " --tokenizer foldseek_3di`");
+         "' does not exist; create it with `sapling prepare STRUCTURES... --out ", dir.string(), " --tokenizer NAME`");
   dataset_.emplace(dir);
   tokens_from_dataset_ = dataset_->has_tokens();
   embeddings_from_dataset_ = dataset_->has_embeddings();
@@ -218,7 +234,8 @@ TrainingSetup build_setup(const Recipe& recipe) {
   setup.model->train();
 
   setup.data = std::make_unique<ExampleSource>(recipe, recipe.settings("data"), setup.device);
-  setup.losses = build_losses(recipe, setup.model->hidden_size(), setup.data->embedding_dim());
+  const DataDimensions dimensions{setup.data->embedding_dim(), setup.data->token_layout().num_states};
+  setup.losses = build_losses(recipe, setup.model->hidden_size(), dimensions);
   for (auto& head : setup.losses) head.loss->to(setup.device);
 
   if (recipe.has_section("selector")) {
@@ -239,7 +256,7 @@ TrainingSetup build_setup(const Recipe& recipe) {
     setup.reference->to(setup.device);
     setup.reference->eval();
     for (auto& p : setup.reference->parameters()) p.set_requires_grad(false);
-    setup.reference_losses = build_losses(recipe, setup.reference->hidden_size(), setup.data->embedding_dim());
+    setup.reference_losses = build_losses(recipe, setup.reference->hidden_size(), dimensions);
     const auto [ref_plugin, ref_options] = recipe.component("reference_model");
     if (!ref_options.has("path")) fail("[reference_model]: set 'path' to the reference run's model folder (it holds ", kHeadsFile, ")");
     load_heads(setup.reference_losses, ref_options.get_path("path") / kHeadsFile);

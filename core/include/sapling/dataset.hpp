@@ -69,7 +69,8 @@ SAPLING_API std::string assign_split(const std::string& group, double valid_frac
 struct DatasetWriterOptions {
   int64_t shard_size = 1000;       // chains per shard
   std::string tokenizer;           // name of the structure tokenizer, "" if none
-  std::vector<std::string> token_symbols;  // printable symbol per token state
+  std::vector<std::string> token_symbols;  // printable symbol per token state (their count is the vocabulary size)
+  std::vector<std::string> tokenizer_options;  // the tokenizer's options as given, "key=value"
   int64_t token_mask_state = -1;
 };
 
@@ -118,7 +119,8 @@ class SAPLING_API StructureDataset {
   torch::Tensor embeddings(size_t i) const;  // [L, D] float16
   int64_t embedding_dim() const;             // 0 without embeddings
   const std::string& tokenizer() const;      // "" without tokens
-  const std::vector<std::string>& token_symbols() const;
+  const std::vector<std::string>& token_symbols() const;  // one per state: their count is the vocabulary size
+  const std::vector<std::string>& tokenizer_options() const;  // "key=value" as given to prepare
   int64_t token_mask_state() const;          // the state stored for "unknown"; -1 without tokens
   // Indices of the chains in `split` ("train", "valid"), in dataset order.
   std::vector<size_t> indices(const std::string& split) const;

@@ -1,6 +1,7 @@
 // The extension points: sequence encoders (pLMs), structure encoders (pGNNs), structure tokenizers,
 // alignment losses and residue selectors. Plugins implement these; the core only talks to them.
 #pragma once
+#include <ATen/core/Generator.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -85,6 +86,14 @@ class SAPLING_API SequenceEncoder : public torch::nn::Module {
   // default writes nothing (a family without a released HF tokenizer).
   virtual void save_tokenizer(const std::filesystem::path& dir) const;
 
+  // What the README.md model card of a saved folder says about the family.
+  struct CardFacts {
+    std::string licence;             // licence of the base weights ("mit"), "" when unknown
+    bool trust_remote_code = false;  // transformers needs the release's modelling code
+    std::string loading_note;        // Markdown paragraph after the loading snippet, or ""
+  };
+  virtual CardFacts card_facts() const { return {}; }
+
   // Parameters with and without weight decay (norms, biases, embeddings'
   // treatment is the family's choice).
   struct ParameterGroups {
@@ -105,9 +114,26 @@ class SAPLING_API StructureEncoder : public torch::nn::Module {
   virtual torch::Tensor embed(const ChainStructure& chain) = 0;
   virtual void load_weights(const std::filesystem::path& file) = 0;
   virtual void save_weights(const std::filesystem::path& file) const = 0;
+  // False for an encoder whose outputs are not learned here (precomputed
+  // embeddings read from files): `prepare --pgnn` then needs no weights file.
+  virtual bool needs_weights() const { return true; }
 };
 
 // ---------------------------------------------------------------- structure tokens
+
+// The chains `sapling tokens` encodes from one structure file, with their FASTA names.
+struct TokenizerFile {
+  std::vector<ChainStructure> chains;
+  std::vector<std::string> names;  // one per chain
+  int skipped = 0;                 // chains the tokenizer's rules leave out (e.g. too short)
+  std::string skip_rule;           // what `skipped` counts, for the summary line
+};
+
+class TrainableTokenizer;
+
+// The entry name of a structure file: its name without ".gz" and one more
+// extension ("1abc.chain.pdb.gz" -> "1abc.chain"), as Foldseek names entries.
+SAPLING_API std::string structure_entry_name(const std::filesystem::path& file);
 
 class SAPLING_API StructureTokenizer {
  public:
@@ -121,6 +147,43 @@ class SAPLING_API StructureTokenizer {
   // cannot be encoded get mask_state().
   virtual std::vector<int64_t> encode(const ChainStructure& chain) const = 0;
   virtual int64_t mask_state() const = 0;
+
+  // True when encode() may run on several threads at once (`prepare` and
+  // `tokens` then use a pool); false serialises the calls.
+  virtual bool thread_safe() const { return true; }
+  // Reads one structure file the way this tokenizer's reference tool does.
+  // The default: every chain's residues that have a CA (chains without any
+  // are skipped), named ENTRY_CHAIN, or ENTRY for a file with one chain,
+  // where ENTRY is the file name without ".gz" and one more extension.
+  // Tokenizers that reproduce an external tool override it (Foldseek
+  // createdb's view of PDB records and its chain rules).
+  virtual TokenizerFile read_file(const std::filesystem::path& file) const;
+  // Tag of `sapling tokens` output files: PREFIX.<tag>.fasta ("3di" for Foldseek).
+  virtual std::string file_tag() const { return "tokens"; }
+  // A tokenizer whose codebook is learned here (`sapling train-tokenizer`);
+  // nullptr for fixed ones.
+  virtual TrainableTokenizer* trainable() { return nullptr; }
+};
+
+// The training side of a learned tokenizer (VQ-VAE): `sapling train-tokenizer`
+// runs an optimiser over parameters() on batches of chains, calls evaluate()
+// on the held-out chains after every epoch and saves the weights that
+// `[tokenizer] weights = FILE` (or `--tokenizer-option weights=FILE`) loads.
+class SAPLING_API TrainableTokenizer {
+ public:
+  virtual ~TrainableTokenizer();
+  virtual std::vector<torch::Tensor> parameters() = 0;
+  // Training mode: loss() also updates the codebook (EMA) and restarts dead codes.
+  virtual void set_training(bool on) = 0;
+  // Scalar loss of one batch (autograd graph). Every random choice is drawn
+  // from `generator`, so equal seeds give equal runs. `stats` receives the
+  // batch's named parts (reconstruction, commitment, ...).
+  virtual torch::Tensor loss(const std::vector<ChainStructure>& batch, at::Generator& generator,
+                             std::map<std::string, double>& stats) = 0;
+  // Quality over `chains` without training: reconstruction error, codebook
+  // usage, code perplexity, ... (names are the tokenizer's).
+  virtual std::map<std::string, double> evaluate(const std::vector<ChainStructure>& chains) = 0;
+  virtual void save_weights(const std::filesystem::path& file) const = 0;
 };
 
 // ---------------------------------------------------------------- losses and selection

@@ -19,10 +19,11 @@ struct ModelCard {
   int64_t steps = 0;            // optimiser steps done when the folder was written
   // Validation metrics at this checkpoint ("loss", "mlm", ...); empty when unknown.
   std::map<std::string, double> validation;
+  // From the family (SequenceEncoder::card_facts()).
+  std::string licence;             // "mit", or "" when unknown
+  bool trust_remote_code = false;  // transformers needs the release's modelling code
+  std::string loading_note;        // Markdown paragraph after the loading snippet
 };
-
-// Licence of a family's released weights ("mit"), or "" when sapling does not know it.
-SAPLING_API std::string family_licence(const std::string& family);
 
 // The card as Markdown with Hugging Face's YAML front matter.
 SAPLING_API std::string model_card_markdown(const ModelCard& card);

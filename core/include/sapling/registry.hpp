@@ -28,6 +28,9 @@ struct Registration {
   // detect_sequence_plugin so that the core names no model family.
   std::vector<std::string> model_types;
   std::function<bool(const std::filesystem::path& dir)> recognizes;
+  // The component a command uses when none is named (`tokens --tokenizer`,
+  // `pretrain-pgnn --encoder`): at most one per kind should set it.
+  bool is_default = false;
 };
 
 // Records every registration across interfaces (for `sapling plugins list`)
@@ -77,6 +80,18 @@ class SAPLING_API Registry {
     std::vector<std::string> out;
     for (const auto& kv : entries_) out.push_back(kv.first);
     return out;
+  }
+
+  // Name of the registration marked is_default; fails, naming `what` (the
+  // command-line flag to set instead), when none or several are.
+  std::string default_name(const std::string& what) const {
+    std::vector<std::string> marked;
+    for (const auto& kv : entries_)
+      if (kv.second.is_default) marked.push_back(kv.first);
+    if (marked.size() != 1)
+      fail("no default ", Interface::kind, " (", marked.empty() ? "none" : "several", " of the loaded plugins marks one): set ",
+           what, "; `sapling plugins list` shows what is available");
+    return marked.front();
   }
 
   const std::map<std::string, Entry>& entries() const { return entries_; }

@@ -126,9 +126,10 @@ OptionSchema structure_token_schema() {
       .min(0)
       .doc("width of the MLP's hidden layer; 0 = input_dim (published: H -> H -> V)");
   schema.add("num_classes", OptionType::Int)
-      .default_value(structure_vocab::num_classes(structure_vocab::kThreeDiStates))
-      .min(2)
-      .doc("structure-token vocabulary size V (3Di: 20 states + 6 specials = 26; see sapling/structure_vocab.hpp)");
+      .default_value(int64_t{0})
+      .min(0)
+      .doc("structure-token vocabulary size V = the tokenizer's states + 6 specials (3Di: 26, VQ-512: 518; see "
+           "sapling/structure_vocab.hpp); 0 = from the data's tokenizer (filled in by `sapling train`)");
   schema.add("normalize_input", OptionType::Bool)
       .default_value(true)
       .doc("L2-normalise the last hidden state before the head (published)");
@@ -144,7 +145,10 @@ std::shared_ptr<AlignmentLoss> make_structure_token_loss(const Options& options)
   const int64_t input_dim = options.get_int("input_dim");
   if (input_dim < 1) fail("structure_token: input_dim must be set; `sapling train` fills in 0 from the model");
   const int64_t hidden = options.get_int("hidden_dim");
-  return std::make_shared<StructureTokenLoss>(input_dim, hidden > 0 ? hidden : input_dim, options.get_int("num_classes"),
+  // Outside `sapling train` (which fills in 0 from the data) the default is the 3Di vocabulary.
+  const int64_t num_classes = options.get_int("num_classes") > 0 ? options.get_int("num_classes")
+                                                                 : structure_vocab::num_classes(structure_vocab::kThreeDiStates);
+  return std::make_shared<StructureTokenLoss>(input_dim, hidden > 0 ? hidden : input_dim, num_classes,
                                               options.get_bool("normalize_input"), options.get_int_list("ignore_ids"));
 }
 

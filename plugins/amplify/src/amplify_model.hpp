@@ -116,6 +116,14 @@ class AmplifyModel : public SequenceEncoder {
   void save_pretrained(const std::filesystem::path& dir) const override;
   // A PreTrainedTokenizerFast (tokenizer.json, ...) as chandar-lab/AMPLIFY_* folders carry it.
   void save_tokenizer(const std::filesystem::path& dir) const override;
+  // chandar-lab/AMPLIFY is released under MIT; its model class is not part of transformers.
+  CardFacts card_facts() const override {
+    return {"mit", true,
+            "AMPLIFY's model class is not part of transformers: copy the modelling code of the base release "
+            "(`amplify.py`, `rmsnorm.py`, `rotary.py` and the `auto_map` entry of its `config.json`, from "
+            "chandar-lab/AMPLIFY_120M) into this folder before loading it with `trust_remote_code=True`. "
+            "The tokenizer loads as it is."};
+  }
   // Whether contact_head.regression came from a checkpoint (false: untrained random init).
   bool contact_head_trained() const { return contact_head_trained_; }
 

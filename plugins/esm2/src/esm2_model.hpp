@@ -167,6 +167,8 @@ class Esm2Encoder : public SequenceEncoder {
   void save_pretrained(const std::filesystem::path& dir) const override;
   // EsmTokenizer files (vocab.txt, ...) as the released facebook/esm2_* folders carry them.
   void save_tokenizer(const std::filesystem::path& dir) const override;
+  // facebookresearch/esm code and weights are released under MIT.
+  CardFacts card_facts() const override { return {"mit", false, ""}; }
   // The contact regression is left out: no training loss reaches it, and an
   // optimiser holding it would still decay it (PyTorch skips gradient-less parameters).
   ParameterGroups parameter_groups() override;

@@ -1,15 +1,19 @@
 // The foldseek_3di plugin: registers the Foldseek 3Di StructureTokenizer and finds its shipped weights.
 #include <dlfcn.h>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "foldseek_view.hpp"
 #include "sapling/error.hpp"
+#include "sapling/files.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
+#include "sapling/structure_io.hpp"
 #include "three_di.hpp"
 
 namespace sapling::foldseek3di {
@@ -47,12 +51,22 @@ double file_precision(float value) {
   return static_cast<float>(decimal) == value ? decimal : widened;
 }
 
+// "x.cif", "x.mmCIF" (the name without ".gz"): gemmi reads them as mmCIF, not as PDB records.
+bool is_mmcif_name(std::string name) {
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends_with(".cif") || ends_with(".mmcif");
+}
+
 class Foldseek3DiTokenizer final : public StructureTokenizer {
  public:
   explicit Foldseek3DiTokenizer(const Options& options)
       : encoder_(DenseNetwork::load(data_file(options, "weights", "encoder_weights_3di.kerasify"))),
         centroids_(load_centroids(data_file(options, "centroids", "centroids.tsv"))),
-        min_confidence_(options.get_float("min_confidence")) {
+        min_confidence_(options.get_float("min_confidence")),
+        foldseek_residues_(options.get_string("residues") == "foldseek") {
     if (encoder_.inputs() != kNumFeatures || encoder_.outputs() != kEmbeddingDim)
       fail(options.get_path("weights").string(), ": the encoder maps ", encoder_.inputs(), " -> ", encoder_.outputs(),
            " values; the 3Di encoder must map ", kNumFeatures, " features to ", kEmbeddingDim, " values");
@@ -64,6 +78,42 @@ class Foldseek3DiTokenizer final : public StructureTokenizer {
   std::string symbol(int64_t state) const override {
     if (state < 0 || state >= kNumStates) fail("foldseek_3di: state ", state, " is not in 0..", kNumStates - 1);
     return std::string(1, kAlphabet[state]);
+  }
+
+  std::string file_tag() const override { return "3di"; }
+
+  // Foldseek createdb's view of a file: for PDB, gemmi's TER/altloc/chain-part
+  // rules (foldseek_view.hpp); residues with a CA; chains of <= 3 residues or
+  // only unknown residues skipped; ENTRY_CHAIN names when the file has
+  // several chain parts.
+  TokenizerFile read_file(const std::filesystem::path& file) const override {
+    std::string contents = read_maybe_gzipped(file);
+    std::string name = file.filename().string();
+    if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) name.erase(name.size() - 3);
+    int chain_parts = -1;
+    if (foldseek_residues_ && !is_mmcif_name(name)) {
+      FoldseekPdbView view = foldseek_pdb_view(contents);
+      contents = std::move(view.text);
+      chain_parts = view.chain_parts;
+    }
+    StructureReadOptions read_options;
+    read_options.use_full_sequence = false;  // the residues in the file, as Foldseek uses them
+    const std::vector<ChainStructure> chains = read_structure_from_memory(std::move(contents), name, read_options);
+    if (chain_parts < 0) chain_parts = static_cast<int>(chains.size());
+    const std::string entry = structure_entry_name(file);
+    TokenizerFile out;
+    out.skip_rule = "chains with <= 3 residues or only unknown residues (Foldseek's rule)";
+    for (const ChainStructure& chain : chains) {
+      ChainStructure observed = observed_residues(chain);
+      const bool all_unknown = observed.sequence.find_first_not_of("Xx") == std::string::npos;
+      if (observed.length() <= 3 || all_unknown) {
+        ++out.skipped;
+        continue;
+      }
+      out.names.push_back(chain_parts > 1 ? entry + "_" + chain.chain : entry);
+      out.chains.push_back(std::move(observed));
+    }
+    return out;
   }
 
   std::vector<int64_t> encode(const ChainStructure& chain) const override {
@@ -103,6 +153,7 @@ class Foldseek3DiTokenizer final : public StructureTokenizer {
   DenseNetwork encoder_;
   Centroids centroids_;
   double min_confidence_;
+  bool foldseek_residues_;
 };
 
 OptionSchema tokenizer_schema() {
@@ -117,6 +168,11 @@ OptionSchema tokenizer_schema() {
       .default_value(0.0)
       .min(0)
       .doc("residues whose CA B-factor / pLDDT is below this get the mask state (0 = off)");
+  schema.add("residues", OptionType::String)
+      .default_value(std::string("foldseek"))
+      .one_of({"foldseek", "all"})
+      .doc("what `sapling tokens` reads from a PDB file: foldseek, the residues Foldseek createdb encodes (drops a "
+           "chain's records after its TER, last altloc); all, every residue with a CA");
   return schema;
 }
 
@@ -125,10 +181,11 @@ OptionSchema tokenizer_schema() {
 
 SAPLING_PLUGIN("foldseek_3di", "Foldseek 3Di structural alphabet (20 states), identical to Foldseek createdb") {
   using namespace sapling;
-  StructureTokenizerRegistry::instance().add(
-      {"foldseek_3di", "Foldseek's 3Di alphabet: 20 states per residue from backbone geometry, mask state 'D'",
-       foldseek3di::tokenizer_schema(),
-       [](const Options& options) -> std::shared_ptr<StructureTokenizer> {
-         return std::make_shared<foldseek3di::Foldseek3DiTokenizer>(options);
-       }});
+  Registration<StructureTokenizer> entry{
+      "foldseek_3di", "Foldseek's 3Di alphabet: 20 states per residue from backbone geometry, mask state 'D'",
+      foldseek3di::tokenizer_schema(), [](const Options& options) -> std::shared_ptr<StructureTokenizer> {
+        return std::make_shared<foldseek3di::Foldseek3DiTokenizer>(options);
+      }};
+  entry.is_default = true;  // the published structure tokens
+  StructureTokenizerRegistry::instance().add(std::move(entry));
 }

@@ -88,11 +88,16 @@ std::shared_ptr<sapling::StructurePretrainingObjective> make_contrast(const sapl
 }  // namespace
 
 SAPLING_PLUGIN("gearnet", "GearNet / GearNet-Edge protein structure encoder (torchdrug-compatible weights)") {
-  sapling::StructureEncoderRegistry::instance().add(
-      {"gearnet", "GearNet-Edge residue-graph encoder: per-residue embeddings (concat of 6 x 512 by default)",
-       gearnet_schema(), make_gearnet});
-  sapling::StructurePretrainingRegistry::instance().add(
-      {"gearnet_multiview_contrast",
-       "GearNet multiview contrast: subsequence/subspace crops, 15% edge masking, 2-layer MLP, InfoNCE (tau 0.07)",
-       contrast_schema(), make_contrast});
+  // Both are the published choice, so commands that need one and are given none use them.
+  sapling::Registration<sapling::StructureEncoder> encoder{
+      "gearnet", "GearNet-Edge residue-graph encoder: per-residue embeddings (concat of 6 x 512 by default)",
+      gearnet_schema(), make_gearnet};
+  encoder.is_default = true;
+  sapling::StructureEncoderRegistry::instance().add(std::move(encoder));
+  sapling::Registration<sapling::StructurePretrainingObjective> objective{
+      "gearnet_multiview_contrast",
+      "GearNet multiview contrast: subsequence/subspace crops, 15% edge masking, 2-layer MLP, InfoNCE (tau 0.07)",
+      contrast_schema(), make_contrast};
+  objective.is_default = true;
+  sapling::StructurePretrainingRegistry::instance().add(std::move(objective));
 }

@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace sapling::cli {
+namespace sapling::foldseek3di {
 namespace {
 
 bool starts_with(std::string_view line, std::string_view prefix) { return line.substr(0, prefix.size()) == prefix; }
@@ -96,15 +96,4 @@ FoldseekPdbView foldseek_pdb_view(const std::string& pdb_text) {
   return view;
 }
 
-std::string foldseek_entry_name(const std::filesystem::path& file) {
-  std::string name = file.filename().string();
-  auto strip_extension = [](std::string& s) {
-    const size_t dot = s.find_last_of('.');
-    if (dot != std::string::npos && dot > 0) s.erase(dot);
-  };
-  if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) name.erase(name.size() - 3);
-  strip_extension(name);
-  return name;
-}
-
-}  // namespace sapling::cli
+}  // namespace sapling::foldseek3di

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <string>
 
-namespace sapling::cli {
+namespace sapling::foldseek3di {
 
 struct FoldseekPdbView {
   std::string text;     // the PDB text with the records Foldseek ignores removed
@@ -21,8 +21,4 @@ struct FoldseekPdbView {
 //  - of residues sharing a number (microheterogeneity), the first is kept.
 FoldseekPdbView foldseek_pdb_view(const std::string& pdb_text);
 
-// Foldseek's entry name: the file name without ".gz" and one more extension
-// ("1abc.chain.pdb.gz" -> "1abc.chain").
-std::string foldseek_entry_name(const std::filesystem::path& file);
-
-}  // namespace sapling::cli
+}  // namespace sapling::foldseek3di
