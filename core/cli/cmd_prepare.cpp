@@ -1,22 +1,17 @@
-// `sapling prepare`: PDB/mmCIF files and folders -> structure dataset (filters, splits, optional structure tokens and pGNN embeddings).
+// `sapling prepare`: command-line options -> PrepareSettings (tokenizer and pGNN built from the registries) -> prepare_dataset().
 #include <nlohmann/json.hpp>
 
-#include <atomic>
-#include <chrono>
-#include <iomanip>
 #include <iostream>
-#include <map>
 #include <sstream>
 #include <thread>
 
 #include "command.hpp"
 #include "component_options.hpp"
-#include "sapling/dataset.hpp"
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
 #include "sapling/options.hpp"
-#include "sapling/progress.hpp"
+#include "sapling/prepare.hpp"
 #include "sapling/registry.hpp"
 #include "sapling/structure_io.hpp"
 
@@ -25,45 +20,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct FileResult {
-  std::vector<ChainStructure> chains;
-  std::string error;  // non-empty when the file could not be read
-};
-
-// Reads files[begin, end) on `threads` workers; results keep the file order.
-std::vector<FileResult> read_batch(const std::vector<fs::path>& files, size_t begin, size_t end, int threads) {
-  std::vector<FileResult> results(end - begin);
-  std::atomic<size_t> next{begin};
-  auto work = [&] {
-    for (size_t i; (i = next++) < end;) {
-      try {
-        results[i - begin].chains = read_structure(files[i]);
-      } catch (const std::exception& e) {
-        results[i - begin].error = e.what();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  return results;
-}
-
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream ss(text);
   for (std::string item; std::getline(ss, item, ',');)
     if (!item.empty()) out.push_back(item);
   return out;
-}
-
-// "--chains A" keeps chain A and the TER-separated pieces named A_2, A_3, ...
-bool chain_selected(const std::string& chain, const std::vector<std::string>& wanted) {
-  if (wanted.empty()) return true;
-  const std::string base = chain.substr(0, chain.find('_'));
-  return std::find(wanted.begin(), wanted.end(), chain) != wanted.end() ||
-         std::find(wanted.begin(), wanted.end(), base) != wanted.end();
 }
 
 int run(const std::vector<std::string>& args) {
@@ -141,25 +103,22 @@ int run(const std::vector<std::string>& args) {
   const std::vector<fs::path> files = find_structure_files(inputs);
   if (files.empty()) fail("prepare: no .pdb/.ent/.cif/.mmcif(.gz) files found in the inputs");
 
-  DatasetWriterOptions writer_options;
-  writer_options.shard_size = vm["shard-size"].as<int64_t>();
-  std::shared_ptr<StructureTokenizer> tokenizer;
+  if (has_max_resolution && max_resolution <= 0) fail("--max-resolution must be > 0, got ", max_resolution);
+  PrepareSettings settings;
+  settings.files = files;
   if (!vm.count("tokenizer") && vm.count("tokenizer-option")) fail("prepare: --tokenizer-option needs --tokenizer NAME");
   if (vm.count("tokenizer")) {
     load_plugins(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>() : std::vector<std::string>{});
     const std::string name = vm["tokenizer"].as<std::string>();
     const auto& registration = Registry<StructureTokenizer>::instance().find(name);
-    writer_options.tokenizer_options =
+    settings.tokenizer_options =
         vm.count("tokenizer-option") ? vm["tokenizer-option"].as<std::vector<std::string>>() : std::vector<std::string>{};
-    tokenizer = registration.factory(
-        options_from_pairs(registration.schema, writer_options.tokenizer_options, "--tokenizer-option", "tokenizer"));
-    writer_options.tokenizer = name;
-    for (int64_t s = 0; s < tokenizer->num_states(); ++s) writer_options.token_symbols.push_back(tokenizer->symbol(s));
-    writer_options.token_mask_state = tokenizer->mask_state();
+    settings.tokenizer = registration.factory(
+        options_from_pairs(registration.schema, settings.tokenizer_options, "--tokenizer-option", "tokenizer"));
+    settings.tokenizer_name = name;
   }
   // pGNN embeddings: built through the registry, evaluation mode, no autograd.
   std::shared_ptr<StructureEncoder> encoder;
-  nlohmann::json pgnn_info;
   if (vm.count("pgnn") && vm.count("embed")) fail("prepare: give --pgnn NAME (--embed is its old name), not both");
   const std::string pgnn_name =
       vm.count("pgnn") ? vm["pgnn"].as<std::string>() : vm.count("embed") ? vm["embed"].as<std::string>() : "";
@@ -182,148 +141,35 @@ int run(const std::vector<std::string>& args) {
            "pass --allow-random-pgnn to store them anyway (tests only)");
     if (vm.count("pgnn-weights")) encoder->load_weights(vm["pgnn-weights"].as<std::string>());
     encoder->eval();
-    pgnn_info = {{"encoder", name},
+    const nlohmann::json pgnn_info = {{"encoder", name},
                  {"weights", vm.count("pgnn-weights") ? vm["pgnn-weights"].as<std::string>()
                                                       : options.has("weights") ? options.get_path("weights").string() : ""},
                  {"options", pairs},
                  {"output_dim", encoder->output_dim()},
                  {"random_weights", !has_weights}};
     if (!has_weights) warn("prepare: --pgnn ", name, " with random weights (--allow-random-pgnn)");
+    settings.pgnn = encoder;
+    settings.pgnn_name = name;
+    settings.pgnn_info_json = pgnn_info.dump();
   }
-  StructureDatasetWriter writer(out, writer_options);
-
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (vm.count("threads")) threads = std::max(1, vm["threads"].as<int>());
-
-  std::map<std::string, int64_t> dropped;  // reason -> chains
-  std::map<std::string, int64_t> kept_by_split, high_quality_by_split;
-  nlohmann::json failures = nlohmann::json::array();
-  int64_t files_read = 0, chains_read = 0, residues_kept = 0, high_quality_kept = 0;
-  const auto start = std::chrono::steady_clock::now();
-  double embed_seconds = 0;
-  int64_t residues_embedded = 0;
-  ProgressBar progress(encoder ? "prepare+embed" : "prepare", static_cast<double>(files.size()), "files");
-  const size_t batch = 256;
-  for (size_t begin = 0; begin < files.size(); begin += batch) {
-    const size_t end = std::min(files.size(), begin + batch);
-    auto results = read_batch(files, begin, end, threads);
-    for (size_t i = begin; i < end; ++i) {
-      progress.advance(1);
-      FileResult& result = results[i - begin];
-      if (!result.error.empty()) {
-        if (strict) fail(result.error, " (--strict: stopping at the first unreadable file)");
-        warn("skipped ", result.error);
-        failures.push_back({{"file", files[i].string()}, {"reason", result.error}});
-        continue;
-      }
-      ++files_read;
-      for (ChainStructure& chain : result.chains) {
-        ++chains_read;
-        const int64_t L = chain.length();
-        const int64_t observed = chain.observed.sum().item<int64_t>();
-        const bool high_quality = is_high_quality(chain.method, chain.resolution);
-        std::string reason;
-        if (!chain_selected(chain.chain, wanted_chains)) reason = "chain not requested";
-        else if (L < min_length) reason = "shorter than --min-length";
-        else if (observed == 0) reason = "no observed residue";
-        else if (static_cast<double>(L - observed) > max_missing * static_cast<double>(L))
-          reason = "more missing residues than --max-missing";
-        else if (has_max_resolution && chain.resolution <= 0) reason = "resolution unknown (--max-resolution)";
-        else if (has_max_resolution && chain.resolution > max_resolution) reason = "resolution above --max-resolution";
-        else if (high_quality_only && !high_quality) reason = "not high quality (X-ray <= 2.0 A)";
-        if (!reason.empty()) {
-          ++dropped[reason];
-          continue;
-        }
-        ChainMetadata metadata;
-        metadata.group = split_group(chain.entry, split_by);
-        metadata.split = assign_split(metadata.group, valid_fraction, seed, reference_fraction);
-        // Filters above judge the deposited chain; what is stored is the training view of it.
-        if (sequence_mode == "observed") chain = observed_residues(chain);
-        metadata.source = files[i].string();
-        metadata.high_quality = high_quality;
-        torch::Tensor tokens;
-        if (tokenizer) {
-          try {
-            const std::vector<int64_t> states = tokenizer->encode(chain);
-            tokens = torch::tensor(states, torch::kInt64);
-          } catch (const std::exception& e) {
-            const std::string message = files[i].string() + " chain " + chain.chain + ": tokenizer: " + e.what();
-            if (strict) fail(message);
-            warn("skipped ", message);
-            ++dropped["tokenizer failed"];
-            continue;
-          }
-        }
-        torch::Tensor embeddings;
-        if (encoder) {
-          const auto t0 = std::chrono::steady_clock::now();
-          try {
-            torch::NoGradGuard no_grad;
-            embeddings = encoder->embed(chain);
-            if (embeddings.dim() != 2 || embeddings.size(0) != chain.length() ||
-                embeddings.size(1) != encoder->output_dim())
-              fail("embedding has shape ", embeddings.sizes(), ", expected [", chain.length(), ", ",
-                   encoder->output_dim(), "]");
-          } catch (const std::exception& e) {
-            const std::string message = files[i].string() + " chain " + chain.chain + ": pGNN: " + e.what();
-            if (strict) fail(message);
-            warn("skipped ", message);
-            ++dropped["pGNN embedding failed"];
-            continue;
-          }
-          embed_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          residues_embedded += chain.length();
-        }
-        ++kept_by_split[metadata.split];
-        if (high_quality) ++high_quality_by_split[metadata.split];
-        residues_kept += chain.length();
-        high_quality_kept += high_quality ? 1 : 0;
-        writer.add(chain, std::move(metadata), tokens, embeddings);
-      }
-    }
-  }
-  progress.finish();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const int64_t kept = writer.chains_written();
-
-  std::ostringstream summary;
-  summary << std::fixed << std::setprecision(1);
-  summary << "prepare: " << files.size() << " files: " << files_read << " read, " << failures.size()
-          << " skipped (unreadable) in " << seconds << " s (" << static_cast<double>(files.size()) / seconds
-          << " structures/s, " << threads << " threads)\n";
-  summary << "chains: " << chains_read << " read, " << kept << " kept (" << residues_kept << " residues";
-  for (const auto& [split, n] : kept_by_split) summary << ", " << split << " " << n;
-  summary << ", high-quality " << high_quality_kept << "; " << sequence_mode << " sequences)\n";
-  if (reference_fraction > 0)
-    summary << "reference splits (the reference model trains on their high-quality chains): reference_train "
-            << high_quality_by_split["reference_train"] << " high-quality of " << kept_by_split["reference_train"]
-            << ", reference_valid " << high_quality_by_split["reference_valid"] << " of "
-            << kept_by_split["reference_valid"] << "\n";
-  if (encoder)
-    summary << "pGNN " << pgnn_name << ": " << residues_embedded << " residues embedded (dim "
-            << encoder->output_dim() << ", float16) in " << embed_seconds << " s\n";
-  for (const auto& [reason, n] : dropped) summary << "dropped: " << reason << ": " << n << "\n";
-  if (kept == 0) {
-    std::cout << summary.str();
-    fail("prepare: no chain passed the filters; nothing written to ", out.string());
-  }
-  nlohmann::json info{{"command", args},
-                      {"files", files.size()},
-                      {"files_read", files_read},
-                      {"failures", failures},
-                      {"chains_read", chains_read},
-                      {"chains_kept", kept},
-                      {"dropped", dropped},
-                      {"split_by", split_by_name},
-                      {"valid_fraction", valid_fraction},
-                      {"reference_fraction", reference_fraction},
-                      {"sequence", sequence_mode},
-                      {"seed", seed}};
-  if (encoder) info["pgnn"] = pgnn_info;
-  writer.finish(info.dump());
-  summary << "wrote " << out.string() << "\n";
-  std::cout << summary.str();
+  settings.out = out;
+  settings.min_length = vm["min-length"].as<int64_t>();
+  settings.max_resolution = has_max_resolution ? max_resolution : 0.0;
+  settings.max_missing = max_missing;
+  settings.chains = wanted_chains;
+  settings.high_quality_only = high_quality_only;
+  settings.valid_fraction = valid_fraction;
+  settings.reference_fraction = reference_fraction;
+  settings.seed = seed;
+  settings.split_by = split_by;
+  settings.full_sequence = sequence_mode == "seqres";
+  settings.strict = strict;
+  settings.shard_size = vm["shard-size"].as<int64_t>();
+  settings.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (vm.count("threads")) settings.threads = std::max(1, vm["threads"].as<int>());
+  settings.command = args;
+  const PrepareReport report = prepare_dataset(settings);
+  std::cout << report.summary;
   return 0;
 }
 

@@ -15,14 +15,6 @@ ResidueSelector::~ResidueSelector() = default;
 
 void SequenceEncoder::save_tokenizer(const std::filesystem::path&) const {}
 
-std::string structure_entry_name(const std::filesystem::path& file) {
-  std::string name = file.filename().string();
-  if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) name.erase(name.size() - 3);
-  const size_t dot = name.find_last_of('.');
-  if (dot != std::string::npos && dot > 0) name.erase(dot);
-  return name;
-}
-
 TokenizerFile StructureTokenizer::read_file(const std::filesystem::path& file) const {
   StructureReadOptions options;
   options.use_full_sequence = false;  // the residues in the file

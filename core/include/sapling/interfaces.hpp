@@ -131,10 +131,6 @@ struct TokenizerFile {
 
 class TrainableTokenizer;
 
-// The entry name of a structure file: its name without ".gz" and one more
-// extension ("1abc.chain.pdb.gz" -> "1abc.chain"), as Foldseek names entries.
-SAPLING_API std::string structure_entry_name(const std::filesystem::path& file);
-
 class SAPLING_API StructureTokenizer {
  public:
   static constexpr const char* kind = "structure_tokenizer";
@@ -154,7 +150,7 @@ class SAPLING_API StructureTokenizer {
   // Reads one structure file the way this tokenizer's reference tool does.
   // The default: every chain's residues that have a CA (chains without any
   // are skipped), named ENTRY_CHAIN, or ENTRY for a file with one chain,
-  // where ENTRY is the file name without ".gz" and one more extension.
+  // where ENTRY is structure_entry_name(file) (structure_io.hpp).
   // Tokenizers that reproduce an external tool override it (Foldseek
   // createdb's view of PDB records and its chain rules).
   virtual TokenizerFile read_file(const std::filesystem::path& file) const;

@@ -96,4 +96,12 @@ FoldseekPdbView foldseek_pdb_view(const std::string& pdb_text) {
   return view;
 }
 
+std::string foldseek_entry_name(const std::filesystem::path& file) {
+  std::string name = file.filename().string();
+  if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) name.erase(name.size() - 3);
+  const size_t dot = name.find_last_of('.');
+  if (dot != std::string::npos && dot > 0) name.erase(dot);
+  return name;
+}
+
 }  // namespace sapling::foldseek3di

@@ -21,4 +21,8 @@ struct FoldseekPdbView {
 //  - of residues sharing a number (microheterogeneity), the first is kept.
 FoldseekPdbView foldseek_pdb_view(const std::string& pdb_text);
 
+// Foldseek's entry name: the file name without ".gz" and one more extension,
+// whatever it is ("1abc.chain.pdb.gz" -> "1abc.chain").
+std::string foldseek_entry_name(const std::filesystem::path& file);
+
 }  // namespace sapling::foldseek3di

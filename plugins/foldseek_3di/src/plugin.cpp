@@ -100,7 +100,7 @@ class Foldseek3DiTokenizer final : public StructureTokenizer {
     read_options.use_full_sequence = false;  // the residues in the file, as Foldseek uses them
     const std::vector<ChainStructure> chains = read_structure_from_memory(std::move(contents), name, read_options);
     if (chain_parts < 0) chain_parts = static_cast<int>(chains.size());
-    const std::string entry = structure_entry_name(file);
+    const std::string entry = foldseek_entry_name(file);
     TokenizerFile out;
     out.skip_rule = "chains with <= 3 residues or only unknown residues (Foldseek's rule)";
     for (const ChainStructure& chain : chains) {
