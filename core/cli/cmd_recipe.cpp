@@ -7,6 +7,7 @@
 #include "sapling/plugin.hpp"
 #include "sapling/recipe.hpp"
 #include "sapling/recipe_catalog.hpp"
+#include "sapling/training.hpp"
 
 namespace sapling::cli {
 namespace {
@@ -108,6 +109,7 @@ int run(const std::vector<std::string>& args) {
       Recipe recipe = Recipe::load(f, overrides);
       for (const auto& dir : recipe.plugin_paths()) PluginManager::instance().load_directory(dir);
       recipe.validate();
+      check_loss_fields(recipe);
       std::cout << "ok      " << f.string() << "\n";
     } catch (const Error& e) {
       std::cout << "FAILED  " << e.what() << "\n";

@@ -2,6 +2,7 @@
 #include "sapling/packing.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "sapling/error.hpp"
@@ -111,6 +112,14 @@ MicroBatch pack_micro_batch(const MicroBatch& padded, int64_t row_tokens, int64_
   if (padded.structure_tokens.defined()) out.structure_tokens = torch::full({rows, width}, kIgnoreLabel, torch::kInt64);
   if (padded.pgnn_embeddings.defined())
     out.pgnn_embeddings = torch::zeros({rows, width, padded.pgnn_embeddings.size(2)}, padded.pgnn_embeddings.options());
+  for (const auto& [name, values] : padded.fields) {
+    auto shape = values.sizes().vec();
+    shape[0] = rows;
+    shape[1] = width;
+    out.fields[name] = values.is_floating_point()
+                           ? torch::full(shape, std::numeric_limits<float>::quiet_NaN(), values.options())
+                           : torch::zeros(shape, values.options());
+  }
   out.proteins = padded.proteins;
   out.residues = padded.residues;
   for (int64_t p = 0; p < P; ++p) {
@@ -126,6 +135,7 @@ MicroBatch pack_micro_batch(const MicroBatch& padded, int64_t row_tokens, int64_
     copy(out.mlm_labels, padded.mlm_labels);
     if (out.structure_tokens.defined()) copy(out.structure_tokens, padded.structure_tokens);
     if (out.pgnn_embeddings.defined()) copy(out.pgnn_embeddings, padded.pgnn_embeddings);
+    for (auto& [name, values] : out.fields) copy(values, padded.fields.at(name));
     out.segments[place.row].slice(0, place.offset, place.offset + n).fill_(p);
   }
   return out;

@@ -1,6 +1,7 @@
 // Builds the trainer's objects from a validated recipe and computes one micro-batch's selected, weighted losses.
 #include "trainer_setup.hpp"
 
+#include <cmath>
 #include <sstream>
 
 #include "sapling/autocast.hpp"
@@ -119,6 +120,7 @@ ExampleSource::ExampleSource(const Recipe& recipe, const Options& data, const to
     layout_.num_states = tokenizer_->num_states();
     layout_.mask_state = tokenizer_->mask_state();
   }
+  extra_fields_ = extra_loss_fields(recipe);
   if (embeddings_from_dataset_) {
     embedding_dim_ = dataset_->embedding_dim();
   } else if (recipe.has_section("pgnn")) {
@@ -173,6 +175,13 @@ TrainingExample ExampleSource::example(size_t chain) {
       it = token_cache_.emplace(chain, torch::tensor(tokenizer_->encode(structure), torch::kInt64)).first;
     ex.tokens = it->second;
   }
+  for (const auto& field : extra_fields_) {
+    if (field == loss_fields::kCoords) ex.fields[field] = structure.coords.to(torch::kFloat32);
+    else if (field == loss_fields::kBfactor)
+      ex.fields[field] = structure.bfactor.defined() ? structure.bfactor.to(torch::kFloat32)
+                                                     : torch::full({structure.length()}, std::nanf(""), torch::kFloat32);
+    else fail("[losses]: no data source provides the per-residue field '", field, "'");
+  }
   if (embeddings_from_dataset_) {
     ex.embeddings = dataset_->embeddings(chain);
   } else if (pgnn_) {
@@ -203,6 +212,7 @@ std::string ExampleSource::describe() const {
 
 TrainingSetup build_setup(const Recipe& recipe) {
   recipe.validate();
+  sapling::check_loss_fields(recipe);
   TrainingSetup setup;
   const auto train = recipe.settings("train");
   setup.device = pick_device(train.get_string("device"));
@@ -357,6 +367,7 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, boo
   inputs.mlm_labels = batch.mlm_labels.to(device);
   if (batch.structure_tokens.defined()) inputs.structure_tokens = batch.structure_tokens.to(device);
   if (batch.pgnn_embeddings.defined()) inputs.pgnn_embeddings = batch.pgnn_embeddings.to(device);
+  for (const auto& [name, values] : batch.fields) inputs.fields[name] = values.to(device);
 
   AutocastGuard autocast(device, setup.autocast);
   auto current = score(*setup.model, setup.losses, inputs, batch, device);

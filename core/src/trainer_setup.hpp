@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,12 @@ class ExampleSource {
   int64_t embedding_dim_ = 0;
   StructureTokenLayout layout_;
   std::map<size_t, torch::Tensor> token_cache_, embedding_cache_;
+  std::set<std::string> extra_fields_;  // per-residue fields the losses read beyond tokens and embeddings
 };
+
+// The per-residue fields the recipe's losses read beyond structure tokens and
+// pGNN embeddings (Registration::fields; loss_fields.cpp).
+std::set<std::string> extra_loss_fields(const Recipe& recipe);
 
 // The recipe turned into objects, all on `device`.
 struct TrainingSetup {

@@ -2,6 +2,7 @@
 #include "sapling/training_batches.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "sapling/error.hpp"
 #include "sapling/structure_vocab.hpp"
@@ -111,7 +112,8 @@ MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer
   std::vector<std::pair<int64_t, int64_t>> windows;  // [start, length)
   std::vector<std::vector<int64_t>> encoded;
   for (const auto& example : examples) {
-    if (example.tokens.defined() != with_tokens || example.embeddings.defined() != with_embeddings)
+    if (example.tokens.defined() != with_tokens || example.embeddings.defined() != with_embeddings ||
+        example.fields.size() != examples.front().fields.size())
       fail("collate: every protein of a micro-batch needs the same per-residue inputs");
     const int64_t length = static_cast<int64_t>(example.sequence.size());
     int64_t start = 0, kept = length;
@@ -139,6 +141,13 @@ MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer
   const int64_t B = padded.ids.size(0), T = padded.ids.size(1);
   if (with_tokens) batch.structure_tokens = torch::full({B, T}, kIgnoreLabel, torch::kInt64);
   if (with_embeddings) batch.pgnn_embeddings = torch::zeros({B, T, dim}, torch::kFloat32);
+  for (const auto& [name, values] : examples.front().fields) {
+    std::vector<int64_t> shape = {B, T};
+    for (int64_t d = 1; d < values.dim(); ++d) shape.push_back(values.size(d));
+    const bool floating = values.is_floating_point();
+    batch.fields[name] = floating ? torch::full(shape, std::numeric_limits<float>::quiet_NaN(), values.options())
+                                  : torch::zeros(shape, values.options());
+  }
   for (int64_t b = 0; b < B; ++b) {
     const auto& example = examples[static_cast<size_t>(b)];
     const auto [start, kept] = windows[static_cast<size_t>(b)];
@@ -166,6 +175,16 @@ MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer
         fail("collate: pGNN embeddings of shape ", rows.sizes(), " for a protein of ", example.sequence.size(),
              " residues (expected [L, ", dim, "])");
       batch.pgnn_embeddings[b].slice(0, 1, 1 + kept).copy_(rows.slice(0, start, start + kept).to(torch::kFloat32));
+    }
+    for (auto& [name, out] : batch.fields) {
+      auto it = example.fields.find(name);
+      if (it == example.fields.end()) fail("collate: a protein of the micro-batch lacks the field '", name, "'");
+      const auto& values = it->second;
+      if (values.dim() != out.dim() - 1 || values.size(0) != static_cast<int64_t>(example.sequence.size()) ||
+          values.sizes().slice(1) != out.sizes().slice(2))
+        fail("collate: field '", name, "' of shape ", values.sizes(), " for a protein of ", example.sequence.size(),
+             " residues (expected [L", out.dim() > 2 ? ", ..." : "", "] like the other proteins)");
+      out[b].slice(0, 1, 1 + kept).copy_(values.slice(0, start, start + kept));
     }
   }
   return batch;

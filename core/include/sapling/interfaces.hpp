@@ -191,9 +191,24 @@ struct LossInputs {
   torch::Tensor ids;               // [B, T] the masked input
   torch::Tensor residue_mask;      // [B, T] bool
   torch::Tensor mlm_labels;        // [B, T] int64, -100 where not masked
-  torch::Tensor structure_tokens;  // [B, T] int64, -100 where unknown
-  torch::Tensor pgnn_embeddings;   // [B, T, G] float, zeros where unknown
+  torch::Tensor structure_tokens;  // [B, T] int64, -100 where unknown (field "structure_tokens")
+  torch::Tensor pgnn_embeddings;   // [B, T, G] float, zeros where unknown (field "pgnn")
+  // Further per-residue fields by name, laid out like the tokens: [B, T, ...]
+  // with each protein's residue k at its token position; specials, pad and
+  // residues without a value hold NaN (floating fields) or 0. The trainer
+  // fills those that a loss lists in Registration::fields. A structure
+  // dataset provides "coords" [B, T, 5, 3] float32 (N, CA, C, O, CB) and
+  // "bfactor" [B, T] float32 (CA B-factor, or pLDDT in predicted models).
+  std::map<std::string, torch::Tensor> fields;
 };
+
+// Names of the per-residue fields a loss may declare (Registration::fields).
+namespace loss_fields {
+inline constexpr const char* kStructureTokens = "structure_tokens";  // LossInputs::structure_tokens
+inline constexpr const char* kPgnn = "pgnn";                         // LossInputs::pgnn_embeddings
+inline constexpr const char* kCoords = "coords";                     // LossInputs::fields
+inline constexpr const char* kBfactor = "bfactor";                   // LossInputs::fields
+}  // namespace loss_fields
 
 // Per-residue loss vectors, so a selector can keep or drop residues.
 struct LossTerms {

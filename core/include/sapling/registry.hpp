@@ -31,6 +31,10 @@ struct Registration {
   // The component a command uses when none is named (`tokens --tokenizer`,
   // `pretrain-pgnn --encoder`): at most one per kind should set it.
   bool is_default = false;
+  // Alignment losses: the per-residue fields the loss reads (names in
+  // interfaces.hpp, loss_fields). `sapling recipe check` and the trainer
+  // refuse data that lacks one, naming the field and the loss.
+  std::vector<std::string> fields;
 };
 
 // Records every registration across interfaces (for `sapling plugins list`)

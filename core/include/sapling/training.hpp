@@ -35,6 +35,14 @@ struct TrainSummary {
   std::map<std::string, double> valid_before, valid_after;
 };
 
+// Fails, naming the loss and the field, when a [losses.*] table's loss reads
+// a per-residue field (Registration::fields) that the recipe's data cannot
+// provide: structure tokens need a tokenised dataset or [structure_tokens],
+// pGNN embeddings a dataset with them or [pgnn], coordinates and B-factors a
+// structure dataset. Checks nothing while the dataset does not exist yet.
+// `sapling recipe check` and `sapling train` call it.
+SAPLING_API void check_loss_fields(const Recipe& recipe);
+
 // Checks a recipe's losses on real data without training: builds the run as
 // `train` would, collates the first training micro-batch (epoch 0, micro-batch
 // 0), computes its losses and writes every intermediate to `file`

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <map>
 #include <vector>
 
 #include "sapling/export.hpp"
@@ -55,6 +56,8 @@ struct TrainingExample {
   // without them has no structure-token target (-100) rather than the
   // tokenizer's state for missing geometry (3Di 'D').
   torch::Tensor observed;
+  // Further per-residue fields a loss reads ("coords" [L, 5, 3], "bfactor" [L], ...): first dimension L.
+  std::map<std::string, torch::Tensor> fields;
 };
 
 struct StructureTokenLayout {
@@ -70,6 +73,8 @@ struct MicroBatch {
   torch::Tensor mlm_labels;        // [B, T] -100 where not masked
   torch::Tensor structure_tokens;  // [B, T] vocabulary ids, -100 where unknown (undefined without tokens)
   torch::Tensor pgnn_embeddings;   // [B, T, G] float32, zeros at specials (undefined without embeddings)
+  // TrainingExample::fields at token positions: [B, T, ...], NaN (floating) or 0 at specials and pad.
+  std::map<std::string, torch::Tensor> fields;
   // Packed rows only (pack_micro_batch): [B, T] int64, the protein of each
   // token in collation order (0..proteins-1), -1 at pad. Undefined: row b is protein b.
   torch::Tensor segments;
