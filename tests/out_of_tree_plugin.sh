@@ -65,7 +65,7 @@ if grep -q "failed to load" "$WORK/plugins.txt"; then fail "a plugin failed to l
 
 step "prepare the PSICOV sample with the installed sapling (3Di tokens, GearNet embeddings)"
 "$PREFIX/bin/sapling" prepare "$SOURCE_DIR/datasets/sample/psicov" --out "$WORK/dataset" --tokenizer foldseek_3di \
-  --valid-fraction 0.3 --seed 6 --embed gearnet \
+  --valid-fraction 0.3 --seed 6 --pgnn gearnet \
   --pgnn-weights "$SOURCE_DIR/datasets/models/gearnet_edge_mc_6x128.safetensors" \
   --pgnn-option 'hidden_dims=[128,128,128,128,128,128]' --quiet
 

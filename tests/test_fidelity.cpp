@@ -120,7 +120,7 @@ TEST_CASE("prepare --sequence observed: residues, tokens and pGNN rows one to on
   const auto root = sapling::test::temp_dir("fidelity-observed");
   const auto src = sapling::test::source_dir();
   const std::string inputs = quote(src / "datasets/sample/bm5");
-  const std::string embed = " --embed gearnet --pgnn-weights " +
+  const std::string embed = " --pgnn gearnet --pgnn-weights " +
                             quote(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
                             " --pgnn-option 'hidden_dims=[128,128,128,128,128,128]' --pgnn-option output=last";
   auto r = run_command(sapling::test::sapling_exe() + " prepare " + inputs + " --out " + quote(root / "observed") +

@@ -126,7 +126,7 @@ inline const std::filesystem::path& sample_dataset() {
     const auto src = source_dir();
     const auto quoted = [](const fs::path& p) { return "'" + p.string() + "'"; };
     const std::string flags =
-        " --tokenizer foldseek_3di --valid-fraction 0.2 --reference-fraction 0.4 --seed 6 --embed gearnet"
+        " --tokenizer foldseek_3di --valid-fraction 0.2 --reference-fraction 0.4 --seed 6 --pgnn gearnet"
         " --pgnn-weights " + quoted(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
         " --pgnn-option 'hidden_dims=[128,128,128,128,128,128]'";
     uint64_t key = std::hash<std::string>{}(flags);

@@ -107,31 +107,92 @@ ExampleSource::ExampleSource(const Recipe& recipe, const Options& data, const to
     fail(data.origin("dataset"), ": [data] dataset '", dir.string(),
          "' does not exist; create it with `sapling prepare STRUCTURES... --out ", dir.string(), " --tokenizer NAME`");
   dataset_.emplace(dir);
-  tokens_from_dataset_ = dataset_->has_tokens();
-  embeddings_from_dataset_ = dataset_->has_embeddings();
+  // The recipe's [structure_tokens] / [pgnn] decide; what the dataset stores is a cache of them, used when the
+  // recipe's component reproduces it (checked on a few chains), so an ablation with another tokenizer or pGNN
+  // never trains on the dataset's stale tokens or embeddings.
+  // A component that cannot be built (e.g. its weights are elsewhere) leaves the dataset's values in use.
+  const auto build_or_keep_stored = [&](const char* section, bool stored, auto create) {
+    try {
+      return create();
+    } catch (const Error& e) {
+      if (!stored) throw;
+      info("[", section, "] is not built (", e.what(), "): using what ", dir.string(), " stores");
+      return decltype(create())();
+    }
+  };
+  std::shared_ptr<StructureTokenizer> recipe_tokenizer;
+  if (recipe.has_section("structure_tokens")) {
+    const auto [plugin, options] = recipe.component("structure_tokens");
+    tokenizer_name_ = plugin;
+    recipe_tokenizer = build_or_keep_stored("structure_tokens", dataset_->has_tokens(), [&, &plugin = plugin, &options = options] {
+      return StructureTokenizerRegistry::instance().create(plugin, options);
+    });
+  }
+  tokens_from_dataset_ = dataset_->has_tokens() && (!recipe_tokenizer || dataset_reproduces(*recipe_tokenizer));
   if (tokens_from_dataset_) {
     layout_.num_states = static_cast<int64_t>(dataset_->token_symbols().size());
     layout_.mask_state = dataset_->token_mask_state();
     tokenizer_name_ = dataset_->tokenizer();
-  } else if (recipe.has_section("structure_tokens")) {
-    const auto [plugin, options] = recipe.component("structure_tokens");
-    tokenizer_ = StructureTokenizerRegistry::instance().create(plugin, options);
-    tokenizer_name_ = plugin;
+  } else if (recipe_tokenizer) {
+    if (dataset_->has_tokens())
+      info("[structure_tokens] ", tokenizer_name_, " does not reproduce the tokens stored in ", dir.string(), " (",
+           dataset_->tokenizer(), "): computing its own once per chain");
+    tokenizer_ = recipe_tokenizer;
     layout_.num_states = tokenizer_->num_states();
     layout_.mask_state = tokenizer_->mask_state();
   }
   extra_fields_ = extra_loss_fields(recipe);
+  std::shared_ptr<StructureEncoder> recipe_pgnn;
+  if (recipe.has_section("pgnn")) {
+    const auto [plugin, options] = recipe.component("pgnn");
+    pgnn_name_ = plugin;
+    recipe_pgnn = build_or_keep_stored("pgnn", dataset_->has_embeddings(), [&, &plugin = plugin, &options = options] {
+      return StructureEncoderRegistry::instance().create(plugin, options);
+    });
+  }
+  if (recipe_pgnn) {
+    recipe_pgnn->eval();
+    recipe_pgnn->to(device);
+    for (auto& p : recipe_pgnn->parameters()) p.set_requires_grad(false);
+  }
+  embeddings_from_dataset_ = dataset_->has_embeddings() && (!recipe_pgnn || dataset_reproduces(*recipe_pgnn));
   if (embeddings_from_dataset_) {
     embedding_dim_ = dataset_->embedding_dim();
-  } else if (recipe.has_section("pgnn")) {
-    const auto [plugin, options] = recipe.component("pgnn");
-    pgnn_ = StructureEncoderRegistry::instance().create(plugin, options);
-    pgnn_name_ = plugin;
-    pgnn_->eval();
-    pgnn_->to(device);
-    for (auto& p : pgnn_->parameters()) p.set_requires_grad(false);
+  } else if (recipe_pgnn) {
+    if (dataset_->has_embeddings())
+      info("[pgnn] ", pgnn_name_, " does not reproduce the embeddings stored in ", dir.string(),
+           ": computing its own once per chain");
+    pgnn_ = recipe_pgnn;
     embedding_dim_ = pgnn_->output_dim();
   }
+}
+
+namespace {
+constexpr size_t kChainsChecked = 3;  // enough to tell two tokenizers or encoders apart, cheap for any
+}  // namespace
+
+bool ExampleSource::dataset_reproduces(const StructureTokenizer& tokenizer) const {
+  if (static_cast<int64_t>(dataset_->token_symbols().size()) != tokenizer.num_states() ||
+      dataset_->token_mask_state() != tokenizer.mask_state())
+    return false;
+  for (size_t i = 0; i < std::min(kChainsChecked, dataset_->size()); ++i) {
+    const auto stored = dataset_->tokens(i).to(torch::kInt64);
+    const auto computed = torch::tensor(tokenizer.encode(dataset_->chain(i)), torch::kInt64);
+    if (!torch::equal(stored, computed)) return false;
+  }
+  return true;
+}
+
+bool ExampleSource::dataset_reproduces(StructureEncoder& encoder) const {
+  if (dataset_->embedding_dim() != encoder.output_dim()) return false;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < std::min(kChainsChecked, dataset_->size()); ++i) {
+    const auto stored = dataset_->embeddings(i).to(torch::kFloat32);
+    // Stored as float16: equal up to its rounding (relative 2^-11, and subnormal steps near zero).
+    const auto computed = encoder.embed(dataset_->chain(i)).to(torch::kCPU).to(torch::kFloat16).to(torch::kFloat32);
+    if (stored.sizes() != computed.sizes() || !torch::allclose(stored, computed, 1e-3, 1e-4)) return false;
+  }
+  return true;
 }
 
 ExampleSource::~ExampleSource() = default;
@@ -345,7 +406,7 @@ ScoredHeads score(SequenceEncoder& model, std::vector<LossHead>& heads, const Lo
       if (!inputs.structure_tokens.defined())
         hint = " (the data has no structure tokens: prepare the dataset with --tokenizer, or add [structure_tokens])";
       else if (!inputs.pgnn_embeddings.defined())
-        hint = " (the data has no pGNN embeddings: prepare with --embed, or add [pgnn])";
+        hint = " (the data has no pGNN embeddings: prepare with --pgnn NAME, or add [pgnn])";
       fail("[losses.", head.name, "]: ", e.what(), hint);
     }
   }

@@ -51,6 +51,10 @@ class ExampleSource {
   std::string describe() const;
 
  private:
+  // True when the component gives what the dataset stores on its first chains.
+  bool dataset_reproduces(const StructureTokenizer& tokenizer) const;
+  bool dataset_reproduces(StructureEncoder& encoder) const;
+
   std::optional<StructureDataset> dataset_;
   std::vector<FastaRecord> records_;  // sequence-only data
   std::vector<std::string> record_splits_;

@@ -26,6 +26,8 @@ namespace sapling {
 //   and header metadata "format", "version", "chains" (JSON array of that
 //   shard's chain metadata, same fields as in index.json).
 // R is the shard's residue count. Readable from Python with `safetensors` alone.
+// index.json also records the structure tokenizer (name, "tokenizer_options" as
+// "key=value" strings, "token_states", "token_symbols", "token_mask_state").
 
 inline constexpr const char* kDatasetFormat = "sapling-structure-dataset";
 inline constexpr int kDatasetVersion = 1;

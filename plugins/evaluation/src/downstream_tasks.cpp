@@ -362,7 +362,7 @@ class StructureProbe : public EvaluationTask {
   EvalResult run(SequenceEncoder& model) override {
     if (options_.get_path("dataset").empty())
       fail("structure_probe: option 'dataset' is required: a folder written by `sapling prepare ... --tokenizer "
-           "foldseek_3di [--embed gearnet ...]`");
+           "foldseek_3di [--pgnn gearnet ...]`");
     const StructureDataset data(data_path(options_.get_path("dataset"), "", "dataset"));
     if (!data.has_tokens() && !data.has_embeddings())
       fail(data.path().string(), ": the dataset has neither structure tokens nor pGNN embeddings (prepare it with "
@@ -552,7 +552,7 @@ void register_downstream_tasks() {
   {
     OptionSchema schema;
     schema.add("dataset", OptionType::Path).default_value(std::string())
-        .doc("prepared structure dataset (sapling prepare ... --tokenizer foldseek_3di [--embed gearnet ...]); required");
+        .doc("prepared structure dataset (sapling prepare ... --tokenizer foldseek_3di [--pgnn gearnet ...]); required");
     schema.add("train_split", OptionType::String).default_value(std::string("train")).doc("dataset split the maps are fitted on");
     schema.add("test_split", OptionType::String).default_value(std::string("valid")).doc("held-out dataset split they are scored on");
     schema.add("max_train_chains", OptionType::Int).default_value(int64_t{300}).min(0).doc("seeded cap on fitting chains (0 = all)");

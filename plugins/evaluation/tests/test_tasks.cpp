@@ -209,7 +209,7 @@ TEST_CASE("structure_probe: 3Di tokens and pGNN embeddings of held-out chains fr
   const auto dir = test::temp_dir("structure-probe");
   const auto prepare = test::run_command(
       test::sapling_exe() + " prepare " + (test::source_dir() / "datasets/sample/psicov").string() + "/*.chain.pdb.gz --out " +
-      (dir / "ds").string() + " --split-by entry --valid-fraction 0.3 --tokenizer foldseek_3di --embed gearnet " +
+      (dir / "ds").string() + " --split-by entry --valid-fraction 0.3 --tokenizer foldseek_3di --pgnn gearnet " +
       "--allow-random-pgnn --pgnn-option hidden_dims=[16]");
   INFO(prepare.output);
   REQUIRE(prepare.exit_code == 0);
