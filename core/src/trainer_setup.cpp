@@ -8,6 +8,7 @@
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/structure_vocab.hpp"
+#include "sapling/training.hpp"
 #include "sapling/training_checkpoint.hpp"
 
 namespace sapling::training {
