@@ -7,6 +7,7 @@
 #include "sapling/plugin.hpp"
 #include "sapling/recipe.hpp"
 #include "sapling/recipe_catalog.hpp"
+#include "tokenizer_recipe.hpp"  // tokenizer recipes validate through train-tokenizer's rules
 
 namespace sapling::cli {
 namespace {
@@ -30,6 +31,14 @@ std::vector<std::filesystem::path> collect(const std::vector<std::string>& input
     }
   }
   return files;
+}
+
+// A training recipe through Recipe::validate(), a tokenizer recipe ([tokenizer]) through its own rules.
+void check(const Recipe& recipe) {
+  if (is_tokenizer_recipe(recipe))
+    read_tokenizer_recipe(recipe);
+  else
+    recipe.validate();
 }
 
 int list(bool all) {
@@ -97,7 +106,7 @@ int run(const std::vector<std::string>& args) {
       for (const auto& p : recipe.plugin_paths()) v.push_back(p.string());
       return v;
     }());
-    recipe.validate();
+    check(recipe);
     std::cout << recipe.resolved_text() << std::endl;
     return 0;
   }
@@ -107,7 +116,7 @@ int run(const std::vector<std::string>& args) {
     try {
       Recipe recipe = Recipe::load(f, overrides);
       for (const auto& dir : recipe.plugin_paths()) PluginManager::instance().load_directory(dir);
-      recipe.validate();
+      check(recipe);
       std::cout << "ok      " << f.string() << "\n";
     } catch (const Error& e) {
       std::cout << "FAILED  " << e.what() << "\n";
