@@ -29,14 +29,14 @@ torch::Tensor finite_rows(const torch::Tensor& t) { return torch::isfinite(t).al
 
 torch::Tensor unit(const torch::Tensor& v) { return v / v.norm(2, -1, true).clamp_min(1e-8); }
 
-torch::Tensor dot(const torch::Tensor& a, const torch::Tensor& b) { return (a * b).sum(-1); }
+torch::Tensor row_dot(const torch::Tensor& a, const torch::Tensor& b) { return (a * b).sum(-1); }
 
 // Dihedral angle a-b-c-d per row (radians); NaN where an atom is missing.
 torch::Tensor dihedral(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c, const torch::Tensor& d) {
   const torch::Tensor axis = unit(c - b);
-  const torch::Tensor v = (a - b) - dot(a - b, axis).unsqueeze(-1) * axis;
-  const torch::Tensor w = (d - c) - dot(d - c, axis).unsqueeze(-1) * axis;
-  return torch::atan2(dot(torch::cross(axis, v, -1), w), dot(v, w));
+  const torch::Tensor v = (a - b) - row_dot(a - b, axis).unsqueeze(-1) * axis;
+  const torch::Tensor w = (d - c) - row_dot(d - c, axis).unsqueeze(-1) * axis;
+  return torch::atan2(row_dot(torch::cross(axis, v, -1), w), row_dot(v, w));
 }
 
 }  // namespace
@@ -56,7 +56,7 @@ ResidueFeatures residue_features(const ChainStructure& chain, int64_t neighbours
   // Frame of residue i: rows are the axes (C-CA direction, N in the plane, their normal), so that
   // frame @ (p - CA_i) is p in i's local coordinates, unchanged by any rigid motion of the chain.
   const torch::Tensor e1 = unit(c - ca);
-  const torch::Tensor e2 = unit((n - ca) - dot(n - ca, e1).unsqueeze(-1) * e1);
+  const torch::Tensor e2 = unit((n - ca) - row_dot(n - ca, e1).unsqueeze(-1) * e1);
   const torch::Tensor frame = torch::stack({e1, e2, torch::cross(e1, e2, -1)}, 1);  // [L, 3, 3]
   const auto local = [&](const torch::Tensor& v) { return torch::matmul(frame, v.unsqueeze(-1)).squeeze(-1); };
 

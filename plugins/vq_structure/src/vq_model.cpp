@@ -50,7 +50,7 @@ int64_t metadata_int(const std::map<std::string, std::string>& metadata, const s
 }  // namespace
 
 VqModelImpl::VqModelImpl(const VqArchitecture& a, const VqTraining& t, uint64_t seed) : architecture(a), training(t) {
-  const int64_t features = num_features(a.neighbours);
+  const int64_t features = vq::num_features(a.neighbours);
   at::Generator generator = at::detail::createCPUGenerator(seed);
   encoder = register_module("encoder", mlp(features, a.hidden_dim, a.latent_dim));
   decoder = register_module("decoder", mlp(a.latent_dim, a.hidden_dim, features));
@@ -154,9 +154,9 @@ VqArchitecture VqModelImpl::read_architecture(const std::filesystem::path& file)
   a.latent_dim = metadata_int(metadata, file, "latent_dim");
   a.hidden_dim = metadata_int(metadata, file, "hidden_dim");
   a.neighbours = metadata_int(metadata, file, "neighbours", 0);
-  if (metadata_int(metadata, file, "num_features") != num_features(a.neighbours))
+  if (metadata_int(metadata, file, "num_features") != vq::num_features(a.neighbours))
     fail(file.string(), ": metadata key 'num_features' is ", metadata.at("num_features"), " but ", a.neighbours,
-         " neighbours give ", num_features(a.neighbours), " features");
+         " neighbours give ", vq::num_features(a.neighbours), " features");
   return a;
 }
 
