@@ -1,6 +1,4 @@
 // vq_structure: codebook arithmetic, invariant features, deterministic tokens, training, and the CLI around them.
-#include <catch2/catch.hpp>
-
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <fstream>
@@ -13,6 +11,9 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/structure_io.hpp"
 #include "test_support.hpp"
+
+// Last: LibTorch's glog defines its own CHECK, which Catch's must replace.
+#include <catch2/catch.hpp>
 
 using namespace sapling;
 namespace fs = std::filesystem;
@@ -70,6 +71,8 @@ TEST_CASE("vq codebook: nearest codes and one EMA step match a hand-checked case
   const torch::Tensor z = torch::tensor({0.1f, 0.f, 0.9f, 0.1f, 1.1f, -0.1f, 0.f, 0.8f}).view({4, 2});
   const torch::Tensor codes = codebook->nearest(z);
   CHECK(codes.equal(torch::tensor({0, 1, 1, 2}, torch::kInt64)));
+  // (0.5, 0.5) is equally far from all three codes: ties go to the lowest index.
+  CHECK(codebook->nearest(torch::tensor({0.5f, 0.5f}).view({1, 2})).item<int64_t>() == 0);
   codebook->ema_update(z, codes);
   // counts [1, 2, 1]: cluster sizes 0.5 * 1 + 0.5 * count = [1, 1.5, 1]; sums 0.5 * code + 0.5 * sum of its
   // latents: [0.05, 0], [0.5 + 1.0, 0], [0, 0.5 + 0.4]; codes = sums / Laplace-smoothed sizes.
@@ -82,8 +85,6 @@ TEST_CASE("vq codebook: nearest codes and one EMA step match a hand-checked case
   std::cout << "EMA step: max |code - hand value| = " << diff << " (tolerance 1e-6)" << std::endl;
   CHECK(diff < 1e-6);
   CHECK(codebook->unused.equal(torch::zeros({3}, torch::kInt64)));
-  // Equal distances go to the lower index.
-  CHECK(codebook->nearest(torch::tensor({0.5f, 0.5f}).view({1, 2})).item<int64_t>() == 1);
 }
 
 TEST_CASE("vq codebook: codes unused for restart_after batches are re-seeded from the batch", "[vq_structure]") {
@@ -96,8 +97,8 @@ TEST_CASE("vq codebook: codes unused for restart_after batches are re-seeded fro
     codebook->ema_update(z, codebook->nearest(z));
     CHECK(codebook->restart_dead(z, /*after=*/3, generator) == 0);  // unused 1, then 2 batches: not yet
   }
-  const torch::Tensor kept = codebook->embedding[0].clone();
   codebook->ema_update(z, codebook->nearest(z));
+  const torch::Tensor kept = codebook->embedding[0].clone();  // the used code: not restarted
   CHECK(codebook->restart_dead(z, 3, generator) == 3);
   CHECK(codebook->embedding[0].equal(kept));
   for (int64_t code = 1; code < 4; ++code) {
