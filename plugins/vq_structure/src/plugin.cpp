@@ -135,8 +135,8 @@ OptionSchema tokenizer_schema() {
   const VqArchitecture a;
   const VqTraining t;
   OptionSchema s;
+  // Not .existing(): the factory's own check names the file once, as an error rather than a warning.
   s.add("weights", OptionType::Path)
-      .existing()
       .doc("safetensors file from `sapling train-tokenizer` (its metadata fixes the architecture); absent: an "
            "untrained model, for training");
   s.add("allow_untrained", OptionType::Bool).default_value(false).doc("let encode() run without weights (random codes; for tests)");
