@@ -8,6 +8,7 @@
 #include "sapling/recipe.hpp"
 #include "sapling/recipe_catalog.hpp"
 #include "sapling/training.hpp"
+#include "tokenizer_recipe.hpp"  // tokenizer recipes validate through train-tokenizer's rules
 
 namespace sapling::cli {
 namespace {
@@ -31,6 +32,17 @@ std::vector<std::filesystem::path> collect(const std::vector<std::string>& input
     }
   }
   return files;
+}
+
+// A training recipe through Recipe::validate() and the loss-field check, a tokenizer recipe ([tokenizer])
+// through its own rules.
+void check(const Recipe& recipe) {
+  if (is_tokenizer_recipe(recipe)) {
+    read_tokenizer_recipe(recipe);
+  } else {
+    recipe.validate();
+    check_loss_fields(recipe);
+  }
 }
 
 int list(bool all) {
@@ -98,7 +110,7 @@ int run(const std::vector<std::string>& args) {
       for (const auto& p : recipe.plugin_paths()) v.push_back(p.string());
       return v;
     }());
-    recipe.validate();
+    check(recipe);
     std::cout << recipe.resolved_text() << std::endl;
     return 0;
   }
@@ -108,8 +120,7 @@ int run(const std::vector<std::string>& args) {
     try {
       Recipe recipe = Recipe::load(f, overrides);
       for (const auto& dir : recipe.plugin_paths()) PluginManager::instance().load_directory(dir);
-      recipe.validate();
-      check_loss_fields(recipe);
+      check(recipe);
       std::cout << "ok      " << f.string() << "\n";
     } catch (const Error& e) {
       std::cout << "FAILED  " << e.what() << "\n";

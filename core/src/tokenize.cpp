@@ -19,12 +19,19 @@ struct FileTokens {
   std::string error;
 };
 
-std::string token_line(const StructureTokenizer& tokenizer, const std::vector<int64_t>& states) {
+// Letters (3Di) are written end to end; an alphabet with any longer symbol (VQ code numbers) is written
+// space-separated throughout, so that "1 2" and "12" stay apart.
+bool spaced_alphabet(const StructureTokenizer& tokenizer) {
+  for (int64_t state = 0; state < tokenizer.num_states(); ++state)
+    if (tokenizer.symbol(state).size() != 1) return true;
+  return false;
+}
+
+std::string token_line(const StructureTokenizer& tokenizer, const std::vector<int64_t>& states, bool spaced) {
   std::string line;
   for (int64_t state : states) {
-    const std::string symbol = tokenizer.symbol(state);
-    if (symbol.size() > 1 && !line.empty()) line += ' ';
-    line += symbol;
+    if (spaced && !line.empty()) line += ' ';
+    line += tokenizer.symbol(state);
   }
   return line;
 }
@@ -37,6 +44,7 @@ TokenizeReport tokenize_files(std::vector<std::filesystem::path> files, Structur
   TokenizeReport report;
   report.files = files.size();
   report.threads = tokenizer.thread_safe() ? std::max(1, std::min<int>(threads, static_cast<int>(files.size()))) : 1;
+  const bool spaced = spaced_alphabet(tokenizer);
   const auto start = std::chrono::steady_clock::now();
   std::vector<FileTokens> results(files.size());
   std::atomic<bool> stop{false};
@@ -46,7 +54,7 @@ TokenizeReport tokenize_files(std::vector<std::filesystem::path> files, Structur
         try {
           results[k].read = tokenizer.read_file(files[k]);
           for (const auto& chain : results[k].read.chains)
-            results[k].tokens.push_back(token_line(tokenizer, tokenizer.encode(chain)));
+            results[k].tokens.push_back(token_line(tokenizer, tokenizer.encode(chain), spaced));
         } catch (const std::exception& e) {
           const std::string what = e.what();
           results[k].error = what.find(files[k].string()) == std::string::npos ? files[k].string() + ": " + what : what;

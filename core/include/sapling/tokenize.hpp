@@ -21,7 +21,7 @@ struct TokenizeReport {
 // Reads each file through tokenizer.read_file() (files sorted by path, as
 // Foldseek createdb orders them), encodes every chain and writes
 // PREFIX.<tokenizer.file_tag()>.fasta and PREFIX.aa.fasta atomically.
-// Multi-character symbols (VQ code numbers) are space-separated. A file that
+// An alphabet with any multi-character symbol (VQ code numbers) is written space-separated. A file that
 // cannot be read is reported and skipped, or fails the call when `strict`.
 // Runs on `threads` workers when the tokenizer is thread-safe.
 SAPLING_API TokenizeReport tokenize_files(std::vector<std::filesystem::path> files, StructureTokenizer& tokenizer,
