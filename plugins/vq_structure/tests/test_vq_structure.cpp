@@ -280,3 +280,45 @@ TEST_CASE("sapling train-tokenizer and the vq options fail with one clear error"
   CHECK_THAT(r.output, Catch::Contains("missing.safetensors"));
   CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
 }
+
+// Issue #15's "done when": a VQ tokenizer trained by sapling on the bundled structures drives the full
+// method (MLM + structure tokens + contrastive, excess-loss selection against a reference trained with the same
+// tokens) end to end, on the sample dataset that stores 3Di tokens, which the trainer must not use.
+TEST_CASE("a vq tokenizer trained here drives a full-method training run end to end", "[vq_structure][cli][train]") {
+  const auto dir = test::temp_dir("vq-full-method");
+  const auto dataset = test::sample_dataset();  // 3Di tokens + GearNet embeddings, reference splits
+  {
+    std::ofstream recipe(dir / "vq.toml");
+    recipe << "# The test's tokenizer: 64 codes, 2 epochs on the sample's train split.\n[tokenizer]\n"
+              "plugin = \"vq_structure\"\ncodebook_size = 64\n[data]\ndataset = "
+           << quote(dataset) << "\nsplit = \"train\"\n[train]\nepochs = 2\nbatch_chains = 8\n"
+           << "[output]\nweights = \"vq64.safetensors\"\nmetrics = \"vq64.jsonl\"\n";
+  }
+  auto r = test::run_command(test::sapling_exe() + " train-tokenizer " + quote(dir / "vq.toml") + " --threads 2");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string tokens = " --set structure_tokens.plugin=vq_structure --set structure_tokens.weights=" +
+                             quote(dir / "vq64.safetensors");
+  const auto model = test::fixtures_dir() / "esm2_tiny";
+  r = test::run_command(test::small_train_command("reference_esm2_8m.toml", model, dir / "reference",
+                                                  "--max-steps 2" + tokens));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("does not reproduce the tokens stored"));
+  r = test::run_command(test::small_train_command(
+      "saesm2_8m.toml", model, dir / "aligned",
+      "--max-steps 2 --set reference_model.path=" + quote(dir / "reference" / "best") + tokens));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream metrics(dir / "aligned" / "metrics.jsonl");
+  std::string line, last;
+  while (std::getline(metrics, line))
+    if (line.find("\"type\":\"train\"") != std::string::npos) last = line;
+  INFO(last);
+  // The head has 64 + 6 classes: an untrained head's loss starts near ln 70 = 4.25, not ln 26 = 3.26.
+  CHECK_THAT(last, Catch::Contains("\"structure_token\":") && Catch::Contains("\"kept.structure_token\":"));
+  const auto at = last.find("\"structure_token\":") + 18;
+  const double loss = std::stod(last.substr(at));
+  std::cout << "full method with vq64 tokens: structure_token loss at step 2 = " << loss << " (ln 70 = 4.25)\n";
+  CHECK(loss > 3.5);
+}
