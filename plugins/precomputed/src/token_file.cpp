@@ -31,8 +31,8 @@ TokenAlphabet::TokenAlphabet(std::string letters, int64_t codes, std::string ext
   if (codes_mode()) {
     // A state index must fit the uint16 records (and the dataset's int16 tokens).
     if (codes_ > 32767 - 1) fail("precomputed tokens: codes = ", codes_, " is above the largest supported, 32766");
-    if (!extra_.empty() && state_of(extra_) >= 0)
-      fail("precomputed tokens: the mask symbol '", extra_, "' is also a code");
+    if (!extra_.empty() && TokenAlphabet("", codes_, "").state_of(extra_) >= 0)
+      fail("precomputed tokens: the extra mask symbol '", extra_, "' is also a code");
     return;
   }
   if (letters_.empty()) fail("precomputed tokens: the alphabet is empty (set 'alphabet' or 'codes')");
