@@ -40,6 +40,16 @@ inline ChainStructure first_residues(const ChainStructure& chain, int64_t n) {
   return out;
 }
 
+// Every chain of the conformance files, as the default StructureTokenizer::read_file and `prepare` see them
+// (observed residues), for components that read per-chain inputs from files (the `precomputed` plugin).
+inline std::vector<ChainStructure> conformance_file_chains() {
+  std::vector<ChainStructure> out;
+  const auto sample = source_dir() / "datasets/sample";
+  for (const auto& file : {sample / "bm5/1AY7_l_u.pdb.gz", sample / "psicov/1aba.pdb.gz", sample / "bm5/1AY7_r_u.pdb.gz"})
+    for (const auto& chain : read_structure(file)) out.push_back(observed_residues(chain));
+  return out;
+}
+
 // Components whose defaults cannot build them (they need a model folder or input files) get their options
 // here, from the repository's fixtures or from files written into `scratch`. A new plugin whose defaults build
 // needs nothing; one that needs inputs adds its entry, and until it does the suite fails naming it.

@@ -3,6 +3,7 @@
 
 #include "conformance_support.hpp"
 #include "sapling/interfaces.hpp"
+#include "sapling/npy.hpp"
 
 namespace {
 
@@ -15,6 +16,13 @@ const std::map<std::string, t::OptionsMaker>& known() {
   static const std::map<std::string, t::OptionsMaker> makers = {
       {"gearnet", [](const sapling::OptionSchema& schema, const std::filesystem::path&) {
          return t::with(schema, {{"hidden_dims", std::vector<int64_t>{16, 16}}});
+       }},
+      // `precomputed` reads a folder of per-chain files: seeded random embeddings of every conformance chain.
+      {"precomputed", [](const sapling::OptionSchema& schema, const std::filesystem::path& scratch) {
+         torch::manual_seed(5);
+         for (const auto& chain : t::conformance_file_chains())
+           sapling::save_npy(scratch / (chain.entry + "_" + chain.chain + ".npy"), torch::randn({chain.length(), 8}));
+         return t::with(schema, {{"dir", scratch.string()}});
        }}};
   return makers;
 }

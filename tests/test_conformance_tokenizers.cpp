@@ -1,6 +1,7 @@
 // Conformance of every registered structure tokenizer: state ranges, lengths, symbols, determinism, threads, files, tiny chains.
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <thread>
 
 #include "conformance_support.hpp"
@@ -13,8 +14,26 @@ using sapling::StructureTokenizer;
 namespace t = sapling::test;
 
 // Tokenizers that need inputs: see conformance_support.hpp.
+// `precomputed` reads a token file: the built-in 3Di tokens of every conformance chain, written as the plugin
+// expects them (ENTRY_CHAIN headers). `vq_structure` without trained weights encodes with its random codebook.
 const std::map<std::string, t::OptionsMaker>& known() {
-  static const std::map<std::string, t::OptionsMaker> makers;
+  static const std::map<std::string, t::OptionsMaker> makers = {
+      {"precomputed",
+       [](const sapling::OptionSchema& schema, const std::filesystem::path& scratch) {
+         const auto& three_di = sapling::StructureTokenizerRegistry::instance().find("foldseek_3di");
+         const auto tokenizer = three_di.factory(sapling::Options::defaults(three_di.schema));
+         const auto file = scratch / "tokens.3di.fasta";
+         std::ofstream out(file);
+         for (const auto& chain : t::conformance_file_chains()) {
+           out << '>' << chain.entry << '_' << chain.chain << '\n';
+           for (int64_t state : tokenizer->encode(chain)) out << tokenizer->symbol(state);
+           out << '\n';
+         }
+         return t::with(schema, {{"file", file.string()}});
+       }},
+      {"vq_structure", [](const sapling::OptionSchema& schema, const std::filesystem::path&) {
+         return t::with(schema, {{"allow_untrained", true}, {"codebook_size", int64_t{64}}});
+       }}};
   return makers;
 }
 

@@ -1,6 +1,8 @@
 // Builds the trainer's objects from a validated recipe and computes one micro-batch's selected, weighted losses.
 #include "trainer_setup.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <sstream>
 
@@ -305,7 +307,14 @@ TrainingSetup build_setup(const Recipe& recipe) {
   setup.model->to(setup.device);
   setup.model->train();
 
-  setup.data = std::make_unique<ExampleSource>(recipe, recipe.settings("data"), setup.device);
+  {
+    // Building a [pgnn] or [structure_tokens] component may draw random initial weights; the heads built next
+    // must start the same whether the data source built one or found everything in the dataset.
+    auto generator = at::detail::getDefaultCPUGenerator();
+    const auto rng_state = generator.get_state();
+    setup.data = std::make_unique<ExampleSource>(recipe, recipe.settings("data"), setup.device);
+    generator.set_state(rng_state);
+  }
   const DataDimensions dimensions{setup.data->embedding_dim(), setup.data->token_layout().num_states};
   setup.losses = build_losses(recipe, setup.model->hidden_size(), dimensions);
   for (auto& head : setup.losses) head.loss->to(setup.device);

@@ -80,6 +80,10 @@ class PrecomputedEncoder final : public StructureEncoder {
     if (values.size(1) != dim_)
       fail("precomputed embeddings for ", label, ": ", file.string(), " has dimension ", values.size(1), " but ",
            first_.string(), " has ", dim_, "; every file in the folder must have the same dimension");
+    // The interface's contract, as GearNet honours it: a residue without a CA has a zero row (no contrastive
+    // partner), whatever the external tool wrote for it.
+    if (chain.observed.defined() && chain.observed.numel() == chain.length())
+      values = values.masked_fill(chain.observed.to(torch::kBool).logical_not().unsqueeze(1), 0);
     return values;
   }
 
