@@ -159,7 +159,7 @@ TEST_CASE("a recipe configures the losses and the selector through the registry"
   CHECK(contrastive->named_parameters()["seq_projection.weight"].sizes() == torch::IntArrayRef({6, 8}));
 
   auto [st_plugin, st_options] = recipe.component("losses.structure");
-  CHECK(st_options.get_int("num_classes") == 26);
+  CHECK(st_options.get_int("num_classes") == 0);  // 0: sized from the data's tokenizer by `sapling train`
   CHECK(st_options.get_float("weight") == 0.5);
   CHECK(recipe.component("losses.mlm").second.get_float("weight") == 1.0);
 

@@ -114,6 +114,6 @@ TEST_CASE("prepare --embed refuses random weights unless --allow-random-pgnn", "
   const auto no_embed = test::run_command(test::sapling_exe() + " prepare" + psicov_inputs() + " --out " +
                                           (dir / "ds2").string() + " --pgnn-weights x.safetensors");
   CHECK(no_embed.exit_code != 0);
-  CHECK(no_embed.output.find("need --embed") != std::string::npos);
+  CHECK(no_embed.output.find("need --pgnn NAME") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
