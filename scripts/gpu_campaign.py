@@ -66,7 +66,7 @@ def read_jsonl(path):
 
 def read_safetensors(path):
     """name -> float64 numpy array, floating-point tensors only (bf16/f16 widened)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "perf"))
     from safetensors_numpy import read_arrays
 
     return {name: a.astype("float64") for name, a in read_arrays(path).items() if a.dtype.kind == "f"}
@@ -256,7 +256,7 @@ def cmd_train_metrics(args):
               "seconds_per_step": seconds / len(timed)}
     paddings = [line["padding"] for line in timed if "padding" in line]
     if paddings:
-        # Token-weighted would need the token counts; the steps' mean is what bench/train_batching.sh reports too.
+        # Token-weighted would need the token counts; the steps' mean is what perf/train_batching.sh reports too.
         record["padding"] = sum(paddings) / len(paddings)
     for key in ("mlm", "structure_token", "contrastive"):
         if key in lines[-1]:
@@ -368,7 +368,7 @@ def section_mlm(outdir, versions):
     attention = next((r.get("attention") for r in records if r.get("attention")), "?")
     return (f"Forward, masked-LM loss, backward and AdamW on one fixed batch ({dtype}; bf16 = autocast, float32 weights "
             "and optimiser), timed steps after warm-up, residues/s; MFU = 6 x parameters x tokens per second over the "
-            f"peak given. PyTorch eager: `bench/torch_esm2.py` (this repository's ESM2 in plain PyTorch, attention "
+            f"peak given. PyTorch eager: `perf/torch_esm2.py` (this repository's ESM2 in plain PyTorch, attention "
             f"`{attention}`) and transformers' `EsmForMaskedLM` (its default attention), both randomly initialised at "
             "the same size, same process layout (one process per run). Peak GPU memory: nvidia-smi, device-wide, sampled "
             "every 100 ms (context and allocator cache included).\n\n"

@@ -128,7 +128,7 @@ step_build() {
   if [[ $MODE == rehearsal ]]; then
     # The rehearsal builds nothing: it checks that the build it is given has what the campaign runs.
     local f
-    for f in sapling bench/sapling_bench_mlm_train plugins/sapling_esm2.so plugins/sapling_alignment.so \
+    for f in sapling perf/sapling_bench_mlm_train plugins/sapling_esm2.so plugins/sapling_alignment.so \
       plugins/sapling_gearnet.so plugins/sapling_foldseek_3di.so plugins/sapling_evaluation.so; do
       [[ -e $BUILD_DIR/$f ]] || die "$BUILD_DIR/$f is missing (build first: ninja -C $BUILD_DIR)"
     done
@@ -257,7 +257,7 @@ step_parity() {
 
 # ---------------------------------------------------------------------------------------------- 3. mlm
 
-# sapling_bench_mlm_train and bench/torch_esm2.py (this repository's ESM2 in plain PyTorch; transformers'
+# sapling_bench_mlm_train and perf/torch_esm2.py (this repository's ESM2 in plain PyTorch; transformers'
 # EsmForMaskedLM too where installed) on the same batch shape, one after the other, per model size.
 step_mlm() {
   local out=$STEP_OUT/results.jsonl shape peak impl have_torch=1 have_transformers=1 dtype=float32 attention=manual
@@ -272,7 +272,7 @@ step_mlm() {
   (( have_transformers )) || note "transformers arm skipped: not installed for $PY"
   for shape in $MLM_SHAPES; do
     gpu_sampler_start "$STEP_OUT/gpu.samples"
-    timeout "$(cap 120)" "$BUILD_DIR/bench/sapling_bench_mlm_train" --preset "$shape" --fasta "$MLM_FASTA" \
+    timeout "$(cap 120)" "$BUILD_DIR/perf/sapling_bench_mlm_train" --preset "$shape" --fasta "$MLM_FASTA" \
       --batch "$MLM_BATCH" --tokens "$MLM_TOKENS" --device "$DEVICE" --dtype "$dtype" --peak-tflops "$PEAK_TFLOPS" \
       --warmup "$MLM_WARMUP" --steps "$MLM_STEPS" --threads "$THREADS" > "$STEP_OUT/sapling_$shape.log" 2>&1
     local rc=$?
@@ -288,7 +288,7 @@ step_mlm() {
     for impl in esm2 transformers; do
       [[ $impl == transformers ]] && (( ! have_transformers )) && continue
       gpu_sampler_start "$STEP_OUT/gpu.samples"
-      timeout "$(cap 120)" "$PY" "$REPO/bench/torch_esm2.py" --mode train --impl "$impl" --preset "$shape" \
+      timeout "$(cap 120)" "$PY" "$REPO/perf/torch_esm2.py" --mode train --impl "$impl" --preset "$shape" \
         --fasta "$MLM_FASTA" --batch "$MLM_BATCH" --tokens "$MLM_TOKENS" --device "$DEVICE" --dtype "$dtype" \
         --attention "$attention" --peak-tflops "$PEAK_TFLOPS" --warmup "$MLM_WARMUP" --steps "$MLM_STEPS" \
         --threads "$THREADS" --json "$STEP_OUT/torch.jsonl" > "$STEP_OUT/torch_${impl}_$shape.log" 2>&1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side CPU comparison of sapling and PyTorch eager (bench/torch_esm2.py) for mlm-train-cpu and embed-cpu (issue #7).
+# Side-by-side CPU comparison of sapling and PyTorch eager (perf/torch_esm2.py) for mlm-train-cpu and embed-cpu (issue #7).
 #
 # Runs the two sides alternately in one invocation (sapling, torch, sapling, torch, ... per thread
 # count) so that drifting machine load hits both alike, checks parity first, and prints each run's
@@ -22,7 +22,7 @@ FASTAS=${FASTAS:-embed_100}
 STEPS=${STEPS:-3}
 WARMUP=${WARMUP:-1}
 SAPLING=${SAPLING:-build/sapling}
-TRAIN=${TRAIN:-build/bench/sapling_bench_mlm_train}
+TRAIN=${TRAIN:-build/perf/sapling_bench_mlm_train}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
@@ -52,7 +52,7 @@ for workload in $WORKLOADS; do
       echo "   $WARMUP warm-up + $STEPS timed steps per run; the torch side trains on the batch sapling dumped"
       # Parity first: sapling's logits on the benchmark batch against the PyTorch model's.
       "$TRAIN" --model "$MODEL" --fasta "$BENCH/embed_100.fasta" --threads 1 --warmup 0 --steps 1 --dump "$OUT/batch.safetensors" >/dev/null
-      "$PYTHON" bench/torch_esm2.py --mode parity --model "$MODEL" --batch-file "$OUT/batch.safetensors" | sed 's/^/   /'
+      "$PYTHON" perf/torch_esm2.py --mode parity --model "$MODEL" --batch-file "$OUT/batch.safetensors" | sed 's/^/   /'
       for round in $(seq "$ROUNDS"); do
         for t in $THREADS; do
           log=$OUT/train_sapling_$t.log
@@ -60,7 +60,7 @@ for workload in $WORKLOADS; do
           [ "$round" = 1 ] && sed -n 1p "$log" | sed 's/^/   /'
           record "$workload" "$t" sapling "$(rate <"$log")" "$(cpu_rate <"$log")"
           log=$OUT/train_torch_$t.log
-          "$PYTHON" bench/torch_esm2.py --mode train --model "$MODEL" --batch-file "$OUT/batch.safetensors" \
+          "$PYTHON" perf/torch_esm2.py --mode train --model "$MODEL" --batch-file "$OUT/batch.safetensors" \
             --threads "$t" --warmup "$WARMUP" --steps "$STEPS" >"$log"
           [ "$round" = 1 ] && sed -n 1p "$log" | sed 's/^/   /'
           record "$workload" "$t" torch "$(rate <"$log")" "$(cpu_rate <"$log")"
@@ -80,7 +80,7 @@ for workload in $WORKLOADS; do
             # The first torch run also diffs its embeddings against sapling's output just written.
             compare=()
             [ "$round" = 1 ] && [ "$t" = "$(echo $THREADS | cut -d' ' -f1)" ] && compare=(--compare "$OUT/$fasta.safetensors")
-            timed "$PYTHON" bench/torch_esm2.py --mode embed --model "$MODEL" --fasta "$BENCH/$fasta.fasta" \
+            timed "$PYTHON" perf/torch_esm2.py --mode embed --model "$MODEL" --fasta "$BENCH/$fasta.fasta" \
               --toks-per-batch 4096 --threads "$t" "${compare[@]}" >"$log"
             grep -h '^parity' "$log" | sed 's/^/   /' || true
             record "$workload:$fasta" "$t" torch "$(rate <"$log")" "$(command_cpu_rate "$(residues_of <"$log")")"

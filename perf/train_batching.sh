@@ -19,7 +19,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 [[ -f $OUT/bm5/index.json ]] || $S prepare "$DATA/data/structures/bm5" --out "$OUT/bm5" --tokenizer foldseek_3di \
   --valid-fraction 0.15 --seed 0 --split-by complex --threads "$THREADS" --quiet
 cat > "$OUT/batching.toml" <<TOML
-# Written by bench/train_batching.sh: MLM + 3Di structure tokens, no selection (no pGNN needed).
+# Written by perf/train_batching.sh: MLM + 3Di structure tokens, no selection (no pGNN needed).
 [model]
 plugin = "esm2"
 path = "../../datasets/models/esm2_t6_8M_uniprot_f16"
@@ -57,7 +57,7 @@ for arm in proteins tokens packed packed:1024; do
     END { printf "train %-12s residues/s %7.0f  padding %5.1f%%  (%d steps)\n", b, rs / n, 100 * ps / n, n }' "$run/metrics.jsonl"
 done
 for pack in "" --pack; do
-  line=$($S embed --model datasets/models/esm2_t6_8M_uniprot_f16 --fasta "$DATA/bench/embed_500.fasta" \
+  line=$($S embed --model datasets/models/esm2_t6_8M_uniprot_f16 --fasta "$DATA/perf/embed_500.fasta" \
     --out "$OUT/e.safetensors" --include per_tok,mean --toks-per-batch 4096 $pack --threads "$THREADS" 2>&1 | grep "^embedded")
   echo "embed ${pack:-padded}: ${line#embedded }"
 done

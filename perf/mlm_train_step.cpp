@@ -45,7 +45,7 @@ const char* kUsage =
     "least --tokens - 2 residues, cropped; 15% of residues replaced by <mask> (no 80/10/10); forward,\n"
     "mean cross-entropy over masked residues, backward, AdamW (lr 1e-4, betas 0.9/0.95, wd 0.01 on\n"
     "matrices). Prints per-part times and residues/s over the timed steps. --dump writes the batch and\n"
-    "the first step's logits (before any update) for bench/torch_esm2.py --mode parity.\n"
+    "the first step's logits (before any update) for perf/torch_esm2.py --mode parity.\n"
     "--preset builds a randomly initialised ESM2 of a released size (esm2_t33_650M_UR50D, ...) instead\n"
     "of loading one. --dtype bf16 runs the step under CUDA autocast (weights and AdamW stay float32).\n"
     "--peak-tflops adds the model FLOP/s (6 x parameters x tokens per second) as a fraction of that\n"
@@ -126,7 +126,7 @@ int main(int argc, char** argv) try {
   for (const auto& p : model->parameters()) parameters += p.numel();
   const auto& tokenizer = model->tokenizer();
 
-  // Fixed batch: whole residues only (no specials), so the ids are the same in bench/torch_esm2.py.
+  // Fixed batch: whole residues only (no specials), so the ids are the same in perf/torch_esm2.py.
   const int64_t residues_per_sequence = args.tokens - 2;
   std::vector<std::vector<int64_t>> encoded;
   for (const auto& record : read_fasta(args.fasta)) {
