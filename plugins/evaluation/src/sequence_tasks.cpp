@@ -8,7 +8,6 @@
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
 #include "sapling/masking.hpp"
-#include "sapling/plugin.hpp"
 #include "sapling/stats.hpp"
 #include "support.hpp"
 #include "tasks.hpp"
@@ -257,9 +256,3 @@ void register_sequence_tasks() {
 }
 
 }  // namespace sapling::evaluation
-
-SAPLING_PLUGIN("evaluation", "Evaluation tasks: unsupervised and probed contacts, secondary structure, MLM perplexity, fitness, variant effects, residue classification") {
-  sapling::evaluation::register_contact_tasks();
-  sapling::evaluation::register_sequence_tasks();
-  sapling::evaluation::register_downstream_tasks();
-}
