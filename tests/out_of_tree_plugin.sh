@@ -46,7 +46,7 @@ cp -r plugins/template "$PLUGIN_DIR"
 cd "$PLUGIN_DIR"
 mv src/template_plugin.cpp src/my_selector_plugin.cpp
 mv tests/test_template.cpp tests/test_my_selector.cpp
-sed -i 's/template/my_selector/gI' CMakeLists.txt src/*.cpp tests/*.cpp
+sed -i 's/template/my_selector/gI' CMakeLists.txt README.md src/*.cpp tests/*.cpp
 if grep -rniI template .; then fail "the copy still says 'template' (above)"; fi
 
 step "build it against the installed sapling"
