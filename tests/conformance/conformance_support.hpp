@@ -75,7 +75,7 @@ std::shared_ptr<Interface> build_for_conformance(const std::string& name, const 
   } catch (const std::exception& e) {
     FAIL("cannot build " << Interface::kind << " '" << name << "' for the conformance checks: " << e.what()
                          << "\n(a component that needs inputs gets its options in the `known` table of its "
-                            "tests/test_conformance_*.cpp)");
+                            "tests/conformance/test_*.cpp)");
   }
   REQUIRE(built);
   return built;
