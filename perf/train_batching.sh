@@ -57,7 +57,7 @@ for arm in proteins tokens packed packed:1024; do
     END { printf "train %-12s residues/s %7.0f  padding %5.1f%%  (%d steps)\n", b, rs / n, 100 * ps / n, n }' "$run/metrics.jsonl"
 done
 for pack in "" --pack; do
-  line=$($S embed --model datasets/models/esm2_t6_8M_uniprot_f16 --fasta "$DATA/perf/embed_500.fasta" \
+  line=$($S embed --model datasets/models/esm2_t6_8M_uniprot_f16 --fasta "$DATA/bench/embed_500.fasta" \
     --out "$OUT/e.safetensors" --include per_tok,mean --toks-per-batch 4096 $pack --threads "$THREADS" 2>&1 | grep "^embedded")
   echo "embed ${pack:-padded}: ${line#embedded }"
 done

@@ -2,7 +2,7 @@
 # The GPU campaign (issue #18): build, CUDA/CPU parity, MLM throughput beside PyTorch, the SaESM2 step per batching, a short science run and a dated summary, in one capped command.
 #
 # Usage:
-#   scripts/gpu_campaign.sh --stage                  here, with ../shared, apt and a local build: fill gpu/ (ignored)
+#   MIRROR=../shared scripts/gpu_campaign.sh --stage here, with apt and a local build: fill gpu/ (ignored)
 #                                                    with what travels to the GPU machine (.deb files, the prepared
 #                                                    BM5 dataset, the contact-evaluation structures, the benchmark
 #                                                    FASTA), check the size of the whole tree that travels, print `carry`
@@ -450,9 +450,15 @@ step_science() {
 # Here, before a GPU run: everything the campaign reads that is not in the repository goes into $STAGE (one ignored
 # folder), and the whole tree that travels is measured against the device tool's limit.
 stage() {
-  local shared=${SHARED:-$REPO/../shared} build=${SAPLING_BUILD_DIR:-$REPO/build}
-  [[ -d $shared/data/structures/bm5 ]] || die "$shared/data/structures/bm5 not found (SHARED=path/to/shared)"
+  local build=${SAPLING_BUILD_DIR:-$REPO/build} data=${SAPLING_DATA_DIR:-$REPO/out/data}
   [[ -x $build/sapling ]] || die "$build/sapling not found: build first (SAPLING_BUILD_DIR=...)"
+  # The data sets through sapling's data mechanism, checksums verified: copied from MIRROR when given (CI's and
+  # this machine's mirror is ../shared), else already in $data (`sapling data fetch --to`).
+  echo "== data sets bm5, psicov, embed_bench -> $data"
+  if [[ -n ${MIRROR:-} ]]; then "$build/sapling" data fetch bm5 psicov embed_bench --mirror "$MIRROR" --to "$data" --quiet
+  else "$build/sapling" data verify bm5 psicov embed_bench --to "$data" --quiet; fi \
+    || die "the data sets bm5, psicov and embed_bench are not in $data (MIRROR=DIR copies them from a mirror)"
+  local structures=$data/data/structures
   mkdir -p "$STAGE/debs" "$STAGE/data"
   echo "== .deb files -> $STAGE/debs"
   (cd "$STAGE/debs" && for p in $DEBS; do compgen -G "${p}_*.deb" > /dev/null || apt-get download "$p" 2>&1 | grep -v '^W: ' ; done)
@@ -460,19 +466,19 @@ stage() {
   echo "== prepared BM5 (3Di tokens, 15% of complexes held out, as scripts/repro.sh) -> $STAGE/data/bm5"
   if [[ ! -f $STAGE/data/bm5/index.json ]]; then
     # From the structures' folder, so that index.json records short relative sources (it travels too).
-    (cd "$shared/data/structures" && "$build/sapling" prepare bm5 --out "$STAGE/data/bm5" --tokenizer foldseek_3di \
+    (cd "$structures" && "$build/sapling" prepare bm5 --out "$STAGE/data/bm5" --tokenizer foldseek_3di \
       --valid-fraction 0.15 --seed 0 --split-by complex --quiet) || die "sapling prepare failed"
   fi
   echo "== contact-evaluation structures (unbound chains of the held-out complexes) -> $STAGE/data/bm5_eval"
   rm -rf "$STAGE/data/bm5_eval" && mkdir -p "$STAGE/data/bm5_eval"
-  held_out_unbound "$STAGE/data/bm5/index.json" | while read -r f; do cp "$shared/data/structures/$f" "$STAGE/data/bm5_eval/"; done
+  held_out_unbound "$STAGE/data/bm5/index.json" | while read -r f; do cp "$structures/$f" "$STAGE/data/bm5_eval/"; done
   echo "== prepared PSICOV (high-quality full entries, the reference model's data, as scripts/repro.sh) -> $STAGE/data/psicov"
-  [[ -f $STAGE/data/psicov/index.json ]] || (cd "$shared/data/structures" && prepare_psicov "$build/sapling" psicov "$STAGE/data/psicov" --quiet) \
+  [[ -f $STAGE/data/psicov/index.json ]] || (cd "$structures" && prepare_psicov "$build/sapling" psicov "$STAGE/data/psicov" --quiet) \
     || die "sapling prepare of PSICOV failed"
   # The MLM step's batch only: the first sequences long enough for its crop (what both sides take from the file).
   awk -v need=$(( MLM_TOKENS_MAX - 2 )) -v n=8 '/^>/ { if (seq != "" && length(seq) >= need && k < n) { print head; print seq; k++ }
       head = $0; seq = ""; next } { seq = seq $0 }
-    END { if (seq != "" && length(seq) >= need && k < n) { print head; print seq } }' "$shared/bench/embed_500.fasta" \
+    END { if (seq != "" && length(seq) >= need && k < n) { print head; print seq } }' "$data/bench/embed_500.fasta" \
     > "$STAGE/data/mlm_batch.fasta"
   (( $(grep -c '^>' "$STAGE/data/mlm_batch.fasta") == 8 )) || die "embed_500.fasta has fewer than 8 sequences of $(( MLM_TOKENS_MAX - 2 )) residues"
   { echo "commit=$(git -C "$REPO" rev-parse --short HEAD)"; echo "staged=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
