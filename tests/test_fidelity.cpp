@@ -11,6 +11,7 @@
 #include "sapling/masking.hpp"
 #include "sapling/model_loading.hpp"
 #include "sapling/safetensors.hpp"
+#include "metrics_support.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -20,14 +21,6 @@ using sapling::test::run_command;
 namespace {
 
 std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
-
-std::vector<json> split_lines(const fs::path& metrics, const std::string& type) {
-  std::vector<json> out;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && json::parse(line).at("type") == type) out.push_back(json::parse(line));
-  return out;
-}
 
 const fs::path kBundledEsm2 = sapling::test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
 
@@ -196,19 +189,19 @@ TEST_CASE("validation without selection runs no reference model, with selection 
   auto r = run_command(method_command("saesm2_8m.toml", root / "published", "--max-steps 2" + reference));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  auto valid = split_lines(root / "published/metrics.jsonl", "valid");
+  auto valid = sapling::test::read_metrics(root / "published/metrics.jsonl", "valid");
   REQUIRE(valid.size() >= 2);
   for (const auto& line : valid) {
     CHECK(line.at("selection") == false);
     CHECK(line.at("reference_passes") == 0);
     CHECK_FALSE(line.contains("kept.structure_token"));
   }
-  CHECK(split_lines(root / "published/metrics.jsonl", "train").back().contains("kept.structure_token"));
+  CHECK(sapling::test::read_metrics(root / "published/metrics.jsonl", "train").back().contains("kept.structure_token"));
   r = run_command(method_command("saesm2_8m.toml", root / "selected",
                                  "--max-steps 2 --set train.valid_selection=true" + reference));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  valid = split_lines(root / "selected/metrics.jsonl", "valid");
+  valid = sapling::test::read_metrics(root / "selected/metrics.jsonl", "valid");
   REQUIRE(valid.size() >= 2);
   CHECK(valid.back().at("reference_passes").get<int64_t>() > 0);
   CHECK(valid.back().contains("kept.structure_token"));

@@ -8,10 +8,12 @@
 
 #include "sapling/model_loading.hpp"
 #include "sapling/safetensors.hpp"
+#include "metrics_support.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using sapling::test::read_metrics;
 using sapling::test::run_command;
 
 namespace {
@@ -47,18 +49,6 @@ std::string train_command(const std::string& recipe, const fs::path& out, const 
          " --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens"
          " --set data.tokens_per_batch=512 --set train.valid_max_batches=2 --set train.valid_every=2 " +
          (extra.find("--threads") == std::string::npos ? "--threads 2 " : "") + extra;
-}
-
-std::vector<json> read_metrics(const fs::path& file, const std::string& type) {
-  std::vector<json> out;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) {
-      auto j = json::parse(line);
-      if (j.at("type") == type) out.push_back(j);
-    }
-  return out;
 }
 
 double max_tensor_diff(const fs::path& a, const fs::path& b) {

@@ -5,6 +5,7 @@
 
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
+#include "metrics_support.hpp"
 #include "test_support.hpp"
 
 TEST_CASE("template plugin loads through SAPLING_PLUGIN_PATH and selects", "[plugins][template]") {
@@ -56,11 +57,9 @@ TEST_CASE("the template loss reads the bfactor field in training and recipe chec
                                                "--max-steps 2"));
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
-  std::ifstream metrics(dir / "run" / "metrics.jsonl");
-  std::string line, last_train;
-  while (std::getline(metrics, line))
-    if (line.find("\"type\":\"train\"") != std::string::npos) last_train = line;
-  CHECK(last_train.find("\"bfactor\":") != std::string::npos);
+  const auto train = sapling::test::read_metrics(dir / "run" / "metrics.jsonl", "train");
+  REQUIRE_FALSE(train.empty());
+  CHECK(train.back().contains("bfactor"));
 
   // The loss on a FASTA file (the sequence-only pretraining recipe): no coordinates, no B-factors.
   const auto fasta = dir / "seqs.fasta";

@@ -7,6 +7,7 @@
 
 #include "codebook.hpp"
 #include "features.hpp"
+#include "metrics_support.hpp"
 #include "sapling/dataset.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/safetensors.hpp"
@@ -311,12 +312,11 @@ TEST_CASE("a vq tokenizer trained here drives a full-method training run end to 
       "--max-steps 2 --set reference_model.path=" + quote(dir / "reference" / "best") + tokens));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  std::ifstream metrics(dir / "aligned" / "metrics.jsonl");
-  std::string line, last;
-  while (std::getline(metrics, line))
-    if (line.find("\"type\":\"train\"") != std::string::npos) last = line;
-  INFO(last);
-  CHECK_THAT(last, Catch::Contains("\"structure_token\":") && Catch::Contains("\"kept.structure_token\":"));
+  const auto train = test::read_metrics(dir / "aligned" / "metrics.jsonl", "train");
+  REQUIRE_FALSE(train.empty());
+  INFO(train.back().dump());
+  CHECK(train.back().contains("structure_token"));
+  CHECK(train.back().contains("kept.structure_token"));
   // The head was sized from the tokenizer: 64 codes + 6 specials (3Di would give 26).
   const SafetensorsFile heads(dir / "aligned" / "best" / "heads.safetensors");
   const auto classes = heads.get("structure_token.output_layer.weight").size(0);
