@@ -1,4 +1,4 @@
-// `sapling bench`: the BENCH.toml schema, the cached model x task x seed cells, and the reports (Markdown, CSV, gnuplot).
+// `sapling bench` (libsapling_bench, beside the core): the BENCH.toml schema, the cached model x task x seed cells, and the reports (Markdown, CSV, gnuplot).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -9,7 +9,6 @@
 #include <utility>
 #include <vector>
 
-#include "sapling/export.hpp"
 #include "sapling/options.hpp"
 #include "sapling/stats.hpp"
 
@@ -60,7 +59,7 @@ struct TaskCatalog {
 // Reads and validates BENCH.toml strictly: unknown keys, wrong types,
 // duplicate names, an unknown task or task option, a baseline that is no
 // model all fail with "file:line: ...".
-SAPLING_API Config load_config(const std::filesystem::path& file, const TaskCatalog& catalog);
+Config load_config(const std::filesystem::path& file, const TaskCatalog& catalog);
 
 // ------------------------------------------------------------------ results
 
@@ -79,13 +78,13 @@ struct Summary {
   double mean = 0, std = 0;  // sample standard deviation (n - 1); 0 when n == 1
   int64_t n = 0;
 };
-SAPLING_API Summary summarize(const std::vector<double>& values);
+Summary summarize(const std::vector<double>& values);
 
 // "0.200 ± 0.100 (n=3)"; "0.200 (n=1)".
-SAPLING_API std::string format_summary(const Summary& s);
+std::string format_summary(const Summary& s);
 // Relative change of `value` vs `baseline` in percent, "+100.0%"; "n/a" when
 // the baseline is 0 or not finite.
-SAPLING_API std::string format_delta(double value, double baseline);
+std::string format_delta(double value, double baseline);
 
 // The Markdown table: one row per model (config order), per task metric a
 // column "mean ± std (n)" and a column "Δ vs <baseline>"; failed seeds are
@@ -93,29 +92,29 @@ SAPLING_API std::string format_delta(double value, double baseline);
 // Where both have per-item scores for the metric, the Δ column adds the
 // absolute difference and its 95% paired-bootstrap interval (delta_interval),
 // with " *" when the interval excludes zero.
-SAPLING_API std::string markdown_table(const Config& config, const std::vector<CellResult>& cells);
+std::string markdown_table(const Config& config, const std::vector<CellResult>& cells);
 // Paired bootstrap of metric(model) - metric(baseline) over the seeds where
 // both cells have per-item scores; nullopt when there are none or they do not
 // pair (different items). 1000 replicates, seeded: the table is reproducible.
-SAPLING_API std::optional<stats::DeltaInterval> delta_interval(const std::vector<CellResult>& cells, const std::string& model,
+std::optional<stats::DeltaInterval> delta_interval(const std::vector<CellResult>& cells, const std::string& model,
                                                                const std::string& baseline, const std::string& task,
                                                                const std::string& metric);
 // "+0.012 [+0.003, +0.021] *" (the star when the interval excludes zero).
-SAPLING_API std::string format_interval(const stats::DeltaInterval& d);
+std::string format_interval(const stats::DeltaInterval& d);
 // Long format: model,task,metric,seed,value (one line per metric of every successful cell).
-SAPLING_API std::string csv_table(const std::vector<CellResult>& cells);
+std::string csv_table(const std::vector<CellResult>& cells);
 
 // Metrics shown for a task: its `metrics` list, else every metric its cells report (first-seen order).
-SAPLING_API std::vector<std::string> table_metrics(const Task& task, const std::vector<CellResult>& cells);
+std::vector<std::string> table_metrics(const Task& task, const std::vector<CellResult>& cells);
 
 // ------------------------------------------------------------------ running
 
 // Cache key of a cell: a hash of the model identity, task, options and seed (16 hex digits).
-SAPLING_API std::string cell_key(const std::string& model_identity, const Task& task, int64_t seed);
+std::string cell_key(const std::string& model_identity, const Task& task, int64_t seed);
 // Identity of a model folder: absolute path + contents of its *.json + size and mtime of its weight files.
-SAPLING_API std::string folder_identity(const std::filesystem::path& dir);
+std::string folder_identity(const std::filesystem::path& dir);
 // FNV-1a 64 of `text` with a final bit mix, as 16 hex digits (stable across platforms and runs).
-SAPLING_API std::string hash_hex(const std::string& text);
+std::string hash_hex(const std::string& text);
 
 struct RunOptions {
   std::string exe;        // the sapling executable (for subprocesses)
@@ -127,7 +126,7 @@ struct RunOptions {
 
 // Runs (or reuses) every cell, writes results.md, results.csv and the plots
 // under config.output, prints progress. Returns the number of failed cells.
-SAPLING_API int64_t run_bench(const Config& config, const RunOptions& options);
+int64_t run_bench(const Config& config, const RunOptions& options);
 
 // Writes results.md, results.csv and the plots from cells (no evaluation).
 // `runs` maps "model" to its training run folders (for training curves);
@@ -137,14 +136,14 @@ struct ReportInputs {
   std::map<std::string, std::vector<std::pair<int64_t, std::filesystem::path>>> runs;
   std::map<std::string, std::filesystem::path> cell_files;
 };
-SAPLING_API void write_reports(const Config& config, const ReportInputs& inputs);
+void write_reports(const Config& config, const ReportInputs& inputs);
 
 // Runs a program (argv[0] is the path) with stdout and stderr appended to
 // `log` (truncated first), in `working_dir` when given; returns its exit
 // status (128 + signal when killed, 127 when it could not be started).
-SAPLING_API int run_process(const std::vector<std::string>& argv, const std::filesystem::path& log,
+int run_process(const std::vector<std::string>& argv, const std::filesystem::path& log,
                             const std::filesystem::path& working_dir = {});
 // The gnuplot executable on PATH, or empty.
-SAPLING_API std::filesystem::path find_gnuplot();
+std::filesystem::path find_gnuplot();
 
 }  // namespace sapling::bench
