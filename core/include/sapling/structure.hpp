@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "sapling/error.hpp"
+
 namespace sapling {
 
 // Backbone atom slots in ChainStructure::coords.
@@ -24,6 +26,16 @@ struct ChainStructure {
   double r_free = 0;       // 0 if unknown
 
   int64_t length() const { return static_cast<int64_t>(sequence.size()); }
+  // "entry chain A" (or "entry" without a chain name), for messages.
+  std::string label() const { return entry + (chain.empty() ? "" : " chain " + chain); }
+  // What a tokenizer or encoder reading the backbone checks first: coords is [length(), 5, 3].
+  void require_backbone_coords() const {
+    const int64_t len = length();
+    if (!coords.defined() || coords.dim() != 3 || coords.size(0) != len || coords.size(1) != kNumBackboneAtoms ||
+        coords.size(2) != 3)
+      fail(label(), ": coordinates must be [", len, ", ", int64_t(kNumBackboneAtoms), ", 3] for a sequence of ", len,
+           " residues");
+  }
 };
 
 }  // namespace sapling

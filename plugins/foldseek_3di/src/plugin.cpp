@@ -118,11 +118,7 @@ class Foldseek3DiTokenizer final : public StructureTokenizer {
 
   std::vector<int64_t> encode(const ChainStructure& chain) const override {
     const int64_t len = chain.length();
-    const std::string where = chain.entry + (chain.chain.empty() ? "" : " chain " + chain.chain);
-    if (!chain.coords.defined() || chain.coords.dim() != 3 || chain.coords.size(0) != len ||
-        chain.coords.size(1) != kNumBackboneAtoms || chain.coords.size(2) != 3)
-      fail(where, ": coordinates must be [", len, ", ", int64_t(kNumBackboneAtoms), ", 3] for a sequence of ", len,
-           " residues");
+    chain.require_backbone_coords();
     const torch::Tensor coords = chain.coords.to(torch::kFloat32).contiguous();
     const float* data = coords.data_ptr<float>();
     std::vector<Vec3> n(len), ca(len), c(len), cb(len);

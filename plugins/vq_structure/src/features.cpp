@@ -43,11 +43,7 @@ torch::Tensor dihedral(const torch::Tensor& a, const torch::Tensor& b, const tor
 
 ResidueFeatures residue_features(const ChainStructure& chain, int64_t neighbours) {
   const int64_t len = chain.length();
-  const std::string where = chain.entry + (chain.chain.empty() ? "" : " chain " + chain.chain);
-  if (!chain.coords.defined() || chain.coords.dim() != 3 || chain.coords.size(0) != len ||
-      chain.coords.size(1) != kNumBackboneAtoms || chain.coords.size(2) != 3)
-    fail(where, ": coordinates must be [", len, ", ", int64_t(kNumBackboneAtoms), ", 3] for a sequence of ", len,
-         " residues");
+  chain.require_backbone_coords();
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   const torch::Tensor x = chain.coords.to(torch::kFloat64);
   const torch::Tensor n = x.select(1, kN), ca = x.select(1, kCA), c = x.select(1, kC);
