@@ -38,7 +38,9 @@ done
 # The installed sapling finds its own manifest and recipes by name, not the checkout's.
 "$PREFIX/bin/sapling" data list --to "$WORK/data" > "$WORK/data.txt" || fail "installed sapling data list failed"
 grep -q "bm5 .*absent" "$WORK/data.txt" || fail "installed sapling data list does not show bm5"
-(cd "$WORK" && "$PREFIX/bin/sapling" recipe list) | grep -q "^ *reference_esm2_8m" || fail "installed sapling recipe list lacks reference_esm2_8m"
+# Into a file first: `grep -q` stops reading at its match, and under pipefail the writer's SIGPIPE would fail us.
+(cd "$WORK" && "$PREFIX/bin/sapling" recipe list) > "$WORK/recipes.txt" || fail "installed sapling recipe list failed"
+grep -q "^ *reference_esm2_8m" "$WORK/recipes.txt" || fail "installed sapling recipe list lacks reference_esm2_8m"
 
 step "copy and rename the template"
 # CONTRIBUTING.md, step 1, word for word:
@@ -73,7 +75,7 @@ step "train 2 steps with the installed reference recipe, the plugin's selector r
 SAPLING_PLUGIN_PATH="$PWD/build" "$PREFIX/bin/sapling" train "$PREFIX/share/sapling/recipes/reference_esm2_8m.toml" \
   --out "$WORK/run" --set model.path="$TINY_ESM2" --set data.dataset="$WORK/dataset" \
   --set data.train_split=train --set data.valid_split=valid --set data.high_quality_only=false \
-  --set selector.plugin=my_selector_threshold --set selector.threshold=1000 \
+  --set selector.component=my_selector_threshold --set selector.threshold=1000 \
   --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens --set data.tokens_per_batch=512 \
   --set train.valid_max_batches=1 --set train.valid_every=2 --max-steps 2 --threads 2 | tee "$WORK/train.txt"
 grep -q "trained 2 steps" "$WORK/train.txt" || fail "training did not report 2 steps"
