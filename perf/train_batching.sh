@@ -21,16 +21,16 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 cat > "$OUT/batching.toml" <<TOML
 # Written by perf/train_batching.sh: MLM + 3Di structure tokens, no selection (no pGNN needed).
 [model]
-plugin = "esm2"
+component = "esm2"
 path = "../../datasets/models/esm2_t6_8M_uniprot_f16"
 [losses.mlm]
-plugin = "mlm"
+component = "mlm"
 weight = 1.0
 [losses.structure_token]
-plugin = "structure_token"
+component = "structure_token"
 weight = 0.5
 [selector]
-plugin = "none"
+component = "none"
 [data]
 dataset = "bm5"
 max_length = 1022

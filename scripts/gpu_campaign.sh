@@ -232,7 +232,7 @@ step_parity() {
   # reference one CPU step of it without selection (selection needs a run's folder: model + loss heads).
   local sets=(--set "model.path=$TINY_MODEL" --set "data.dataset=$WORK/sample" --set 'data.valid_split=""'
     --set train.precision=fp32 --set train.checkpoint_every=0)
-  printf 'base = "%s"\n[selector]\nplugin = "none"\n' "$REPO/recipes/quickstart.toml" > "$d/reference.toml"
+  printf 'base = "%s"\n[selector]\ncomponent = "none"\n' "$REPO/recipes/quickstart.toml" > "$d/reference.toml"
   timeout "$(cap 60)" "$SAPLING" train "$d/reference.toml" "${sets[@]}" --set "reference_model.path=$TINY_MODEL" \
     --set train.device=cpu --max-steps 1 --out "$d/reference" > "$d/reference.log" 2>&1 \
     || { cat "$d/reference.log"; die "the reference run (one CPU step) failed"; }
@@ -322,19 +322,19 @@ step_saesm2() {
 # Written by scripts/gpu_campaign.sh: the reference of the SaESM2 step, a randomly initialised $SAESM2_REFERENCE.
 base = "saesm2_base.toml"
 [model]
-plugin = "esm2"
+component = "esm2"
 preset = "$SAESM2_REFERENCE"
 [selector]
-plugin = "none"
+component = "none"
 TOML
   cat > "$WORK/saesm2.toml" <<TOML
 # Written by scripts/gpu_campaign.sh: method.toml with a randomly initialised $SAESM2_TRAINEE (throughput only).
 base = "saesm2_base.toml"
 [model]
-plugin = "esm2"
+component = "esm2"
 preset = "$SAESM2_TRAINEE"
 [reference_model]
-plugin = "esm2"
+component = "esm2"
 path = "$RUNS/saesm2_reference/final"
 TOML
   local sets=(--set "data.dataset=$BM5" --set 'data.valid_split=""' --set train.accumulate=1 --set train.save_best=false

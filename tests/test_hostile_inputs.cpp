@@ -493,7 +493,7 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
     write_bytes(dir / name, text);
     return run_command(sapling::test::sapling_exe() + " recipe check " + quote(dir / name));
   };
-  const std::string selector = "[selector]\nplugin = \"own_loss\"\n";
+  const std::string selector = "[selector]\ncomponent = \"own_loss\"\n";
   struct Case {
     std::string name, text, expected;
   };
@@ -506,7 +506,7 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
       {"ratio_type.toml", selector + "ratio = \"half\"\n", "ratio_type.toml:3: [selector] key 'ratio': wrong type, expected a number"},
       {"ratio_list.toml", selector + "ratio = [0.5]\n", "key 'ratio': wrong type"},
       {"unknown_key.toml", selector + "ration = 0.5\n", "unknown_key.toml:3: [selector] key 'ration': unknown key (did you mean 'ratio'?)"},
-      {"plugin_type.toml", "[selector]\nplugin = 3\n", "plugin_type.toml:2: [selector] key 'plugin': expected a string"},
+      {"component_type.toml", "[selector]\ncomponent = 3\n", "component_type.toml:2: [selector] key 'component': expected a string"},
       {"section_type.toml", "selector = 3\n", "section_type.toml:1: 'selector' must be a table"},
       {"self_base.toml", "base = \"self_base.toml\"\n", "recipe inheritance cycle"},
       {"dir_base.toml", "base = \".\"\n", "dir_base.toml: base recipe"},
@@ -514,7 +514,7 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
        "missing_plugins.toml:2: [plugins] key 'paths': folder '" + (dir / "no_such_plugin_folder").string() + "' does not exist"},
       {"garbage.toml", std::string("\x7f" "ELF\x02\x01\x01\0\0\0", 10), "garbage.toml:1"},
       {"nested.toml", "x = " + std::string(5000, '[') + std::string(5000, ']') + "\n", "nested.toml:1"},
-      {"big_int.toml", "[selector]\nplugin = \"own_loss\"\nratio = 99999999999999999999999\n", "big_int.toml:3"},
+      {"big_int.toml", "[selector]\ncomponent = \"own_loss\"\nratio = 99999999999999999999999\n", "big_int.toml:3"},
   };
   for (const auto& c : cases) {
     INFO(c.name);
@@ -523,13 +523,13 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
     CHECK_THAT(r.output, Catch::Contains(c.expected));
   }
   // A model folder that does not exist (yet) is a warning at check time, an error when it is built.
-  const auto model = check("missing_model.toml", "[model]\nplugin = \"esm2\"\npath = \"no/such/model\"\n");
+  const auto model = check("missing_model.toml", "[model]\ncomponent = \"esm2\"\npath = \"no/such/model\"\n");
   CHECK(model.exit_code == 0);
   CHECK_THAT(model.output, Catch::Contains("missing_model.toml:3: [model] key 'path': '" + (dir / "no/such/model").string() +
                                            "' does not exist (yet)"));
   // Said once, with the path as the user would type it from where they are (not `sub/../no/such/model`).
   std::filesystem::create_directories(dir / "sub");
-  std::ofstream(dir / "sub/relative_model.toml") << "[model]\nplugin = \"esm2\"\npath = \"../no/such/model\"\n";
+  std::ofstream(dir / "sub/relative_model.toml") << "[model]\ncomponent = \"esm2\"\npath = \"../no/such/model\"\n";
   const auto relative = run_command("cd " + quote(dir) + " && " + sapling::test::sapling_exe() + " recipe check sub/relative_model.toml");
   CHECK(relative.exit_code == 0);
   CHECK_THAT(relative.output, Catch::Contains("'no/such/model' does not exist (yet)"));

@@ -67,9 +67,9 @@ TEST_CASE("wrong types, out-of-range values and unknown sections are errors", "[
              Catch::Contains("d.toml:1: unknown section 'test_optimm' (did you mean 'test_optim'?)"));
   CHECK_THAT(validate_error(write(dir, "e.toml", "[test_optim\n")), Catch::Contains("e.toml:1:") && Catch::Contains("TOML syntax error"));
   CHECK_THAT(validate_error(write(dir, "f.toml", "[model]\npath = \"x\"\n")),
-             Catch::Contains("[model] needs a key 'plugin'"));
-  CHECK_THAT(validate_error(write(dir, "g.toml", "[selector]\nplugin = \"no_such_thing\"\n")),
-             Catch::Contains("g.toml:2: [selector] key 'plugin': no residue_selector named 'no_such_thing'"));
+             Catch::Contains("[model] needs a key 'component'"));
+  CHECK_THAT(validate_error(write(dir, "g.toml", "[selector]\ncomponent = \"no_such_thing\"\n")),
+             Catch::Contains("g.toml:2: [selector] key 'component': no residue_selector named 'no_such_thing'"));
 }
 
 TEST_CASE("base inheritance overrides values, bad bases and cycles are errors", "[recipe]") {
@@ -91,6 +91,54 @@ TEST_CASE("base inheritance overrides values, bad bases and cycles are errors", 
   CHECK_THAT(validate_error(write(dir, "self.toml", "base = \"self.toml\"\n")), Catch::Contains("inheritance cycle"));
   write(dir, "x.toml", "base = \"y.toml\"\n");
   CHECK_THAT(validate_error(write(dir, "y.toml", "base = \"x.toml\"\n")), Catch::Contains("inheritance cycle"));
+}
+
+TEST_CASE("a list of bases merges in order, later bases and then the file itself winning", "[recipe]") {
+  register_test_section();
+  const auto dir = sapling::test::temp_dir("recipe");
+  write(dir, "first.toml", "[test_optim]\nsteps = 3\nratio = 0.5\n");
+  write(dir, "second.toml", "[test_optim]\nsteps = 5\n");
+  auto recipe = sapling::Recipe::load(write(dir, "both.toml", "base = [\"first.toml\", \"second.toml\"]\n"));
+  recipe.validate();
+  CHECK(recipe.settings("test_optim").get_int("steps") == 5);
+  CHECK(recipe.settings("test_optim").get_float("ratio") == 0.5);
+  CHECK_THAT(recipe.settings("test_optim").origin("steps"), Catch::Contains("second.toml:2"));
+  CHECK_THAT(recipe.settings("test_optim").origin("ratio"), Catch::Contains("first.toml:3"));
+  auto own = sapling::Recipe::load(write(dir, "own.toml", "base = [\"second.toml\", \"first.toml\"]\n[test_optim]\nratio = 0.25\n"));
+  CHECK(own.settings("test_optim").get_int("steps") == 3);
+  CHECK(own.settings("test_optim").get_float("ratio") == 0.25);
+  CHECK_THAT(validate_error(write(dir, "number.toml", "base = [\"first.toml\", 3]\n")),
+             Catch::Contains("number.toml:1") && Catch::Contains("expected a path string or a list of them"));
+  CHECK_THAT(validate_error(write(dir, "empty.toml", "base = []\n")), Catch::Contains("the list is empty"));
+  CHECK_THAT(validate_error(write(dir, "gone.toml", "base = [\"first.toml\", \"gone_too.toml\"]\n")),
+             Catch::Contains("gone_too.toml' does not exist"));
+}
+
+TEST_CASE("the old component key `plugin` is read with one warning per file and keeps resume digests", "[recipe][cli]") {
+  const auto dir = sapling::test::temp_dir("recipe_legacy");
+  const auto old_style = write(dir, "old.toml", "[selector]\nplugin = \"own_loss\"\nratio = 0.5\n\n[losses.mlm]\nplugin = \"mlm\"\n");
+  const auto new_style = write(dir, "new.toml", "[selector]\ncomponent = \"own_loss\"\nratio = 0.5\n\n[losses.mlm]\ncomponent = \"mlm\"\n");
+  const std::string exe = sapling::test::sapling_exe();
+  auto r = sapling::test::run_command(exe + " recipe show " + old_style.string());
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("old.toml: key 'plugin' (lines 2, 6) is now called 'component'"));
+  CHECK(r.output.find("is now called") == r.output.rfind("is now called"));  // once for the file, not per table
+  CHECK_THAT(r.output, Catch::Contains("component = 'own_loss'") && Catch::Contains("component = 'mlm'"));
+  // The resolved recipe is the same either way, and so is the identity a resumed run is checked against.
+  CHECK(sapling::Recipe::load(old_style).resolved_text() == sapling::Recipe::load(new_style).resolved_text());
+  CHECK(sapling::Recipe::load(old_style).identity_text() == sapling::Recipe::load(new_style).identity_text());
+  CHECK_THAT(sapling::Recipe::load(new_style).identity_text(), Catch::Contains("plugin = 'own_loss'") ||
+                                                                  Catch::Contains("plugin = \"own_loss\""));
+
+  r = sapling::test::run_command(exe + " recipe show " + new_style.string() + " --set selector.plugin=own_loss");
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("--set selector.plugin: key 'plugin' is now called 'component'"));
+
+  const auto both = write(dir, "both.toml", "[selector]\ncomponent = \"own_loss\"\nplugin = \"none\"\n");
+  r = sapling::test::run_command(exe + " recipe check " + both.string());
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("both.toml:3: both 'component' and its old name 'plugin' are set"));
 }
 
 TEST_CASE("command-line --set overrides values and rejects keys that do not exist", "[recipe]") {

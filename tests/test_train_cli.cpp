@@ -151,7 +151,7 @@ TEST_CASE("sapling train: reference then the full method, for ESM2 and AMPLIFY (
 
       r = run_command(train_command(family.method_recipe, root / "aligned", family.model_dir,
                                     "--max-steps 3 --set reference_model.path=" + quote(root / "reference/final") +
-                                        " --set reference_model.plugin=" + family.name));
+                                        " --set reference_model.component=" + family.name));
       INFO(r.output);
       REQUIRE(r.exit_code == 0);
       CHECK_THAT(r.output, Catch::Contains("trained 3 steps") && Catch::Contains("validation"));

@@ -55,8 +55,8 @@ int run(const std::vector<std::string>& args) {
       "window-overlap", po::value<int64_t>()->default_value(-1), "residues shared by consecutive windows (default: half)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
       "dtype", po::value<std::string>()->default_value("fp32"), "fp32, or bf16/fp16 on CUDA")(
-      "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy")(
-      "plugin", po::value<std::string>()->default_value(""), "sequence-encoder plugin (default: from config.json)");
+      "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy");
+  add_encoder_option(desc);
   po::positional_options_description pos;
   po::variables_map vm;
   const std::string usage =
@@ -112,7 +112,7 @@ int run(const std::vector<std::string>& args) {
   if (records.empty()) fail(vm["fasta"].as<std::string>(), ": no sequences");
   load_plugins();
   const std::filesystem::path model_dir = vm["model"].as<std::string>();
-  auto model = load_sequence_encoder(model_dir, vm["plugin"].as<std::string>());
+  auto model = load_sequence_encoder(model_dir, encoder_option(vm));
 
   auto result = embed_sequences(*model, records, options);
 

@@ -45,8 +45,8 @@ int run(const std::vector<std::string>& args) {
       "option", po::value<std::vector<std::string>>(), "task option key=value (repeatable)")(
       "out,o", po::value<std::string>(), "write the metrics (and the task's extra data) as JSON here")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
-      "plugin", po::value<std::string>()->default_value(""), "sequence-encoder plugin (default: from config.json)")(
       "plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
+  add_encoder_option(desc);
   po::positional_options_description pos;
   pos.add("task", 1);
 
@@ -103,7 +103,7 @@ int run(const std::vector<std::string>& args) {
   if (device.is_cuda() && !torch::cuda::is_available()) fail("--device ", device_name, ": CUDA is not available");
 
   const std::filesystem::path model_dir = vm["model"].as<std::string>();
-  auto model = load_sequence_encoder(model_dir, vm["plugin"].as<std::string>());
+  auto model = load_sequence_encoder(model_dir, encoder_option(vm));
   model->to(device);
   auto task = entry.factory(options);
   const auto start = std::chrono::steady_clock::now();

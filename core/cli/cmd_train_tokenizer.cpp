@@ -112,11 +112,11 @@ int run(const std::vector<std::string>& args) {
   load_plugins(plugin_dirs);
   const TokenizerRecipe r = read_tokenizer_recipe(recipe);
 
-  const std::string plugin_where = toml_location(recipe.table()["tokenizer"]["plugin"].node()->source());
-  const auto tokenizer = StructureTokenizerRegistry::instance().find(r.plugin).factory(r.tokenizer);
+  const std::string component_where = toml_location(recipe.table()["tokenizer"][kComponentKey].node()->source());
+  const auto tokenizer = StructureTokenizerRegistry::instance().find(r.component).factory(r.tokenizer);
   TrainableTokenizer* trainable = tokenizer->trainable();
   if (!trainable)
-    fail(plugin_where, ": [tokenizer] plugin '", r.plugin,
+    fail(component_where, ": [tokenizer] component '", r.component,
          "' is a fixed tokenizer (nothing to train); train-tokenizer trains learned ones such as vq_structure");
 
   const fs::path dataset_dir = r.data.get_path("dataset");
@@ -153,7 +153,7 @@ int run(const std::vector<std::string>& args) {
   int64_t num_parameters = 0;
   for (const auto& p : parameters) num_parameters += p.numel();
   torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(lr));
-  std::cout << "train-tokenizer: " << r.plugin << " (" << tokenizer->num_states() << " states, " << num_parameters
+  std::cout << "train-tokenizer: " << r.component << " (" << tokenizer->num_states() << " states, " << num_parameters
             << " parameters) on " << train_chains.size() << " chains of " << dataset_dir.string() << " (split " << split
             << "), evaluated on " << valid_chains.size() << (valid_is_train ? " training chains (no valid split)" : " valid chains")
             << "; " << epochs << " epochs of batches of " << batch_chains << " chains, Adam lr " << lr << ", seed " << seed
@@ -234,16 +234,18 @@ TokenizerRecipe read_tokenizer_recipe(const Recipe& recipe) {
   const toml::node* node = recipe.table().get("tokenizer");
   if (!node->is_table()) fail(toml_location(node->source()), ": 'tokenizer' must be a table");
   const toml::table& table = *node->as_table();
-  const toml::node* plugin = table.get("plugin");
-  if (!plugin) fail(toml_location(node->source()), ": [tokenizer] needs a key 'plugin' naming a structure tokenizer");
-  if (!plugin->is_string()) fail(toml_location(plugin->source()), ": [tokenizer] key 'plugin': expected a string");
+  const toml::node* component = table.get(kComponentKey);
+  if (!component)
+    fail(toml_location(node->source()), ": [tokenizer] needs a key 'component' naming a structure tokenizer");
+  if (!component->is_string())
+    fail(toml_location(component->source()), ": [tokenizer] key 'component': expected a string");
   TokenizerRecipe r;
-  r.plugin = plugin->value<std::string>().value();
+  r.component = component->value<std::string>().value();
   const auto& registry = StructureTokenizerRegistry::instance();
-  if (!registry.contains(r.plugin))
-    fail(toml_location(plugin->source()), ": [tokenizer] key 'plugin': no structure tokenizer named '", r.plugin, "'",
-         did_you_mean(r.plugin, registry.names()));
-  r.tokenizer = Options::from_toml(table, registry.find(r.plugin).schema, "tokenizer");
+  if (!registry.contains(r.component))
+    fail(toml_location(component->source()), ": [tokenizer] key 'component': no structure tokenizer named '", r.component,
+         "'", did_you_mean(r.component, registry.names()));
+  r.tokenizer = Options::from_toml(table, registry.find(r.component).schema, "tokenizer", {kComponentKey});
   if (recipe.has_section("plugins")) recipe.settings("plugins");
   r.data = section_options(recipe, "data", data_schema());
   r.train = section_options(recipe, "train", train_schema());

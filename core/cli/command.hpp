@@ -30,6 +30,10 @@ bool parse_args(const std::vector<std::string>& args, const po::options_descript
                 const po::positional_options_description& positional, po::variables_map& vm, const std::string& usage);
 // Applies --threads (default: every core) and --quiet.
 void apply_common_options(const po::variables_map& vm);
+// --encoder NAME (the sequence encoder of a model folder, default: from its config.json) and its old name
+// --plugin, still read with a warning in sapling 0.2.
+void add_encoder_option(po::options_description& desc);
+std::string encoder_option(const po::variables_map& vm);
 // Loads plugins from the standard search path plus `extra` folders.
 void load_plugins(const std::vector<std::string>& extra = {});
 

@@ -55,6 +55,20 @@ void apply_common_options(const po::variables_map& vm) {
   if (vm.count("quiet")) set_log_level(LogLevel::Warning);
 }
 
+void add_encoder_option(po::options_description& desc) {
+  desc.add_options()("encoder", po::value<std::string>()->default_value(""),
+                     "sequence encoder (registry name, e.g. esm2; default: from config.json)")(
+      "plugin", po::value<std::string>(), "old name of --encoder");
+}
+
+std::string encoder_option(const po::variables_map& vm) {
+  if (!vm.count("plugin")) return vm["encoder"].as<std::string>();
+  warn("--plugin is now called --encoder (it names a registered encoder, not a library); sapling 0.2 still reads "
+       "the old name, the next release will not");
+  if (!vm["encoder"].as<std::string>().empty()) fail("--encoder and its old name --plugin are both given; keep --encoder");
+  return vm["plugin"].as<std::string>();
+}
+
 void load_plugins(const std::vector<std::string>& extra) {
   std::vector<std::filesystem::path> dirs(extra.begin(), extra.end());
   PluginManager::instance().load_search_path(dirs);

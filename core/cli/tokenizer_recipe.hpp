@@ -12,7 +12,7 @@ namespace sapling::cli {
 bool is_tokenizer_recipe(const Recipe& recipe);
 
 struct TokenizerRecipe {
-  std::string plugin;  // the [tokenizer] plugin (a StructureTokenizer registration)
+  std::string component;  // the [tokenizer] component (a StructureTokenizer registration)
   Options tokenizer, data, train, output;
 };
 

@@ -2,6 +2,8 @@
 #include "sapling/recipe.hpp"
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "sapling/error.hpp"
@@ -66,12 +68,53 @@ const OptionSchema* component_schema(const std::string& kind, const std::string&
   fail("internal: unknown registry kind '", kind, "'");
 }
 
-// A component table that names another plugin than its base replaces the
-// base table: options belong to a plugin, so the base's would not fit.
-bool switches_plugin(const toml::table& base, const toml::table& child) {
-  const auto* a = base.get("plugin");
-  const auto* b = child.get("plugin");
+// A component table that names another component than its base replaces the
+// base table: options belong to a component, so the base's would not fit.
+bool switches_component(const toml::table& base, const toml::table& child) {
+  const auto* a = base.get(kComponentKey);
+  const auto* b = child.get(kComponentKey);
   return a && b && a->value<std::string>() != b->value<std::string>();
+}
+
+// Renames `plugin` to `component` in `table` (a component table) and returns the old key's line, or 0.
+// Both keys in one table is an error: which one was meant cannot be guessed.
+int adopt_legacy_component_key(toml::table& table) {
+  auto* legacy = table.get(kLegacyComponentKey);
+  if (!legacy) return 0;
+  if (table.contains(kComponentKey))
+    fail(where(*legacy), ": both 'component' and its old name 'plugin' are set; keep 'component'");
+  const int line = static_cast<int>(legacy->source().begin.line);
+  // Moved, not copied, so the value keeps its source region for later messages.
+  table.insert_or_assign(kComponentKey, std::move(*legacy));
+  table.erase(kLegacyComponentKey);
+  return line;
+}
+
+// Every component table of one recipe file written with the old key: renamed, and one warning for the file.
+void adopt_legacy_component_keys(toml::table& file_table, const std::string& file) {
+  std::vector<int> lines;
+  for (auto&& [key, node] : file_table) {
+    if (!node.is_table()) continue;
+    auto& section = *node.as_table();
+    if (int line = adopt_legacy_component_key(section)) lines.push_back(line);
+    for (auto&& [member_key, member] : section)  // members of a group ([losses.mlm])
+      if (member.is_table())
+        if (int line = adopt_legacy_component_key(*member.as_table())) lines.push_back(line);
+  }
+  if (lines.empty()) return;
+  // A recipe is often loaded more than once per run (check, then train): warn once per file.
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!warned.insert(file).second) return;
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string list;
+  for (int line : lines) list += (list.empty() ? "" : ", ") + std::to_string(line);
+  warn(file, ": key 'plugin' (line", lines.size() > 1 ? "s " : " ", list,
+       ") is now called 'component'; sapling 0.2 still reads the old name, the next release will not "
+       "(`sapling recipe copy` writes the new one)");
 }
 
 // Child values override base values; tables merge recursively. Nodes are
@@ -80,7 +123,7 @@ bool switches_plugin(const toml::table& base, const toml::table& child) {
 void merge_into(toml::table& base, toml::table& child) {
   for (auto&& [key, node] : child) {
     auto* existing = base.get(key);
-    if (existing && existing->is_table() && node.is_table() && !switches_plugin(*existing->as_table(), *node.as_table())) {
+    if (existing && existing->is_table() && node.is_table() && !switches_component(*existing->as_table(), *node.as_table())) {
       merge_into(*existing->as_table(), *node.as_table());
     } else {
       base.insert_or_assign(key, std::move(node));
@@ -110,10 +153,24 @@ toml::table load_with_bases(const std::filesystem::path& file, std::vector<std::
        << e.description();
     throw Error(os.str());
   }
+  adopt_legacy_component_keys(table, file.lexically_normal().string());
   if (auto* base = table.get("base")) {
-    if (!base->is_string()) fail(where(*base), ": key 'base': expected a path string");
-    const std::filesystem::path base_path = file.parent_path() / base->value<std::string>().value();
-    toml::table merged = load_with_bases(base_path, chain);
+    // One base, or several merged in order: e.g. an ablation, then the scale of a reproduction on top.
+    std::vector<std::string> bases;
+    if (base->is_string()) bases.push_back(base->value<std::string>().value());
+    if (auto* list = base->as_array()) {
+      for (const auto& element : *list) {
+        if (!element.is_string()) fail(where(element), ": key 'base': expected a path string or a list of them");
+        bases.push_back(element.value<std::string>().value());
+      }
+      if (bases.empty()) fail(where(*base), ": key 'base': the list is empty");
+    }
+    if (bases.empty()) fail(where(*base), ": key 'base': expected a path string or a list of them");
+    toml::table merged = load_with_bases(file.parent_path() / bases.front(), chain);
+    for (size_t i = 1; i < bases.size(); ++i) {
+      toml::table next = load_with_bases(file.parent_path() / bases[i], chain);
+      merge_into(merged, next);
+    }
     table.erase("base");
     merge_into(merged, table);
     table = std::move(merged);
@@ -142,6 +199,11 @@ void apply_override(toml::table& table, const std::string& text) {
     toml::table quoted;
     quoted.insert("v", value_text);
     parsed = std::move(quoted);
+  }
+  if (parts.size() >= 2 && parts.back() == kLegacyComponentKey) {
+    warn("--set ", dotted, ": key 'plugin' is now called 'component'; sapling 0.2 still reads the old name, "
+         "the next release will not");
+    parts.back() = kComponentKey;
   }
   toml::table* cur = &table;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -214,19 +276,19 @@ std::pair<std::string, Options> Recipe::component(const std::string& name) const
   if (!node) fail(path_.string(), ": recipe has no [", name, "] table");
   if (!node->is_table()) fail(where(*node), ": [", name, "] must be a table");
   const auto& table = *node->as_table();
-  const auto* plugin_node = table.get("plugin");
-  if (!plugin_node) fail(where(*node), ": [", name, "] needs a key 'plugin' naming a ", spec->registry_kind);
-  if (!plugin_node->is_string()) fail(where(*plugin_node), ": [", name, "] key 'plugin': expected a string");
-  const std::string plugin = plugin_node->value<std::string>().value();
+  const auto* name_node = table.get(kComponentKey);
+  if (!name_node) fail(where(*node), ": [", name, "] needs a key 'component' naming a ", spec->registry_kind);
+  if (!name_node->is_string()) fail(where(*name_node), ": [", name, "] key 'component': expected a string");
+  const std::string component = name_node->value<std::string>().value();
   std::vector<std::string> available;
-  const OptionSchema* schema = component_schema(spec->registry_kind, plugin, available);
+  const OptionSchema* schema = component_schema(spec->registry_kind, component, available);
   if (!schema) {
     std::string list;
     for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
-    fail(where(*plugin_node), ": [", name, "] key 'plugin': no ", spec->registry_kind, " named '", plugin, "'",
-         did_you_mean(plugin, available), " (available: ", list.empty() ? "none; is its plugin built?" : list, ")");
+    fail(where(*name_node), ": [", name, "] key 'component': no ", spec->registry_kind, " named '", component, "'",
+         did_you_mean(component, available), " (available: ", list.empty() ? "none; is its plugin built?" : list, ")");
   }
-  return {plugin, Options::from_toml(table, *schema, name)};
+  return {component, Options::from_toml(table, *schema, name, {kComponentKey})};
 }
 
 std::vector<std::string> Recipe::group_members(const std::string& section) const {
@@ -265,8 +327,22 @@ void Recipe::validate() const {
 std::string Recipe::resolved_text() const { return format_toml(table_); }
 
 std::string Recipe::identity_text() const {
+  // Keyed by the old name, so that digests taken before the rename still match.
+  toml::table legacy = table_;
+  for (auto&& [key, node] : legacy) {
+    if (!node.is_table()) continue;
+    auto rename = [](toml::table& t) {
+      if (auto* value = t.get(kComponentKey)) {
+        t.insert_or_assign(kLegacyComponentKey, std::move(*value));
+        t.erase(kComponentKey);
+      }
+    };
+    rename(*node.as_table());
+    for (auto&& [member_key, member] : *node.as_table())
+      if (member.is_table()) rename(*member.as_table());
+  }
   std::ostringstream os;
-  os << toml::toml_formatter(table_);
+  os << toml::toml_formatter(legacy);
   return os.str();
 }
 
@@ -313,13 +389,13 @@ std::string Recipe::relocated_text(const std::filesystem::path& dir) const {
     };
     const auto& original = *section_node.as_table();
     auto component = [&](const toml::table& table, toml::table& target, const std::string& name) {
-      const auto* plugin = table.get("plugin");
-      if (!plugin || !plugin->is_string()) return;
+      const auto* component_name = table.get(kComponentKey);
+      if (!component_name || !component_name->is_string()) return;
+      const std::string named = component_name->value<std::string>().value();
       std::vector<std::string> available;
-      const OptionSchema* schema = component_schema(spec->registry_kind, plugin->value<std::string>().value(), available);
+      const OptionSchema* schema = component_schema(spec->registry_kind, named, available);
       if (!schema) {
-        warn("[", name, "] plugin '", plugin->value<std::string>().value(),
-             "' is not loaded: its relative paths are copied as written");
+        warn("[", name, "] component '", named, "' is not loaded: its relative paths are copied as written");
         return;
       }
       relocate(table, target, *schema);

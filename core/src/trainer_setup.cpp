@@ -31,7 +31,7 @@ struct DataDimensions {
 std::vector<LossHead> build_losses(const Recipe& recipe, int64_t hidden_size, DataDimensions data) {
   std::vector<LossHead> heads;
   for (const auto& member : recipe.group_members("losses")) {
-    auto [plugin, options] = recipe.component("losses." + member);
+    auto [component, options] = recipe.component("losses." + member);
     fill_dimension(options, "input_dim", hidden_size);
     fill_dimension(options, "plm_dim", hidden_size);
     if (data.embedding_dim > 0) fill_dimension(options, "pgnn_dim", data.embedding_dim);
@@ -46,16 +46,16 @@ std::vector<LossHead> build_losses(const Recipe& recipe, int64_t hidden_size, Da
     }
     LossHead head;
     head.name = member;
-    head.plugin = plugin;
+    head.component = component;
     head.weight = options.has("weight") ? options.get_float("weight") : 1.0;
     try {
-      head.loss = AlignmentLossRegistry::instance().create(plugin, options);
+      head.loss = AlignmentLossRegistry::instance().create(component, options);
     } catch (const Error&) {
       rethrow_with_context("[losses." + member + "]");
     }
     heads.push_back(std::move(head));
   }
-  if (heads.empty()) fail(recipe.path().string(), ": no [losses.*] tables: nothing to train (add at least [losses.mlm] plugin = \"mlm\")");
+  if (heads.empty()) fail(recipe.path().string(), ": no [losses.*] tables: nothing to train (add at least [losses.mlm] component = \"mlm\")");
   return heads;
 }
 
@@ -330,7 +330,7 @@ TrainingSetup build_setup(const Recipe& recipe) {
   const bool needs_reference = setup.selector && setup.selector->needs_reference();
   if (needs_reference) {
     if (!recipe.has_section("reference_model"))
-      fail(recipe.path().string(), ": [selector] plugin = \"", setup.selector_name,
+      fail(recipe.path().string(), ": [selector] component = \"", setup.selector_name,
            "\" needs a [reference_model] (a model folder from a reference training run)");
     setup.reference = build_encoder(recipe, "reference_model");
     setup.reference->to(torch::kFloat32);

@@ -23,7 +23,7 @@ namespace sapling::training {
 // One member of [losses]: its name in the recipe, module and weight.
 struct LossHead {
   std::string name;    // "mlm", "structure_token", "contrastive", ...
-  std::string plugin;  // the registry name
+  std::string component;  // the registry name (the recipe's `component`)
   std::shared_ptr<AlignmentLoss> loss;
   double weight = 1.0;
 };

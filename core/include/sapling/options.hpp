@@ -65,9 +65,9 @@ class SAPLING_API Options {
   // Validates `table` against `schema`: unknown key (with the nearest valid
   // key), wrong type, missing required option, value out of range or not one
   // of the choices all fail with "file:line: [section] key 'x': ...".
-  // `skip` lists keys handled by the caller (e.g. "plugin").
+  // `skip` lists keys handled by the caller (a recipe's "component").
   static Options from_toml(const toml::table& table, const OptionSchema& schema, const std::string& section,
-                           const std::vector<std::string>& skip = {"plugin"});
+                           const std::vector<std::string>& skip = {"component"});
   // Defaults only (for programmatic construction in tests and tools).
   static Options defaults(const OptionSchema& schema, const std::string& section = "");
 

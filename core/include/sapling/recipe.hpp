@@ -13,7 +13,7 @@ namespace sapling {
 // How a top-level recipe table is interpreted.
 enum class SectionKind {
   Settings,        // core settings validated against a fixed schema, e.g. [plugins], [optim]
-  Component,       // one component: `plugin = "name"` picks a factory of `registry_kind`
+  Component,       // one component: `component = "name"` picks a factory of `registry_kind`
   ComponentGroup,  // a table of named components, e.g. [losses.mlm], [losses.contrastive]
 };
 
@@ -24,6 +24,12 @@ struct SectionSpec {
   OptionSchema schema;        // for Settings
   std::string help;
 };
+
+// The key of a component table naming its registry entry, and its name in sapling 0.1 ("plugin", which
+// also means a library): sapling 0.2 still reads the old name in recipes and --set overrides, with one
+// warning per file; the release after drops it.
+inline constexpr const char* kComponentKey = "component";
+inline constexpr const char* kLegacyComponentKey = "plugin";
 
 // Sections known to recipes. The core registers [plugins] and the component
 // sections; subsystems (trainer, evaluation) register theirs.
@@ -39,10 +45,10 @@ class SAPLING_API Recipe {
   Recipe(const Recipe&) = delete;
   Recipe& operator=(const Recipe&) = delete;
 
-  // Reads `file`, resolves `base = "..."` (relative to the file, cycles
-  // rejected; tables merge key by key, except that a component table naming
-  // another `plugin` than its base replaces it whole), then applies overrides of the form "table.key=value" (value
-  // parsed as TOML, else taken as a string).
+  // Reads `file`, resolves `base = "..."` or `base = ["a.toml", "b.toml"]` (relative to the file, merged in
+  // order, later wins, then the file itself; cycles rejected; tables merge key by key, except that a component
+  // table naming another `component` than its base replaces it whole), then applies overrides of the form
+  // "table.key=value" (value parsed as TOML, else taken as a string).
   static Recipe load(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
 
   const std::filesystem::path& path() const { return path_; }
@@ -58,7 +64,7 @@ class SAPLING_API Recipe {
 
   // A Settings section's validated options (defaults if the table is absent).
   Options settings(const std::string& section) const;
-  // A component section: its plugin name and validated options. `name` may
+  // A component section: its registry name (the `component` key) and validated options. `name` may
   // be "losses.mlm" for a member of a group.
   std::pair<std::string, Options> component(const std::string& name) const;
   // Member names of a group section ("contrastive", "mlm", ...), in alphabetical order
@@ -67,9 +73,10 @@ class SAPLING_API Recipe {
 
   // The fully resolved recipe as TOML text (floats as a person writes them: 0.07).
   std::string resolved_text() const;
-  // The same in toml++'s own rendering (17 significant digits per float): the
-  // stable identity that resume digests and bench caches are keyed on, so
-  // that runs and caches made before resolved_text() changed stay valid.
+  // The same in toml++'s own rendering (17 significant digits per float), with
+  // component tables keyed by the old name `plugin`: the stable identity that
+  // resume digests and bench caches are keyed on, so that runs and caches made
+  // before resolved_text() or the key's name changed stay valid.
   std::string identity_text() const;
 
   // resolved_text() for a recipe file that will live in `dir`: every relative

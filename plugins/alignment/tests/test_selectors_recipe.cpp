@@ -108,21 +108,21 @@ std::filesystem::path write_recipe(const std::string& text) {
 }
 
 const char* kRecipe = R"([losses.mlm]
-plugin = "mlm"
+component = "mlm"
 
 [losses.structure]
-plugin = "structure_token"
+component = "structure_token"
 input_dim = 8
 weight = 0.5
 
 [losses.contrastive]
-plugin = "residue_contrastive"
+component = "residue_contrastive"
 plm_dim = 8
 pgnn_dim = 6
 weight = 0.5
 
 [selector]
-plugin = "excess_loss"
+component = "excess_loss"
 ratio = 0.8
 )";
 
@@ -183,7 +183,7 @@ TEST_CASE("recipe check rejects bad alignment options, naming the line", "[align
   CHECK(check_with_line(6, "") == "");  // input_dim may be left to the trainer (0 = the model's)
   e = check_with_line(6, "input_dim = -8");
   CHECK_THAT(e, Catch::Contains("recipe.toml:6") && Catch::Contains("input_dim"));
-  e = check_with_line(16, "plugin = \"excess_los\"");
+  e = check_with_line(16, "component = \"excess_los\"");
   CHECK_THAT(e, Catch::Contains("recipe.toml:16") && Catch::Contains("excess_loss"));
   e = check_with_line(12, "min_logit_scale = -0.5");
   CHECK_THAT(e, Catch::Contains("recipe.toml:12") && Catch::Contains("min_logit_scale"));

@@ -118,6 +118,20 @@ TEST_CASE("sapling embed: batch size does not change outputs, layers, npy and lo
 
   embed("--model " + model + " --fasta " + in + " --out " + (dir / "npy").string() + " --include mean --format npy");
   CHECK(std::filesystem::file_size(dir / "npy" / "short.mean.npy") == 128 + 320 * 4);
+
+  // --encoder names the registered encoder; its old name --plugin still works, with a warning.
+  const auto named = embed("--model " + model + " --fasta " + in + " --out " + (dir / "named.safetensors").string() +
+                           " --include mean --encoder esm2");
+  CHECK_THAT(named, !Catch::Contains("--plugin is now called --encoder"));
+  const auto legacy = embed("--model " + model + " --fasta " + in + " --out " + (dir / "legacy.safetensors").string() +
+                            " --include mean --plugin esm2");
+  CHECK_THAT(legacy, Catch::Contains("--plugin is now called --encoder"));
+  CHECK(scaled_max_diff(sapling::SafetensorsFile(dir / "named.safetensors").get("short/mean"),
+                        sapling::SafetensorsFile(dir / "legacy.safetensors").get("short/mean")) == 0);
+  auto both = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + in + " --out " +
+                          (dir / "both.safetensors").string() + " --encoder esm2 --plugin esm2");
+  CHECK(both.exit_code == 1);
+  CHECK_THAT(both.output, Catch::Contains("--encoder and its old name --plugin are both given"));
 }
 
 TEST_CASE("sapling embed rejects bad input with one line and exit code 1", "[esm2][embed][cli]") {

@@ -358,7 +358,7 @@ TEST_CASE("ablation recipes: GearNet and precomputed GearNet embeddings train to
     // No reference model here: the shipped recipe with every residue kept (the embeddings are what differs).
     const fs::path recipe = root / (name + ".toml");
     write_text(recipe, "base = \"" + (src() / "recipes/ablations/embeddings" / (name + ".toml")).string() +
-                           "\"\n[selector]\nplugin = \"none\"\n");
+                           "\"\n[selector]\ncomponent = \"none\"\n");
     const std::string command =
         exe + " train " + q(recipe) + " --out " + q(root / name) + " --set model.path=" +
         q(sapling::test::fixtures_dir() / "esm2_tiny") + " --set data.dataset=" +

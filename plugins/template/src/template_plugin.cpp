@@ -64,8 +64,8 @@ sapling::OptionSchema make_loss_schema() {
 
 }  // namespace
 
-// 3. Register under a name. Recipes then say: [selector] plugin = "template_threshold",
-//    [losses.bfactor] plugin = "template_bfactor".
+// 3. Register under a name. Recipes then say: [selector] component = "template_threshold",
+//    [losses.bfactor] component = "template_bfactor".
 SAPLING_PLUGIN("template", "Template plugin: a loss-threshold residue selector and a B-factor loss") {
   sapling::ResidueSelectorRegistry::instance().add(
       {"template_threshold", "keep residues whose loss >= threshold", make_schema(),

@@ -49,7 +49,7 @@ TEST_CASE("the template loss reads the bfactor field in training and recipe chec
   {
     std::ofstream out(recipe);
     out << "base = " << quoted(sapling::test::source_dir() / "recipes/ablations/mlm_only.toml") << "\n"
-        << "[losses.bfactor]\nplugin = \"template_bfactor\"\nweight = 0.5\n";
+        << "[losses.bfactor]\ncomponent = \"template_bfactor\"\nweight = 0.5\n";
   }
   // small_train_command joins recipes/ with the name, and an absolute path replaces it.
   const auto run = sapling::test::run_command(
@@ -68,7 +68,7 @@ TEST_CASE("the template loss reads the bfactor field in training and recipe chec
   {
     std::ofstream out(sequence_recipe);
     out << "base = " << quoted(sapling::test::source_dir() / "recipes/pretrain_esm2_8m.toml") << "\n"
-        << "[losses.bfactor]\nplugin = \"template_bfactor\"\n[data]\nsequences = " << quoted(fasta) << "\n";
+        << "[losses.bfactor]\ncomponent = \"template_bfactor\"\n[data]\nsequences = " << quoted(fasta) << "\n";
   }
   const auto check =
       sapling::test::run_command(env + sapling::test::sapling_exe() + " recipe check " + quoted(sequence_recipe));

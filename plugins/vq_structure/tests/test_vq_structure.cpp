@@ -214,7 +214,7 @@ TEST_CASE("sapling train-tokenizer trains, and prepare and tokens use its weight
   REQUIRE(r.exit_code == 0);
   {
     std::ofstream recipe(dir / "vq.toml");
-    recipe << "# A small tokenizer recipe for the test.\n[tokenizer]\nplugin = \"vq_structure\"\ncodebook_size = 64\n"
+    recipe << "# A small tokenizer recipe for the test.\n[tokenizer]\ncomponent = \"vq_structure\"\ncodebook_size = 64\n"
               "[data]\ndataset = \"plain\"\n[train]\nepochs = 2\nbatch_chains = 4\n"
               "[output]\nweights = \"out/vq64.safetensors\"\nmetrics = \"out/vq64.jsonl\"\n";
   }
@@ -261,15 +261,15 @@ TEST_CASE("sapling train-tokenizer and the vq options fail with one clear error"
   const auto dir = test::temp_dir("vq-bad");
   {
     std::ofstream recipe(dir / "fixed.toml");
-    recipe << "# Not trainable.\n[tokenizer]\nplugin = \"foldseek_3di\"\n[data]\ndataset = \"nowhere\"\n"
+    recipe << "# Not trainable.\n[tokenizer]\ncomponent = \"foldseek_3di\"\n[data]\ndataset = \"nowhere\"\n"
               "[output]\nweights = \"w.safetensors\"\n";
   }
   auto r = test::run_command(test::sapling_exe() + " train-tokenizer " + quote(dir / "fixed.toml"));
   CHECK(r.exit_code == 1);
-  CHECK_THAT(r.output, Catch::Contains("fixed.toml:3: [tokenizer] plugin 'foldseek_3di' is a fixed tokenizer"));
+  CHECK_THAT(r.output, Catch::Contains("fixed.toml:3: [tokenizer] component 'foldseek_3di' is a fixed tokenizer"));
   {
     std::ofstream recipe(dir / "typo.toml");
-    recipe << "# A typo.\n[tokenizer]\nplugin = \"vq_structure\"\ncodebok_size = 20\n[data]\ndataset = \"nowhere\"\n"
+    recipe << "# A typo.\n[tokenizer]\ncomponent = \"vq_structure\"\ncodebok_size = 20\n[data]\ndataset = \"nowhere\"\n"
               "[output]\nweights = \"w.safetensors\"\n";
   }
   r = test::run_command(test::sapling_exe() + " train-tokenizer " + quote(dir / "typo.toml"));
@@ -292,14 +292,14 @@ TEST_CASE("a vq tokenizer trained here drives a full-method training run end to 
   {
     std::ofstream recipe(dir / "vq.toml");
     recipe << "# The test's tokenizer: 64 codes, 2 epochs on the sample's train split.\n[tokenizer]\n"
-              "plugin = \"vq_structure\"\ncodebook_size = 64\n[data]\ndataset = "
+              "component = \"vq_structure\"\ncodebook_size = 64\n[data]\ndataset = "
            << quote(dataset) << "\nsplit = \"train\"\n[train]\nepochs = 2\nbatch_chains = 8\n"
            << "[output]\nweights = \"vq64.safetensors\"\nmetrics = \"vq64.jsonl\"\n";
   }
   auto r = test::run_command(test::sapling_exe() + " train-tokenizer " + quote(dir / "vq.toml") + " --threads 2");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  const std::string tokens = " --set structure_tokens.plugin=vq_structure --set structure_tokens.weights=" +
+  const std::string tokens = " --set structure_tokens.component=vq_structure --set structure_tokens.weights=" +
                              quote(dir / "vq64.safetensors");
   const auto model = test::fixtures_dir() / "esm2_tiny";
   r = test::run_command(test::small_train_command("reference_esm2_8m.toml", model, dir / "reference",
