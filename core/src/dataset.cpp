@@ -141,7 +141,7 @@ void StructureDatasetWriter::add(const ChainStructure& chain, ChainMetadata meta
   State& s = *state_;
   if (s.finished) fail("dataset ", s.dir.string(), ": add() after finish()");
   const int64_t L = chain.length();
-  const std::string who = chain.entry + " chain " + chain.chain;
+  const std::string who = chain.label();
   if (L == 0) fail(who, ": empty chain");
   if (!chain.coords.defined() || chain.coords.sizes() != torch::IntArrayRef({L, kNumBackboneAtoms, 3}))
     fail(who, ": coords must be [", L, ", 5, 3]");
