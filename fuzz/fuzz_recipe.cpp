@@ -43,6 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto recipe = sapling::Recipe::load(file);
     recipe.validate();
     recipe.resolved_text();
+    recipe.identity_text();
   } catch (const sapling::Error&) {
   }
   return 0;

@@ -28,11 +28,15 @@ std::string header_value(const std::string& header, const std::string& key, cons
 }
 
 std::vector<int64_t> parse_shape(const std::string& text, const std::string& file) {
+  if (text.size() < 2 || text.front() != '(' || text.back() != ')')
+    fail(file, ": .npy header: the shape '", text, "' is not a tuple such as (120, 1280)");
   std::vector<int64_t> shape;
   std::string number;
   for (char c : text.substr(1)) {
     if (c >= '0' && c <= '9') {
       number += c;
+      // 15 digits: beyond any real file, and far from int64's limit, so the sizes below cannot overflow it.
+      if (number.size() > 15) fail(file, ": .npy header: a dimension of the shape ", text, " is too large");
     } else if (c == ',' || c == ')') {
       if (!number.empty()) shape.push_back(std::stoll(number));
       number.clear();
@@ -51,9 +55,9 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 const char* kAccepted = "float16, bfloat16, float32 or float64";
 
-torch::Tensor read_npy(const std::filesystem::path& path) {
-  const std::string file = path.string();
-  const std::string bytes = read_file(path);
+}  // namespace
+
+torch::Tensor parse_npy(const std::string& bytes, const std::string& file) {
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) fail(file, ": not a .npy file (no \\x93NUMPY magic)");
   const auto major = static_cast<unsigned char>(bytes[6]);
   size_t header_len = 0, offset = 0;
@@ -86,16 +90,24 @@ torch::Tensor read_npy(const std::filesystem::path& path) {
   if (shape.size() != 2) fail(file, ": shape ", shape_text(shape), " has rank ", shape.size(), "; embeddings must be rank 2 [L, D]");
 
   const size_t item = torch::elementSize(type);
+  // Both dimensions are below 10^15 (parse_shape); their product is checked before it is formed.
+  const size_t data_bytes = bytes.size() - offset;
+  if (shape[0] != 0 && static_cast<size_t>(shape[1]) > data_bytes / item / static_cast<size_t>(shape[0]) + 1)
+    fail(file, ": ", data_bytes, " data bytes, but shape ", shape_text(shape), " of ", descr, " needs more",
+         " (truncated file, or a wrong shape)");
   const size_t expected = static_cast<size_t>(shape[0]) * static_cast<size_t>(shape[1]) * item;
-  if (bytes.size() - offset != expected)
+  if (data_bytes != expected)
     fail(file, ": ", bytes.size() - offset, " data bytes, but shape ", shape_text(shape), " of ", descr, " needs ",
          expected, " (truncated or padded file)");
   // Fortran order stores the transpose's rows: read [D, L] and transpose.
   const std::vector<int64_t> stored = fortran ? std::vector<int64_t>{shape[1], shape[0]} : shape;
   torch::Tensor t = torch::empty(stored, torch::TensorOptions().dtype(type));
-  std::memcpy(t.data_ptr(), bytes.data() + offset, expected);
+  // An empty array has no storage (data_ptr() is null), and memcpy's pointers must not be, even for 0 bytes.
+  if (expected > 0) std::memcpy(t.data_ptr(), bytes.data() + offset, expected);
   return fortran ? t.t() : t;
 }
+
+namespace {
 
 torch::Tensor read_safetensors(const std::filesystem::path& path) {
   const std::string file = path.string();
@@ -129,7 +141,7 @@ bool is_embedding_file(const std::filesystem::path& file) {
 
 torch::Tensor read_embedding_file(const std::filesystem::path& file) {
   if (!std::filesystem::is_regular_file(file)) fail(file.string(), ": no such file");
-  torch::Tensor raw = file.extension() == ".npy" ? read_npy(file) : read_safetensors(file);
+  torch::Tensor raw = file.extension() == ".npy" ? parse_npy(read_file(file), file.string()) : read_safetensors(file);
   // A copy (never a view of the mapping): nothing of the file is kept after this call.
   torch::Tensor values = raw.to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true).contiguous();
   const torch::Tensor bad = torch::logical_not(torch::isfinite(values));

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <string>
 
 namespace sapling::precomputed {
 
@@ -13,6 +14,10 @@ namespace sapling::precomputed {
 // another dtype or rank, a truncated or malformed file, a NaN or inf (naming
 // the first such row and column).
 torch::Tensor read_embedding_file(const std::filesystem::path& file);
+
+// The array of a .npy file image (`file` names it in errors), before the checks above: float16, float32 or
+// float64, rank 2, little-endian, C or Fortran order. Malformed images fail naming `file` (fuzz/fuzz_precomputed).
+torch::Tensor parse_npy(const std::string& bytes, const std::string& file);
 
 // True for the file names this plugin reads (.npy, .safetensors).
 bool is_embedding_file(const std::filesystem::path& file);

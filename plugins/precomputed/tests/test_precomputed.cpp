@@ -180,7 +180,7 @@ TEST_CASE("precomputed tokenizer: every bad token file is one error naming the c
   const auto root = sapling::test::temp_dir("precomputed-token-errors");
   const auto chain = stored_chains(src() / "datasets/sample/bm5/1AY7_l_u.pdb.gz").at(0);
   const std::string key = chain.entry + "_" + chain.chain;
-  const std::string label = chain.entry + " chain " + chain.chain;
+  const std::string label = chain.label();
   const int64_t L = chain.length();
   const fs::path file = root / "tokens.fasta";
   auto tokenizer = [&](std::map<std::string, sapling::OptionValue> set) {
@@ -252,7 +252,7 @@ TEST_CASE("precomputed encoder: every bad embedding file is one error naming the
   const auto root = sapling::test::temp_dir("precomputed-embedding-errors");
   const auto chain = stored_chains(src() / "datasets/sample/bm5/1AY7_l_u.pdb.gz").at(0);
   const std::string key = chain.entry + "_" + chain.chain;
-  const std::string label = chain.entry + " chain " + chain.chain;
+  const std::string label = chain.label();
   const int64_t L = chain.length();
   // "0000.npy" sorts first: the folder's dimension (8) always comes from a good file.
   sapling::save_npy(root / "0000.npy", torch::zeros({3, 8}));
@@ -303,6 +303,20 @@ TEST_CASE("precomputed encoder: every bad embedding file is one error naming the
   SECTION("a value float16 storage cannot hold") {
     sapling::save_npy(npy, torch::full({L, 8}, 1e5));
     CHECK_THROWS_WITH(encoder()->embed(chain), Contains(label) && Contains(npy.string()) && Contains("float16"));
+  }
+  SECTION("a malformed .npy header: huge, overflowing or unreadable shapes") {
+    const auto write_npy = [&](const std::string& shape) {
+      std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+      header += std::string(63 - header.size() % 64, ' ') + "\n";
+      std::ofstream out(npy, std::ios::binary);
+      out << "\x93NUMPY" << '\x01' << '\x00' << char(header.size() & 0xff) << char(header.size() >> 8) << header;
+    };
+    write_npy("(99999999999999999999, 8)");  // std::stoll would have thrown std::out_of_range
+    CHECK_THROWS_WITH(encoder()->embed(chain), Contains(npy.string()) && Contains("is too large"));
+    write_npy("(100000000000000, 100000000000000)");  // the byte count overflowed 64 bits
+    CHECK_THROWS_WITH(encoder()->embed(chain), Contains(npy.string()) && Contains("needs more"));
+    write_npy("");  // an empty value: substr(1) would have thrown std::out_of_range
+    CHECK_THROWS_WITH(encoder()->embed(chain), Contains(npy.string()) && Contains("is not a tuple"));
   }
   SECTION("a folder without embedding files") {
     fs::remove(root / "0000.npy");
