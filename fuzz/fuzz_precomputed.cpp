@@ -9,7 +9,7 @@
 
 namespace {
 
-// An accepted .npy image holds a rank-2 array whose elements are exactly the bytes after its header.
+// An accepted .npy image holds a rank-2 array no larger than the image itself.
 void check_npy(const std::string& bytes) {
   torch::Tensor t;
   try {

@@ -76,31 +76,37 @@ bool switches_component(const toml::table& base, const toml::table& child) {
   return a && b && a->value<std::string>() != b->value<std::string>();
 }
 
-// Renames `plugin` to `component` in `table` (a component table) and returns the old key's line, or 0.
-// Both keys in one table is an error: which one was meant cannot be guessed.
-int adopt_legacy_component_key(toml::table& table) {
-  auto* legacy = table.get(kLegacyComponentKey);
-  if (!legacy) return 0;
-  if (table.contains(kComponentKey))
-    fail(where(*legacy), ": both 'component' and its old name 'plugin' are set; keep 'component'");
-  const int line = static_cast<int>(legacy->source().begin.line);
-  // Moved, not copied, so the value keeps its source region for later messages.
-  table.insert_or_assign(kComponentKey, std::move(*legacy));
-  table.erase(kLegacyComponentKey);
-  return line;
+// Moves the value under `from` to `to` (moved, not copied: the value keeps its source region for messages).
+void rename_key(toml::table& table, const char* from, const char* to) {
+  auto* value = table.get(from);
+  if (!value) return;
+  table.insert_or_assign(to, std::move(*value));
+  table.erase(from);
+}
+
+// Calls `visit` on every table that can be a component: each section, and each member of a group ([losses.mlm]).
+template <typename Visit>
+void for_each_component_table(toml::table& recipe, Visit&& visit) {
+  for (auto&& [key, node] : recipe) {
+    if (!node.is_table()) continue;
+    visit(*node.as_table());
+    for (auto&& [member_key, member] : *node.as_table())
+      if (member.is_table()) visit(*member.as_table());
+  }
 }
 
 // Every component table of one recipe file written with the old key: renamed, and one warning for the file.
+// Both keys in one table is an error: which one was meant cannot be guessed.
 void adopt_legacy_component_keys(toml::table& file_table, const std::string& file) {
   std::vector<int> lines;
-  for (auto&& [key, node] : file_table) {
-    if (!node.is_table()) continue;
-    auto& section = *node.as_table();
-    if (int line = adopt_legacy_component_key(section)) lines.push_back(line);
-    for (auto&& [member_key, member] : section)  // members of a group ([losses.mlm])
-      if (member.is_table())
-        if (int line = adopt_legacy_component_key(*member.as_table())) lines.push_back(line);
-  }
+  for_each_component_table(file_table, [&](toml::table& table) {
+    const auto* legacy = table.get(kLegacyComponentKey);
+    if (!legacy) return;
+    if (table.contains(kComponentKey))
+      fail(where(*legacy), ": both 'component' and its old name 'plugin' are set; keep 'component'");
+    lines.push_back(static_cast<int>(legacy->source().begin.line));
+    rename_key(table, kLegacyComponentKey, kComponentKey);
+  });
   if (lines.empty()) return;
   // A recipe is often loaded more than once per run (check, then train): warn once per file.
   static std::mutex mutex;
@@ -166,9 +172,9 @@ toml::table load_with_bases(const std::filesystem::path& file, std::vector<std::
       if (bases.empty()) fail(where(*base), ": key 'base': the list is empty");
     }
     if (bases.empty()) fail(where(*base), ": key 'base': expected a path string or a list of them");
-    toml::table merged = load_with_bases(file.parent_path() / bases.front(), chain);
-    for (size_t i = 1; i < bases.size(); ++i) {
-      toml::table next = load_with_bases(file.parent_path() / bases[i], chain);
+    toml::table merged;
+    for (const auto& name : bases) {
+      toml::table next = load_with_bases(file.parent_path() / name, chain);
       merge_into(merged, next);
     }
     table.erase("base");
@@ -329,18 +335,7 @@ std::string Recipe::resolved_text() const { return format_toml(table_); }
 std::string Recipe::identity_text() const {
   // Keyed by the old name, so that digests taken before the rename still match.
   toml::table legacy = table_;
-  for (auto&& [key, node] : legacy) {
-    if (!node.is_table()) continue;
-    auto rename = [](toml::table& t) {
-      if (auto* value = t.get(kComponentKey)) {
-        t.insert_or_assign(kLegacyComponentKey, std::move(*value));
-        t.erase(kComponentKey);
-      }
-    };
-    rename(*node.as_table());
-    for (auto&& [member_key, member] : *node.as_table())
-      if (member.is_table()) rename(*member.as_table());
-  }
+  for_each_component_table(legacy, [](toml::table& table) { rename_key(table, kComponentKey, kLegacyComponentKey); });
   std::ostringstream os;
   os << toml::toml_formatter(legacy);
   return os.str();

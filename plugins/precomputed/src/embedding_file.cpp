@@ -35,7 +35,7 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& fil
   for (char c : text.substr(1)) {
     if (c >= '0' && c <= '9') {
       number += c;
-      // 15 digits: beyond any real file, and far from int64's limit, so the sizes below cannot overflow it.
+      // 15 digits: beyond any real file, and far from int64's limit, so std::stoll cannot overflow.
       if (number.size() > 15) fail(file, ": .npy header: a dimension of the shape ", text, " is too large");
     } else if (c == ',' || c == ')') {
       if (!number.empty()) shape.push_back(std::stoll(number));
@@ -90,15 +90,15 @@ torch::Tensor parse_npy(const std::string& bytes, const std::string& file) {
   if (shape.size() != 2) fail(file, ": shape ", shape_text(shape), " has rank ", shape.size(), "; embeddings must be rank 2 [L, D]");
 
   const size_t item = torch::elementSize(type);
-  // Both dimensions are below 10^15 (parse_shape); their product is checked before it is formed.
   const size_t data_bytes = bytes.size() - offset;
-  if (shape[0] != 0 && static_cast<size_t>(shape[1]) > data_bytes / item / static_cast<size_t>(shape[0]) + 1)
-    fail(file, ": ", data_bytes, " data bytes, but shape ", shape_text(shape), " of ", descr, " needs more",
-         " (truncated file, or a wrong shape)");
-  const size_t expected = static_cast<size_t>(shape[0]) * static_cast<size_t>(shape[1]) * item;
+  size_t expected = 0;  // a hostile shape must not wrap around to the file's size
+  if (__builtin_mul_overflow(static_cast<size_t>(shape[0]), static_cast<size_t>(shape[1]), &expected) ||
+      __builtin_mul_overflow(expected, item, &expected))
+    fail(file, ": ", data_bytes, " data bytes, but shape ", shape_text(shape), " of ", descr,
+         " needs more than 2^64 (a wrong shape)");
   if (data_bytes != expected)
-    fail(file, ": ", bytes.size() - offset, " data bytes, but shape ", shape_text(shape), " of ", descr, " needs ",
-         expected, " (truncated or padded file)");
+    fail(file, ": ", data_bytes, " data bytes, but shape ", shape_text(shape), " of ", descr, " needs ", expected,
+         " (truncated or padded file)");
   // Fortran order stores the transpose's rows: read [D, L] and transpose.
   const std::vector<int64_t> stored = fortran ? std::vector<int64_t>{shape[1], shape[0]} : shape;
   torch::Tensor t = torch::empty(stored, torch::TensorOptions().dtype(type));
