@@ -48,15 +48,23 @@ function(sapling_add_plugin NAME)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${SAPLING_PLUGIN_OUTPUT_DIR})
   endif()
   target_link_libraries(${target} PRIVATE sapling::core ${ARG_LIBRARIES})
-  # A precompiled LibTorch header pays off from the second translation unit; for one it doubles the work.
-  list(LENGTH ARG_SOURCES _count)
+  # A precompiled LibTorch header of its own pays off from the second translation unit; for one it doubles the
+  # work. A unity build (CMAKE_UNITY_BUILD) compiles up to its batch size of sources as one unit.
+  list(LENGTH ARG_SOURCES _units)
+  if(CMAKE_UNITY_BUILD)
+    set(_batch 8)  # CMake's default UNITY_BUILD_BATCH_SIZE
+    if(CMAKE_UNITY_BUILD_BATCH_SIZE)
+      set(_batch ${CMAKE_UNITY_BUILD_BATCH_SIZE})
+    endif()
+    math(EXPR _units "(${_units} + ${_batch} - 1) / ${_batch}")
+  endif()
   if(ARG_COMPILE_OPTIONS)
     target_compile_options(${target} PRIVATE ${ARG_COMPILE_OPTIONS})
-    if(_count GREATER 1)
+    if(_units GREATER 1)
       target_precompile_headers(${target} PRIVATE <torch/torch.h>)
     endif()
-  elseif(_count GREATER 1)
-    sapling_precompile_torch(${target})
+  elseif(SAPLING_PLUGIN_OUTPUT_DIR OR _units GREATER 1)
+    sapling_precompile_torch(${target})  # in sapling's tree one shared header, cheap to reuse for one unit
   endif()
   set_property(GLOBAL APPEND PROPERTY SAPLING_PLUGIN_TARGETS ${target})
   # The template itself stays out of installs (it is a starting point, not a component); copies are renamed.

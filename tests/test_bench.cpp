@@ -16,7 +16,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 
 sapling::bench::Config table_config() {
   sapling::bench::Config c;

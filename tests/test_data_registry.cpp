@@ -15,7 +15,7 @@ using sapling::test::run_command;
 
 namespace {
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 std::string data_cli() { return sapling::test::sapling_exe() + " data "; }
 
 // A mirror holding one small real data set (the TEM-1 scan: 2 files), or part of it.

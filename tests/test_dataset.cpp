@@ -36,7 +36,7 @@ void check_same_chain(const ChainStructure& got, const ChainStructure& want) {
   CHECK(same_values(got.bfactor, want.bfactor));
 }
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 
 }  // namespace
 

@@ -20,7 +20,7 @@ using sapling::test::run_command;
 
 namespace {
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 
 const fs::path kBundledEsm2 = sapling::test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
 

@@ -24,7 +24,7 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
   out << bytes;
 }
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 
 // The message of the sapling::Error `f` throws; fails the test when it throws nothing or something else.
 template <typename F>

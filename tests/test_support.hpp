@@ -85,6 +85,9 @@ inline std::filesystem::path data_path(const std::string& name) {
 }
 inline std::string sapling_exe() { return SAPLING_EXE; }
 
+// A path single-quoted for the shell commands the CLI tests run (test paths hold no quotes).
+inline std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
 // A fresh temporary folder per call, removed by the caller if it wishes.
 inline std::filesystem::path temp_dir(const std::string& tag) {
   static int counter = 0;
@@ -124,10 +127,9 @@ inline const std::filesystem::path& sample_dataset() {
   static const std::filesystem::path dir = [] {
     namespace fs = std::filesystem;
     const auto src = source_dir();
-    const auto quoted = [](const fs::path& p) { return "'" + p.string() + "'"; };
     const std::string flags =
         " --tokenizer foldseek_3di --valid-fraction 0.2 --reference-fraction 0.4 --seed 6 --pgnn gearnet"
-        " --pgnn-weights " + quoted(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
+        " --pgnn-weights " + quote(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
         " --pgnn-option 'hidden_dims=[128,128,128,128,128,128]'";
     uint64_t key = std::hash<std::string>{}(flags);
     for (const fs::path& writer : {fs::path(sapling_exe()), binary_dir() / "libsapling_core.so",
@@ -143,8 +145,8 @@ inline const std::filesystem::path& sample_dataset() {
     const auto staging = cached.parent_path() / ("staging-" + std::to_string(::getpid()));
     fs::remove_all(staging);
     fs::create_directories(cached.parent_path());
-    const auto r = run_command(sapling_exe() + " prepare " + quoted(src / "datasets/sample/bm5") + " " +
-                               quoted(src / "datasets/sample/psicov") + " --out " + quoted(staging) + flags + " --quiet");
+    const auto r = run_command(sapling_exe() + " prepare " + quote(src / "datasets/sample/bm5") + " " +
+                               quote(src / "datasets/sample/psicov") + " --out " + quote(staging) + flags + " --quiet");
     if (r.exit_code != 0) throw std::runtime_error("preparing the sample dataset failed: " + r.output);
     std::error_code ec;
     fs::rename(staging, cached, ec);  // fails harmlessly when a concurrent test got there first
@@ -160,9 +162,8 @@ inline const std::filesystem::path& sample_dataset() {
 // accumulation, crops of 128 residues, 4 proteins per micro-batch, 2 validation batches every 2 steps.
 inline std::string small_train_command(const std::string& recipe, const std::filesystem::path& model,
                                        const std::filesystem::path& out, const std::string& extra) {
-  const auto quoted = [](const std::filesystem::path& p) { return "'" + p.string() + "'"; };
-  return sapling_exe() + " train " + quoted(source_dir() / "recipes" / recipe) + " --out " + quoted(out) +
-         " --set model.path=" + quoted(model) + " --set data.dataset=" + quoted(sample_dataset()) +
+  return sapling_exe() + " train " + quote(source_dir() / "recipes" / recipe) + " --out " + quote(out) +
+         " --set model.path=" + quote(model) + " --set data.dataset=" + quote(sample_dataset()) +
          " --set train.accumulate=1 --set data.max_length=128 --set data.proteins_per_batch=4"
          " --set train.valid_max_batches=2 --set train.valid_every=2 --threads 2 " +
          extra;

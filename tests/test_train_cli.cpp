@@ -18,7 +18,7 @@ using sapling::test::run_command;
 
 namespace {
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 
 using sapling::test::sample_dataset;
 

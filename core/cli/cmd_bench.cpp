@@ -8,7 +8,7 @@
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::bench_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 // This executable, so cells run the same build (argv[0] may be a bare name found on PATH).
@@ -70,4 +70,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("bench", "benchmark models x tasks x seeds (trains recipes first); tables, CSV and plots", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::bench_command

@@ -6,7 +6,7 @@
 #include "sapling/data_registry.hpp"
 #include "sapling/error.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::data_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 std::string human_size(uint64_t bytes) {
@@ -94,4 +94,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("data", "list, fetch (from a local mirror, checksum-verified) and verify the named data sets", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::data_command

@@ -11,7 +11,7 @@
 #include "sapling/npy.hpp"
 #include "sapling/safetensors.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::embed_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 std::vector<std::string> split_list(const std::string& text) {
@@ -143,4 +143,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("embed", "FASTA -> per-residue / mean / BOS embeddings and contacts", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::embed_command

@@ -11,7 +11,7 @@
 #include "sapling/log.hpp"
 #include "sapling/model_loading.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::eval_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 std::string task_list() {
@@ -127,4 +127,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("eval", "run an evaluation task (contacts, secondary structure, perplexity, ...) on a pLM", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::eval_command

@@ -8,7 +8,7 @@
 #include "sapling/plugin.hpp"
 #include "sapling/pretraining.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::plugins_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 template <typename I>
@@ -60,4 +60,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("plugins", "list plugins, what they register, and load failures", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::plugins_command

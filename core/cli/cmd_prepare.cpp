@@ -15,7 +15,7 @@
 #include "sapling/registry.hpp"
 #include "sapling/structure_io.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::prepare_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 namespace fs = std::filesystem;
@@ -176,4 +176,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("prepare", "PDB/mmCIF files or folders -> structure dataset (shards + index)", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::prepare_command

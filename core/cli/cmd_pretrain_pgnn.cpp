@@ -17,7 +17,7 @@
 #include "sapling/pretraining.hpp"
 #include "sapling/registry.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::pretrain_pgnn_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 namespace fs = std::filesystem;
@@ -163,4 +163,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("pretrain-pgnn", "self-supervised pretraining of a structure encoder (GearNet multiview contrast)", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::pretrain_pgnn_command

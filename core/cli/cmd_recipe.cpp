@@ -10,7 +10,7 @@
 #include "sapling/training.hpp"
 #include "tokenizer_recipe.hpp"  // tokenizer recipes validate through train-tokenizer's rules
 
-namespace sapling::cli {
+namespace sapling::cli::recipe_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 // Files and folders as given; a missing file may be a shipped recipe's name.
@@ -134,4 +134,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("recipe", "list the shipped recipes, copy one to edit, check recipes, or show one fully resolved", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::recipe_command

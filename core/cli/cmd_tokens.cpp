@@ -10,7 +10,7 @@
 #include "sapling/structure_io.hpp"
 #include "sapling/tokenize.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::tokens_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 std::vector<std::string> strings(const po::variables_map& vm, const char* key) {
@@ -72,4 +72,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("tokens", "structure files -> structure-token FASTA (e.g. Foldseek 3Di) and residue FASTA", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::tokens_command

@@ -9,7 +9,7 @@
 #include "sapling/recipe_catalog.hpp"
 #include "sapling/training.hpp"
 
-namespace sapling::cli {
+namespace sapling::cli::train_command {  // one namespace per command: the CLI is a unity build
 namespace {
 
 void print_summary(const TrainSummary& s) {
@@ -82,4 +82,4 @@ int run(const std::vector<std::string>& args) {
 Register reg("train", "train a pLM with structure alignment (or MLM only) from a recipe; resumable", run);
 
 }  // namespace
-}  // namespace sapling::cli
+}  // namespace sapling::cli::train_command

@@ -25,7 +25,7 @@ sapling::Options filled(const sapling::OptionSchema& schema) {
   return options;
 }
 
-std::shared_ptr<AlignmentLoss> build(const std::string& name, uint64_t seed) {
+std::shared_ptr<AlignmentLoss> build_loss(const std::string& name, uint64_t seed) {
   torch::manual_seed(seed);
   const auto& entry = sapling::AlignmentLossRegistry::instance().find(name);
   INFO("alignment_loss '" << name << "'");
@@ -73,7 +73,7 @@ TEST_CASE("conformance: every loss scores real residues with one value per index
   REQUIRE_FALSE(names.empty());
   for (const auto& name : names) {
     INFO("alignment_loss '" << name << "'");
-    const auto loss = build(name, 0);
+    const auto loss = build_loss(name, 0);
     Batch b = make_batch();
     const auto terms = loss->compute(b.inputs);
     REQUIRE_FALSE(terms.per_residue.empty());
@@ -105,8 +105,8 @@ TEST_CASE("conformance: losses are deterministic and their parameters carry the 
   torch::NoGradGuard no_grad;
   for (const auto& name : sapling::AlignmentLossRegistry::instance().names()) {
     INFO("alignment_loss '" << name << "'");
-    const auto first = build(name, 1);
-    const auto other = build(name, 2);  // other initial weights
+    const auto first = build_loss(name, 1);
+    const auto other = build_loss(name, 2);  // other initial weights
     Batch b = make_batch();
     const auto a = first->compute(b.inputs);
     const auto again = first->compute(b.inputs);
@@ -127,7 +127,7 @@ TEST_CASE("conformance: a batch with no scorable residue gives empty terms or a 
   t::load_build_plugins();
   for (const auto& name : sapling::AlignmentLossRegistry::instance().names()) {
     INFO("alignment_loss '" << name << "'");
-    const auto loss = build(name, 0);
+    const auto loss = build_loss(name, 0);
     for (int64_t residues : {0, 1}) {
       Batch b = make_batch(residues, residues);
       std::string message;

@@ -7,7 +7,7 @@
 namespace {
 namespace t = sapling::test;
 
-std::shared_ptr<sapling::ResidueSelector> build(const std::string& name) {
+std::shared_ptr<sapling::ResidueSelector> build_selector(const std::string& name) {
   return t::build_for_conformance<sapling::ResidueSelector>(name, {}, t::temp_dir("conformance-selector-" + name));
 }
 }  // namespace
@@ -21,7 +21,7 @@ TEST_CASE("conformance: every selector returns one keep flag per residue, determ
   const auto reference = torch::rand({50}) * 4;
   for (const auto& name : names) {
     INFO("residue_selector '" << name << "'");
-    const auto selector = build(name);
+    const auto selector = build_selector(name);
     const auto ref = selector->needs_reference() ? reference : torch::Tensor();
     const auto keep = selector->select(loss, ref);
     REQUIRE(keep.dim() == 1);
@@ -44,7 +44,7 @@ TEST_CASE("conformance: a selector that needs a reference says so when none is g
   t::load_build_plugins();
   for (const auto& name : sapling::ResidueSelectorRegistry::instance().names()) {
     INFO("residue_selector '" << name << "'");
-    const auto selector = build(name);
+    const auto selector = build_selector(name);
     if (!selector->needs_reference()) continue;
     CHECK_THROWS_AS(selector->select(torch::rand({8}), torch::Tensor()), sapling::Error);
   }

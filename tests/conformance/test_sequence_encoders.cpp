@@ -10,7 +10,7 @@ using sapling::SequenceEncoder;
 namespace t = sapling::test;
 
 // Families load a model folder: the repository's tiny fixtures (tests/fixtures/README.md).
-const std::map<std::string, t::OptionsMaker>& known() {
+const std::map<std::string, t::OptionsMaker>& known_sequence_encoders() {
   static const std::map<std::string, t::OptionsMaker> makers = {
       {"esm2", [](const sapling::OptionSchema& schema, const std::filesystem::path&) {
          return t::with(schema, {{"path", (t::fixtures_dir() / "esm2_tiny").string()}});
@@ -21,14 +21,16 @@ const std::map<std::string, t::OptionsMaker>& known() {
   return makers;
 }
 
-std::shared_ptr<SequenceEncoder> build(const std::string& name, const t::OptionsMaker* override_maker = nullptr,
-                                       const std::filesystem::path& path = {}) {
+std::shared_ptr<SequenceEncoder> build_sequence_encoder(const std::string& name,
+                                                        const t::OptionsMaker* override_maker = nullptr,
+                                                        const std::filesystem::path& path = {}) {
   std::shared_ptr<SequenceEncoder> model;
   if (override_maker) {
     const auto& entry = sapling::SequenceEncoderRegistry::instance().find(name);
     model = entry.factory((*override_maker)(entry.schema, path));
   } else {
-    model = t::build_for_conformance<SequenceEncoder>(name, known(), t::temp_dir("conformance-plm-" + name));
+    model = t::build_for_conformance<SequenceEncoder>(name, known_sequence_encoders(),
+                                                      t::temp_dir("conformance-plm-" + name));
   }
   model->to(torch::kFloat32);
   model->eval();
@@ -46,7 +48,7 @@ TEST_CASE("conformance: every sequence encoder returns outputs shaped by its own
   REQUIRE_FALSE(names.empty());
   for (const auto& name : names) {
     INFO("sequence_encoder '" << name << "'");
-    const auto model = build(name);
+    const auto model = build_sequence_encoder(name);
     CHECK_FALSE(model->family().empty());
     const auto batch = model->tokenizer().batch(kSequences);
     sapling::ForwardRequest request;
@@ -74,7 +76,7 @@ TEST_CASE("conformance: padding does not change a sequence's outputs", "[conform
   torch::NoGradGuard no_grad;
   for (const auto& name : sapling::SequenceEncoderRegistry::instance().names()) {
     INFO("sequence_encoder '" << name << "'");
-    const auto model = build(name);
+    const auto model = build_sequence_encoder(name);
     const auto padded = model->tokenizer().batch(kSequences);
     const auto alone = model->tokenizer().batch({kSequences[1]});
     const auto in_batch = model->forward(padded.ids, padded.mask, {});
@@ -91,14 +93,14 @@ TEST_CASE("conformance: save_pretrained then loading the folder gives the same m
   torch::NoGradGuard no_grad;
   for (const auto& name : sapling::SequenceEncoderRegistry::instance().names()) {
     INFO("sequence_encoder '" << name << "'");
-    const auto model = build(name);
+    const auto model = build_sequence_encoder(name);
     const auto dir = t::temp_dir("conformance-plm-save-" + name) / "saved";
     model->save_pretrained(dir);
     model->save_tokenizer(dir);
     const t::OptionsMaker from_saved = [](const sapling::OptionSchema& schema, const std::filesystem::path& path) {
       return t::with(schema, {{"path", path.string()}});
     };
-    const auto loaded = build(name, &from_saved, dir);
+    const auto loaded = build_sequence_encoder(name, &from_saved, dir);
     CHECK(loaded->tokenizer().vocab() == model->tokenizer().vocab());
     const auto batch = model->tokenizer().batch(kSequences);
     const double diff = t::scaled_max_diff(loaded->forward(batch.ids, batch.mask, {}).logits,
@@ -113,7 +115,7 @@ TEST_CASE("conformance: one-residue and empty sequences give outputs or a clear 
   torch::NoGradGuard no_grad;
   for (const auto& name : sapling::SequenceEncoderRegistry::instance().names()) {
     INFO("sequence_encoder '" << name << "'");
-    const auto model = build(name);
+    const auto model = build_sequence_encoder(name);
     for (const std::string sequence : {"M", ""}) {
       torch::Tensor logits;
       std::string message;

@@ -12,7 +12,7 @@ using sapling::StructureEncoder;
 namespace t = sapling::test;
 
 // Encoders that need inputs: see conformance_support.hpp. GearNet runs small (2 x 16) to keep the suite fast.
-const std::map<std::string, t::OptionsMaker>& known() {
+const std::map<std::string, t::OptionsMaker>& known_structure_encoders() {
   static const std::map<std::string, t::OptionsMaker> makers = {
       {"gearnet", [](const sapling::OptionSchema& schema, const std::filesystem::path&) {
          return t::with(schema, {{"hidden_dims", std::vector<int64_t>{16, 16}}});
@@ -27,8 +27,9 @@ const std::map<std::string, t::OptionsMaker>& known() {
   return makers;
 }
 
-std::shared_ptr<StructureEncoder> build(const std::string& name) {
-  auto encoder = t::build_for_conformance<StructureEncoder>(name, known(), t::temp_dir("conformance-pgnn-" + name));
+std::shared_ptr<StructureEncoder> build_structure_encoder(const std::string& name) {
+  auto encoder = t::build_for_conformance<StructureEncoder>(name, known_structure_encoders(),
+                                                           t::temp_dir("conformance-pgnn-" + name));
   encoder->eval();
   return encoder;
 }
@@ -43,7 +44,7 @@ TEST_CASE("conformance: every structure encoder embeds a chain as [L, output_dim
   for (const auto& name : names) {
     INFO("structure_encoder '" << name << "'");
     torch::manual_seed(0);
-    const auto encoder = build(name);
+    const auto encoder = build_structure_encoder(name);
     CHECK(encoder->output_dim() > 0);
     for (const ChainStructure& chain : t::conformance_chains()) {
       INFO("chain " << chain.entry << " " << chain.chain << " (" << chain.length() << " residues)");
@@ -63,7 +64,7 @@ TEST_CASE("conformance: residues without a CA get zero rows", "[conformance]") {
   torch::NoGradGuard no_grad;
   for (const auto& name : sapling::StructureEncoderRegistry::instance().names()) {
     INFO("structure_encoder '" << name << "'");
-    const auto encoder = build(name);
+    const auto encoder = build_structure_encoder(name);
     ChainStructure chain = t::conformance_chains().front();
     chain.observed = chain.observed.clone();
     chain.coords = chain.coords.clone();
@@ -86,10 +87,10 @@ TEST_CASE("conformance: weights round-trip through save_weights and load_weights
   for (const auto& name : sapling::StructureEncoderRegistry::instance().names()) {
     INFO("structure_encoder '" << name << "'");
     torch::manual_seed(1);
-    const auto saved = build(name);
+    const auto saved = build_structure_encoder(name);
     if (!saved->needs_weights()) continue;  // nothing learned here, nothing to save
     torch::manual_seed(2);
-    const auto loaded = build(name);
+    const auto loaded = build_structure_encoder(name);
     const auto file = t::temp_dir("conformance-pgnn-weights-" + name) / "weights.safetensors";
     saved->save_weights(file);
     loaded->load_weights(file);
@@ -109,7 +110,7 @@ TEST_CASE("conformance: empty and one-residue chains give [n, D] or a clear erro
   torch::NoGradGuard no_grad;
   for (const auto& name : sapling::StructureEncoderRegistry::instance().names()) {
     INFO("structure_encoder '" << name << "'");
-    const auto encoder = build(name);
+    const auto encoder = build_structure_encoder(name);
     for (int64_t n : {0, 1}) {
       const auto chain = t::first_residues(t::conformance_chains().front(), n);
       torch::Tensor out;

@@ -16,7 +16,7 @@ namespace t = sapling::test;
 // Tokenizers that need inputs: see conformance_support.hpp.
 // `precomputed` reads a token file: the built-in 3Di tokens of every conformance chain, written as the plugin
 // expects them (ENTRY_CHAIN headers). `vq_structure` without trained weights encodes with its random codebook.
-const std::map<std::string, t::OptionsMaker>& known() {
+const std::map<std::string, t::OptionsMaker>& known_tokenizers() {
   static const std::map<std::string, t::OptionsMaker> makers = {
       {"precomputed",
        [](const sapling::OptionSchema& schema, const std::filesystem::path& scratch) {
@@ -37,8 +37,8 @@ const std::map<std::string, t::OptionsMaker>& known() {
   return makers;
 }
 
-std::shared_ptr<StructureTokenizer> build(const std::string& name) {
-  return t::build_for_conformance<StructureTokenizer>(name, known(), t::temp_dir("conformance-tokenizer-" + name));
+std::shared_ptr<StructureTokenizer> build_tokenizer(const std::string& name) {
+  return t::build_for_conformance<StructureTokenizer>(name, known_tokenizers(), t::temp_dir("conformance-tokenizer-" + name));
 }
 
 }  // namespace
@@ -49,7 +49,7 @@ TEST_CASE("conformance: every tokenizer gives one valid state per residue, deter
   REQUIRE_FALSE(names.empty());
   for (const auto& name : names) {
     INFO("structure_tokenizer '" << name << "'");
-    const auto tokenizer = build(name);
+    const auto tokenizer = build_tokenizer(name);
     const int64_t states = tokenizer->num_states();
     CHECK(states >= 2);
     // Symbols: one printable, distinct symbol per state (the dataset stores them as the vocabulary).
@@ -81,7 +81,7 @@ TEST_CASE("conformance: a thread-safe tokenizer gives the same states on several
   t::load_build_plugins();
   for (const auto& name : sapling::StructureTokenizerRegistry::instance().names()) {
     INFO("structure_tokenizer '" << name << "'");
-    const auto tokenizer = build(name);
+    const auto tokenizer = build_tokenizer(name);
     if (!tokenizer->thread_safe()) continue;
     const auto& chains = t::conformance_chains();
     std::vector<std::vector<int64_t>> serial, parallel(chains.size());
@@ -99,7 +99,7 @@ TEST_CASE("conformance: every tokenizer reads a structure file into named chains
   const auto file = t::source_dir() / "datasets/sample/bm5/1AY7_r_u.pdb.gz";
   for (const auto& name : sapling::StructureTokenizerRegistry::instance().names()) {
     INFO("structure_tokenizer '" << name << "'");
-    const auto tokenizer = build(name);
+    const auto tokenizer = build_tokenizer(name);
     const sapling::TokenizerFile read = tokenizer->read_file(file);
     REQUIRE(read.names.size() == read.chains.size());
     REQUIRE_FALSE(read.chains.empty());
@@ -120,7 +120,7 @@ TEST_CASE("conformance: empty and one-residue chains give a result of their leng
   t::load_build_plugins();
   for (const auto& name : sapling::StructureTokenizerRegistry::instance().names()) {
     INFO("structure_tokenizer '" << name << "'");
-    const auto tokenizer = build(name);
+    const auto tokenizer = build_tokenizer(name);
     for (int64_t n : {0, 1}) {
       const auto chain = t::first_residues(t::conformance_chains().front(), n);
       std::string message;

@@ -12,7 +12,10 @@
 #include "sapling/files.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/safetensors.hpp"
+#include "esm2_test_support.hpp"
 #include "test_support.hpp"
+
+namespace esm2_test = sapling::test::esm2;
 
 using namespace sapling;
 using sapling::test::scaled_max_diff;
@@ -20,17 +23,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::shared_ptr<SequenceEncoder> load_esm2(const fs::path& dir) {
-  sapling::test::load_build_plugins();
-  Options options;
-  options.set("path", dir.string());
-  return SequenceEncoderRegistry::instance().create("esm2", options);
-}
-
-fs::path tiny_dir() { return sapling::test::fixtures_dir() / "esm2_tiny"; }
 
 NamedTensors tiny_tensors() {
-  TensorStore store(tiny_dir());
+  TensorStore store(esm2_test::tiny_dir());
   NamedTensors out;
   for (const auto& k : store.keys()) out.emplace_back(k, store.get(k).clone());
   return out;
@@ -44,18 +39,7 @@ fs::path write_checkpoint(const std::string& tag, const NamedTensors& tensors, c
   return dir;
 }
 
-nlohmann::json tiny_config() { return nlohmann::json::parse(read_file(tiny_dir() / "config.json")); }
-
-std::string load_error(const fs::path& dir) {
-  try {
-    load_esm2(dir);
-  } catch (const Error& e) {
-    std::cout << "  loader error: " << e.what() << "\n";
-    return e.what();
-  }
-  FAIL("loading " << dir << " did not fail");
-  return "";
-}
+nlohmann::json tiny_config() { return nlohmann::json::parse(read_file(esm2_test::tiny_dir() / "config.json")); }
 
 // The first 2000 records of the UniProt set: held out from the 8M model's training.
 std::vector<std::string> sample_sequences() {
@@ -76,7 +60,7 @@ TEST_CASE("esm2 loader rejects an unexpected key, listing all of them", "[esm2][
   auto tensors = tiny_tensors();
   tensors.emplace_back("esm.encoder.layer.0.attention.self.extra.weight", torch::zeros({4}));
   tensors.emplace_back("lm_head.something", torch::zeros({4}));
-  const auto message = load_error(write_checkpoint("unexpected", tensors, tiny_config()));
+  const auto message = esm2_test::load_error(write_checkpoint("unexpected", tensors, tiny_config()));
   CHECK_THAT(message, Catch::Contains("unexpected keys") && Catch::Contains("esm.encoder.layer.0.attention.self.extra.weight") &&
                           Catch::Contains("lm_head.something"));
 }
@@ -85,7 +69,7 @@ TEST_CASE("esm2 loader rejects missing keys, listing all of them", "[esm2][loade
   NamedTensors kept;
   for (auto& [k, t] : tiny_tensors())
     if (k != "lm_head.dense.bias" && k != "esm.encoder.layer.1.output.dense.weight") kept.emplace_back(k, t);
-  const auto message = load_error(write_checkpoint("missing", kept, tiny_config()));
+  const auto message = esm2_test::load_error(write_checkpoint("missing", kept, tiny_config()));
   CHECK_THAT(message, Catch::Contains("missing keys") && Catch::Contains("lm_head.dense.bias") &&
                           Catch::Contains("esm.encoder.layer.1.output.dense.weight"));
 }
@@ -94,32 +78,32 @@ TEST_CASE("esm2 loader rejects a wrong shape, naming key and both shapes", "[esm
   auto tensors = tiny_tensors();
   for (auto& [k, t] : tensors)
     if (k == "esm.encoder.layer.0.attention.self.query.weight") t = torch::zeros({64, 32});
-  const auto message = load_error(write_checkpoint("shape", tensors, tiny_config()));
+  const auto message = esm2_test::load_error(write_checkpoint("shape", tensors, tiny_config()));
   CHECK_THAT(message, Catch::Contains("esm.encoder.layer.0.attention.self.query.weight (expected [64, 64], found [64, 32])"));
 }
 
 TEST_CASE("esm2 loader rejects a config.json that disagrees with the weights", "[esm2][loader]") {
   auto config = tiny_config();
   config["num_hidden_layers"] = 3;
-  CHECK_THAT(load_error(write_checkpoint("layers", tiny_tensors(), config)),
+  CHECK_THAT(esm2_test::load_error(write_checkpoint("layers", tiny_tensors(), config)),
              Catch::Contains("missing keys") && Catch::Contains("esm.encoder.layer.2.attention.self.query.weight"));
   config = tiny_config();
   config["intermediate_size"] = 256;
-  CHECK_THAT(load_error(write_checkpoint("ffn", tiny_tensors(), config)),
+  CHECK_THAT(esm2_test::load_error(write_checkpoint("ffn", tiny_tensors(), config)),
              Catch::Contains("esm.encoder.layer.0.intermediate.dense.weight (expected [256, 64], found [128, 64])"));
   config = tiny_config();
   config["num_attention_heads"] = 5;
-  CHECK_THAT(load_error(write_checkpoint("heads", tiny_tensors(), config)), Catch::Contains("not divisible"));
+  CHECK_THAT(esm2_test::load_error(write_checkpoint("heads", tiny_tensors(), config)), Catch::Contains("not divisible"));
   config = tiny_config();
   config.erase("hidden_size");
-  CHECK_THAT(load_error(write_checkpoint("nohidden", tiny_tensors(), config)),
+  CHECK_THAT(esm2_test::load_error(write_checkpoint("nohidden", tiny_tensors(), config)),
              Catch::Contains("config.json") && Catch::Contains("'hidden_size'"));
 }
 
 TEST_CASE("esm2 loads fp16-stored checkpoints into float32 parameters", "[esm2][loader]") {
   NamedTensors half;
   for (auto& [k, t] : tiny_tensors()) half.emplace_back(k, t.to(torch::kFloat16));
-  auto model = load_esm2(write_checkpoint("fp16", half, tiny_config()));
+  auto model = esm2_test::load(write_checkpoint("fp16", half, tiny_config()));
   const auto params = model->named_parameters();
   for (const auto& [k, t] : half) {
     const auto* p = params.find(k);
@@ -130,7 +114,7 @@ TEST_CASE("esm2 loads fp16-stored checkpoints into float32 parameters", "[esm2][
 }
 
 TEST_CASE("esm2 save_pretrained then load_pretrained gives identical outputs", "[esm2][loader]") {
-  auto model = load_esm2(tiny_dir());
+  auto model = esm2_test::load(esm2_test::tiny_dir());
   const auto dir = sapling::test::temp_dir("esm2-save") / "saved";
   model->save_pretrained(dir);
 
@@ -150,7 +134,7 @@ TEST_CASE("esm2 save_pretrained then load_pretrained gives identical outputs", "
   CHECK(saved.contains("lm_head.bias"));
   CHECK_FALSE(saved.contains("lm_head.decoder.weight"));
 
-  auto reloaded = load_esm2(dir);
+  auto reloaded = esm2_test::load(dir);
   auto batch = model->tokenizer().batch({"MKTAYIAK<mask>RQISFVKSHFSRQ", "TTCCPSIVARSNFNVCRLPGTPEA"});
   ForwardRequest request;
   request.hidden_states = true;
@@ -167,7 +151,7 @@ TEST_CASE("esm2 save_pretrained then load_pretrained gives identical outputs", "
 TEST_CASE("esm2 batched output equals single-sequence output", "[esm2][batching]") {
   SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
   SAPLING_REQUIRE_DATA("uniprot_go160k");
-  auto model = load_esm2(sapling::test::data_path("esm2_t6_8M_uniprot"));
+  auto model = esm2_test::load(sapling::test::data_path("esm2_t6_8M_uniprot"));
   model->eval();
   torch::NoGradGuard no_grad;
   const auto all = sample_sequences();
@@ -200,7 +184,7 @@ TEST_CASE("esm2 batched output equals single-sequence output", "[esm2][batching]
 TEST_CASE("esm2 8M model predicts held-out masked residues far above chance", "[esm2][pretrained]") {
   SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
   SAPLING_REQUIRE_DATA("uniprot_go160k");
-  auto model = load_esm2(sapling::test::data_path("esm2_t6_8M_uniprot"));
+  auto model = esm2_test::load(sapling::test::data_path("esm2_t6_8M_uniprot"));
   model->eval();
   torch::NoGradGuard no_grad;
   const auto& tok = model->tokenizer();
@@ -274,7 +258,7 @@ TEST_CASE("esm2 8M model predicts held-out masked residues far above chance", "[
 TEST_CASE("esm2 8M forward timing, batch 8 x 256", "[esm2][timing]") {
   SAPLING_REQUIRE_DATA("esm2_t6_8M_uniprot");
   SAPLING_REQUIRE_DATA("uniprot_go160k");
-  auto model = load_esm2(sapling::test::data_path("esm2_t6_8M_uniprot"));
+  auto model = esm2_test::load(sapling::test::data_path("esm2_t6_8M_uniprot"));
   model->eval();
   torch::NoGradGuard no_grad;
   const auto all = sample_sequences();
@@ -302,7 +286,7 @@ TEST_CASE("esm2 token_dropout option overrides config.json", "[esm2]") {
   torch::NoGradGuard no_grad;
   for (const bool token_dropout : {true, false}) {
     Options options;
-    options.set("path", tiny_dir().string());
+    options.set("path", esm2_test::tiny_dir().string());
     options.set("token_dropout", token_dropout);
     auto model = SequenceEncoderRegistry::instance().create("esm2", options);
     auto batch = model->tokenizer().batch({"MKTAYIAKQRQ", "MKT<mask>"});

@@ -10,39 +10,27 @@
 #include "sapling/files.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/safetensors.hpp"
+#include "esm2_test_support.hpp"
 #include "test_support.hpp"
+
+namespace esm2_test = sapling::test::esm2;
 
 namespace fs = std::filesystem;
 using sapling::test::run_command;
 
 namespace {
 
-fs::path tiny_dir() { return sapling::test::fixtures_dir() / "esm2_tiny"; }
 fs::path bundled_model() { return sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16"; }
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 
 // A copy of the tiny fixture with an edited config.json.
 fs::path tiny_with_config(const std::string& tag, const std::function<void(nlohmann::json&)>& edit) {
   const auto dir = sapling::test::temp_dir("esm2-hostile-" + tag);
-  fs::copy_file(tiny_dir() / "model.safetensors", dir / "model.safetensors");
-  auto config = nlohmann::json::parse(sapling::read_file(tiny_dir() / "config.json"));
+  fs::copy_file(esm2_test::tiny_dir() / "model.safetensors", dir / "model.safetensors");
+  auto config = nlohmann::json::parse(sapling::read_file(esm2_test::tiny_dir() / "config.json"));
   edit(config);
   sapling::write_file_atomic(dir / "config.json", config.dump(2));
   return dir;
-}
-
-std::string load_error(const fs::path& dir) {
-  sapling::test::load_build_plugins();
-  sapling::Options options;
-  options.set("path", dir.string());
-  try {
-    sapling::SequenceEncoderRegistry::instance().create("esm2", options);
-  } catch (const sapling::Error& e) {
-    std::cout << "  esm2 loader error (expected): " << e.what() << "\n";
-    return e.what();
-  }
-  FAIL("loading " << dir << " did not fail");
-  return "";
 }
 
 }  // namespace
@@ -61,16 +49,16 @@ TEST_CASE("esm2: a config.json far larger than its weights is refused before all
   for (const auto& c : cases) {
     INFO(c.tag);
     const auto t0 = std::chrono::steady_clock::now();
-    const auto message = load_error(tiny_with_config(c.tag, c.edit));
+    const auto message = esm2_test::load_error(tiny_with_config(c.tag, c.edit));
     CHECK_THAT(message, Catch::Contains("config.json") && Catch::Contains("does not belong to these weights"));
     CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 10);
   }
-  const auto message = load_error(tiny_with_config("positions", [](nlohmann::json& c) {
+  const auto message = esm2_test::load_error(tiny_with_config("positions", [](nlohmann::json& c) {
     c["max_position_embeddings"] = int64_t{1} << 40;
   }));
   CHECK_THAT(message, Catch::Contains("config.json: 'max_position_embeddings'"));
   // A moderate mismatch still gets the precise key-by-key report.
-  CHECK_THAT(load_error(tiny_with_config("three", [](nlohmann::json& c) { c["num_hidden_layers"] = 3; })),
+  CHECK_THAT(esm2_test::load_error(tiny_with_config("three", [](nlohmann::json& c) { c["num_hidden_layers"] = 3; })),
              Catch::Contains("missing keys"));
 }
 
@@ -81,7 +69,7 @@ TEST_CASE("sapling embed: corrupt checkpoints fail with exit 1 naming the file",
     return run_command(sapling::test::sapling_exe() + " embed --threads 2 --model " + quote(model) + " --fasta " +
                        quote(dir / "in.fasta") + " --out " + quote(dir / "out.safetensors"));
   };
-  const std::string weights = sapling::read_file(tiny_dir() / "model.safetensors");
+  const std::string weights = sapling::read_file(esm2_test::tiny_dir() / "model.safetensors");
   struct Case {
     std::string tag, bytes, expected;
   };
@@ -95,7 +83,7 @@ TEST_CASE("sapling embed: corrupt checkpoints fail with exit 1 naming the file",
     INFO(c.tag);
     const auto model = dir / c.tag;
     fs::create_directories(model);
-    fs::copy_file(tiny_dir() / "config.json", model / "config.json");
+    fs::copy_file(esm2_test::tiny_dir() / "config.json", model / "config.json");
     sapling::write_file_atomic(model / "model.safetensors", c.bytes);
     const auto r = embed(model);
     INFO(r.output);
@@ -106,7 +94,7 @@ TEST_CASE("sapling embed: corrupt checkpoints fail with exit 1 naming the file",
   for (const std::string& text : {std::string("{\"hidden_size\": "), std::string("[1, 2]")}) {
     const auto model = dir / ("config" + std::to_string(text.size()));
     fs::create_directories(model);
-    fs::copy_file(tiny_dir() / "model.safetensors", model / "model.safetensors");
+    fs::copy_file(esm2_test::tiny_dir() / "model.safetensors", model / "model.safetensors");
     sapling::write_file_atomic(model / "config.json", text);
     const auto r = embed(model);
     INFO(r.output);

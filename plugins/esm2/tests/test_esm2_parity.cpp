@@ -4,7 +4,10 @@
 
 #include "sapling/interfaces.hpp"
 #include "sapling/safetensors.hpp"
+#include "esm2_test_support.hpp"
 #include "test_support.hpp"
+
+namespace esm2_test = sapling::test::esm2;
 
 using namespace sapling;
 using sapling::test::scaled_max_diff;
@@ -12,13 +15,6 @@ using sapling::test::scaled_max_diff;
 namespace {
 
 constexpr double kTolerance = 1e-5;
-
-std::shared_ptr<SequenceEncoder> load_esm2(const std::filesystem::path& dir) {
-  sapling::test::load_build_plugins();
-  Options options;
-  options.set("path", dir.string());
-  return SequenceEncoderRegistry::instance().create("esm2", options);
-}
 
 // Max scaled difference over the entries where `keep` is true (pad positions are unspecified).
 double masked_diff(const torch::Tensor& actual, const torch::Tensor& expected, const torch::Tensor& keep) {
@@ -35,7 +31,7 @@ void check(const std::string& what, double diff) {
 
 void check_fixture(const std::filesystem::path& fixtures, const std::string& model_folder, const std::string& io_file) {
   std::cout << "ESM2 parity: " << model_folder << " vs " << io_file << "\n";
-  auto model = load_esm2(fixtures / model_folder);
+  auto model = esm2_test::load(fixtures / model_folder);
   SafetensorsFile io(fixtures / io_file);
 
   const auto ids = io.get("input_ids").to(torch::kInt64);
@@ -126,7 +122,7 @@ TEST_CASE("esm2 matches HF transformers at the 8M model's widths (esm2_w320)", "
 
 TEST_CASE("esm2 parameter names are the HF checkpoint keys", "[esm2]") {
   const auto dir = sapling::test::fixtures_dir() / "esm2_tiny";
-  auto model = load_esm2(dir);
+  auto model = esm2_test::load(dir);
   SafetensorsFile file(dir / "model.safetensors");
   std::set<std::string> stored;
   for (const auto& k : file.keys())

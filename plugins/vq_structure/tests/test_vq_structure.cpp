@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+using sapling::test::quote;
 
 fs::path bm5_sample() { return test::source_dir() / "datasets/sample/bm5"; }
 
