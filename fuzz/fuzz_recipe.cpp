@@ -1,4 +1,5 @@
-// libFuzzer target: TOML recipe loading (base inheritance included) and validation against a settings section.
+// libFuzzer target: TOML recipe loading (base inheritance included) and validation against a settings section,
+// or, for a recipe with a [tokenizer] table, the tokenizer-recipe reader of `sapling train-tokenizer`.
 #include <unistd.h>
 
 #include <cstdint>
@@ -7,7 +8,9 @@
 #include <string>
 
 #include "sapling/error.hpp"
+#include "sapling/interfaces.hpp"
 #include "sapling/recipe.hpp"
+#include "tokenizer_recipe.hpp"
 
 namespace {
 
@@ -26,11 +29,24 @@ void register_section() {
   sapling::register_recipe_section(spec);
 }
 
+// A structure tokenizer's registration (schema only: nothing is built), standing in for a plugin's.
+void register_tokenizer() {
+  sapling::OptionSchema schema;
+  schema.add("codes", sapling::OptionType::Int).default_value(int64_t{512}).min(2);
+  schema.add("weights", sapling::OptionType::Path);
+  schema.add("mask_below", sapling::OptionType::Float).default_value(0.0).min(0).max(100);
+  sapling::StructureTokenizerRegistry::instance().add(
+      {"fuzz_tokens", "fuzz stand-in", schema, [](const sapling::Options&) -> std::shared_ptr<sapling::StructureTokenizer> {
+         return nullptr;
+       }});
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::filesystem::path dir = [] {
     register_section();
+    register_tokenizer();
     auto d = std::filesystem::temp_directory_path() / ("sapling-fuzz-recipe-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     // A base recipe the input may inherit from (base = "base.toml").
@@ -41,6 +57,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::ofstream(file, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), size);
   try {
     auto recipe = sapling::Recipe::load(file);
+    if (sapling::cli::is_tokenizer_recipe(recipe)) {
+      sapling::cli::read_tokenizer_recipe(recipe);
+      return 0;
+    }
     recipe.validate();
     recipe.resolved_text();
     recipe.identity_text();

@@ -17,6 +17,9 @@ namespace sapling::test::esm2 {
 // The two-layer ESM2 fixture (tests/fixtures/esm2_tiny): safetensors weights and an HF config.json.
 inline std::filesystem::path tiny_dir() { return fixtures_dir() / "esm2_tiny"; }
 
+// The bundled ESM2 (8M shape, float16 weights) that the quickstart uses.
+inline std::filesystem::path bundled_model() { return source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16"; }
+
 // The ESM2 encoder of the checkpoint folder `dir`, built by the plugin the build made.
 inline std::shared_ptr<SequenceEncoder> load(const std::filesystem::path& dir) {
   load_build_plugins();

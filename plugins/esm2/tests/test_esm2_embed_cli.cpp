@@ -5,13 +5,15 @@
 #include <nlohmann/json.hpp>
 
 #include "sapling/safetensors.hpp"
+#include "esm2_test_support.hpp"
 #include "test_support.hpp"
+
+namespace esm2_test = sapling::test::esm2;
 
 using sapling::test::run_command;
 using sapling::test::scaled_max_diff;
 
 namespace {
-
 
 // The fixture's three sequences with <mask> at the recorded positions, as FASTA.
 std::filesystem::path fixture_fasta(const std::filesystem::path& dir, const sapling::SafetensorsFile& io) {
@@ -34,6 +36,18 @@ std::string embed(const std::string& args) {
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   return r.output;
+}
+
+// short (10) and medium (159 residues), and with `with_long` an 800-residue one (over the truncation limits).
+std::filesystem::path three_lengths_fasta(const std::filesystem::path& dir, bool with_long) {
+  std::ofstream f(dir / "in.fasta");
+  f << ">short\nMKTAYIAKQR\n>medium\n" << std::string(150, 'A') << "LLKRVEGGW\n";
+  if (with_long) {
+    f << ">long\n";
+    for (int i = 0; i < 40; ++i) f << "MQIFVKTLTGKTITLEVEPS";
+    f << "\n";
+  }
+  return dir / "in.fasta";
 }
 
 }  // namespace
@@ -69,52 +83,33 @@ TEST_CASE("sapling embed reproduces the esm2_w320 fixture's last hidden state an
   CHECK(worst_contacts <= 1e-5);
 }
 
-TEST_CASE("sapling embed: batch size does not change outputs, layers, npy and long sequences", "[esm2][embed][cli]") {
+// The embed cases below are separate tests so ctest spreads them over the cores (together they ran 100 s).
+TEST_CASE("sapling embed: batch size does not change outputs", "[esm2][embed][cli]") {
   const auto dir = sapling::test::temp_dir("embed2");
-  const auto model = (sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16").string();
-  {
-    std::ofstream f(dir / "in.fasta");
-    f << ">short\nMKTAYIAKQR\n>medium\n" << std::string(150, 'A') << "LLKRVEGGW\n>long\n";
-    for (int i = 0; i < 40; ++i) f << "MQIFVKTLTGKTITLEVEPS";
-    f << "\n";
-  }
-  const auto in = (dir / "in.fasta").string();
+  const auto model = esm2_test::bundled_model().string();
+  const auto in = three_lengths_fasta(dir, true).string();
   embed("--model " + model + " --fasta " + in + " --out " + (dir / "big.safetensors").string() + " --include per_tok,contacts");
-  auto small = embed("--model " + model + " --fasta " + in + " --out " + (dir / "small.safetensors").string() +
-                     " --include per_tok,contacts --toks-per-batch 16");
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "small.safetensors").string() +
+        " --include per_tok,contacts --toks-per-batch 16");
   sapling::SafetensorsFile a(dir / "big.safetensors"), b(dir / "small.safetensors");
   double worst = 0;
   for (const auto& key : a.keys()) worst = std::max(worst, scaled_max_diff(a.get(key), b.get(key)));
   std::cout << "embed: one batch vs one sequence per batch, scaled max diff " << worst << "\n";
   CHECK(worst <= 1e-5);
+}
 
+TEST_CASE("sapling embed: layers, npy output, and --encoder with its old name --plugin", "[esm2][embed][cli]") {
+  const auto dir = sapling::test::temp_dir("embed-layers");
+  const auto model = esm2_test::bundled_model().string();
+  const auto in = three_lengths_fasta(dir, false).string();
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "last.safetensors").string() + " --include per_tok");
   // Several layers get '@<layer>' names; layer 6 of 6 equals the default last layer.
   embed("--model " + model + " --fasta " + in + " --out " + (dir / "layers.safetensors").string() +
         " --include mean --repr-layers 0,3,-1");
-  sapling::SafetensorsFile layers(dir / "layers.safetensors");
+  sapling::SafetensorsFile last(dir / "last.safetensors"), layers(dir / "layers.safetensors");
   CHECK(layers.contains("short/mean@0"));
   CHECK(layers.contains("short/mean@3"));
-  CHECK(scaled_max_diff(layers.get("short/mean@6"), a.get("short/per_tok").mean(0)) <= 1e-6);
-
-  // Truncation warns; windows cover the whole sequence; 'error' refuses.
-  auto truncated = embed("--model " + model + " --fasta " + in + " --out " + (dir / "t.safetensors").string() +
-                         " --include per_tok --truncation 100");
-  CHECK_THAT(truncated, Catch::Contains("'long' has 800 residues; truncated to the first 100"));
-  CHECK(sapling::SafetensorsFile(dir / "t.safetensors").get("long/per_tok").size(0) == 100);
-  embed("--model " + model + " --fasta " + in + " --out " + (dir / "w.safetensors").string() +
-        " --include per_tok,contacts --truncation 300 --long window");
-  sapling::SafetensorsFile w(dir / "w.safetensors");
-  CHECK(w.get("long/per_tok").size(0) == 800);
-  CHECK(w.get("long/contacts").size(0) == 800);
-  // The first window's residues far from any overlap equal the truncated run.
-  embed("--model " + model + " --fasta " + in + " --out " + (dir / "t300.safetensors").string() +
-        " --include per_tok --truncation 300");
-  CHECK(scaled_max_diff(w.get("long/per_tok").slice(0, 0, 150),
-                        sapling::SafetensorsFile(dir / "t300.safetensors").get("long/per_tok").slice(0, 0, 150)) <= 1e-5);
-  auto refused = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + in +
-                             " --out " + (dir / "x.safetensors").string() + " --truncation 100 --long error");
-  CHECK(refused.exit_code == 1);
-  CHECK_THAT(refused.output, Catch::Contains("sequence 'medium' (line 3) has 159 residues, over the limit of 100"));
+  CHECK(scaled_max_diff(layers.get("short/mean@6"), last.get("short/per_tok").mean(0)) <= 1e-6);
 
   embed("--model " + model + " --fasta " + in + " --out " + (dir / "npy").string() + " --include mean --format npy");
   CHECK(std::filesystem::file_size(dir / "npy" / "short.mean.npy") == 128 + 320 * 4);
@@ -134,9 +129,34 @@ TEST_CASE("sapling embed: batch size does not change outputs, layers, npy and lo
   CHECK_THAT(both.output, Catch::Contains("--encoder and its old name --plugin are both given"));
 }
 
+TEST_CASE("sapling embed: long sequences truncated with a warning, windowed, or refused", "[esm2][embed][cli]") {
+  const auto dir = sapling::test::temp_dir("embed-long");
+  const auto model = esm2_test::bundled_model().string();
+  const auto in = three_lengths_fasta(dir, true).string();
+  // Truncation warns; windows cover the whole sequence; 'error' refuses.
+  auto truncated = embed("--model " + model + " --fasta " + in + " --out " + (dir / "t.safetensors").string() +
+                         " --include per_tok --truncation 100");
+  CHECK_THAT(truncated, Catch::Contains("'long' has 800 residues; truncated to the first 100"));
+  CHECK(sapling::SafetensorsFile(dir / "t.safetensors").get("long/per_tok").size(0) == 100);
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "w.safetensors").string() +
+        " --include per_tok,contacts --truncation 300 --long window");
+  sapling::SafetensorsFile w(dir / "w.safetensors");
+  CHECK(w.get("long/per_tok").size(0) == 800);
+  CHECK(w.get("long/contacts").size(0) == 800);
+  // The first window's residues far from any overlap equal the truncated run.
+  embed("--model " + model + " --fasta " + in + " --out " + (dir / "t300.safetensors").string() +
+        " --include per_tok --truncation 300");
+  CHECK(scaled_max_diff(w.get("long/per_tok").slice(0, 0, 150),
+                        sapling::SafetensorsFile(dir / "t300.safetensors").get("long/per_tok").slice(0, 0, 150)) <= 1e-5);
+  auto refused = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + in +
+                             " --out " + (dir / "x.safetensors").string() + " --truncation 100 --long error");
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("sequence 'medium' (line 3) has 159 residues, over the limit of 100"));
+}
+
 TEST_CASE("sapling embed rejects bad input with one line and exit code 1", "[esm2][embed][cli]") {
   const auto dir = sapling::test::temp_dir("embed3");
-  const auto model = (sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16").string();
+  const auto model = esm2_test::bundled_model().string();
   std::ofstream(dir / "dup.fasta") << ">a\nMKT\n>a\nMKV\n";
   auto r = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + (dir / "dup.fasta").string() +
                        " --out " + (dir / "o.safetensors").string());

@@ -20,7 +20,6 @@ using sapling::test::run_command;
 
 namespace {
 
-fs::path bundled_model() { return sapling::test::source_dir() / "datasets" / "models" / "esm2_t6_8M_uniprot_f16"; }
 using sapling::test::quote;
 
 // A copy of the tiny fixture with an edited config.json.
@@ -113,7 +112,7 @@ TEST_CASE("sapling embed: a 100k-residue sequence is truncated to 1022 with a wa
     for (int i = 0; i < 5000; ++i) f << motif << "\n";  // 100,000 residues
     f << ">small\nMKTAYIAKQR\n";
   }
-  const std::string base = sapling::test::sapling_exe() + " embed --threads 2 --model " + quote(bundled_model()) +
+  const std::string base = sapling::test::sapling_exe() + " embed --threads 2 --model " + quote(esm2_test::bundled_model()) +
                            " --fasta " + quote(dir / "long.fasta") + " --include per_tok,mean";
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = run_command(base + " --out " + quote(dir / "t.safetensors"));
