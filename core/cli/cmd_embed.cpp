@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "sapling/compute_dtype.hpp"
 #include "sapling/embed.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
@@ -21,13 +22,6 @@ std::vector<std::string> split_list(const std::string& text) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
-}
-
-torch::ScalarType parse_dtype(const std::string& s) {
-  if (s == "fp32" || s == "float32") return torch::kFloat32;
-  if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
-  if (s == "fp16" || s == "float16") return torch::kFloat16;
-  fail("--dtype '", s, "': expected fp32, bf16 or fp16");
 }
 
 // Labels may hold characters that are awkward in file names ("sp|P1|X").
@@ -54,7 +48,8 @@ int run(const std::vector<std::string>& args) {
       "sequences over the limit: truncate (warn), window (overlapping windows, averaged) or error")(
       "window-overlap", po::value<int64_t>()->default_value(-1), "residues shared by consecutive windows (default: half)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
-      "dtype", po::value<std::string>()->default_value("fp32"), "fp32, or bf16/fp16 on CUDA")(
+      "dtype", po::value<std::string>()->default_value("fp32"),
+      "fp32; bf16 (autocast: CUDA, or a CPU's bf16 units); fp16 (CUDA); auto: bf16 where the device has the units")(
       "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy");
   add_encoder_option(desc);
   po::positional_options_description pos;
@@ -62,7 +57,7 @@ int run(const std::vector<std::string>& args) {
   const std::string usage =
       "usage: sapling embed --model DIR --fasta FILE --out FILE.safetensors [--include per_tok,mean,bos,contacts]\n"
       "                     [--repr-layers -1,...] [--toks-per-batch 4096] [--pack] [--truncation 1022] [--long truncate|window|error]\n"
-      "                     [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--format safetensors|npy]\n\n"
+      "                     [--device cpu|cuda] [--dtype fp32|bf16|fp16|auto] [--format safetensors|npy]\n\n"
       "Output tensors: <label>/per_tok [L, D] (residues only), <label>/mean [D], <label>/bos [D],\n"
       "<label>/contacts [L, L]; <label> is the FASTA header up to the first space; with several\n"
       "layers each name gets '@<layer>'. ESM2's last layer is after the final LayerNorm; AMPLIFY's\n"
@@ -100,7 +95,8 @@ int run(const std::vector<std::string>& args) {
     fail("--device '", device, "': expected cpu or cuda[:N]");
   }
   if (options.device.is_cuda() && !torch::cuda::is_available()) fail("--device ", device, ": CUDA is not available in this build or machine");
-  options.dtype = parse_dtype(vm["dtype"].as<std::string>());
+  options.dtype = resolve_compute_dtype(vm["dtype"].as<std::string>(), options.device);
+  info("compute: ", describe_compute(options.dtype, options.device));
   const auto format = vm["format"].as<std::string>();
   if (format != "safetensors" && format != "npy") fail("--format '", format, "': expected safetensors or npy");
 
@@ -123,7 +119,7 @@ int run(const std::vector<std::string>& args) {
       {"include", vm["include"].as<std::string>()},
       {"truncation", std::to_string(result.limit)},
       {"long_policy", policy},
-      {"dtype", vm["dtype"].as<std::string>()},
+      {"dtype", options.dtype == torch::kFloat32 ? "fp32" : options.dtype == torch::kBFloat16 ? "bf16" : "fp16"},
       {"pooling", "mean over residues (specials excluded)"},
       {"producer", "sapling embed"}};
   if (format == "safetensors") {

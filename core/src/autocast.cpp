@@ -1,34 +1,54 @@
-// AutocastGuard: enables CUDA autocast with the API of the LibTorch in use.
+// AutocastGuard: enables CUDA or CPU autocast with the API of the LibTorch in use.
 #include "sapling/autocast.hpp"
 
 #include <ATen/autocast_mode.h>
 
 namespace sapling {
 
+// LibTorch >= 2.4 names the device; 1.x and early 2.x have one set of calls per device kind.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define SAPLING_AUTOCAST_BY_DEVICE 1
+#endif
+
 AutocastGuard::AutocastGuard(const torch::Device& device, torch::ScalarType dtype) {
-  if (!device.is_cuda() || dtype == torch::kFloat32) return;
+  if (dtype == torch::kFloat32) return;
   active_ = true;
-#if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 4)
-  previous_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
-  previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
-  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  cuda_ = device.is_cuda();
+#ifdef SAPLING_AUTOCAST_BY_DEVICE
+  const auto kind = cuda_ ? at::kCUDA : at::kCPU;
+  previous_enabled_ = at::autocast::is_autocast_enabled(kind);
+  previous_dtype_ = at::autocast::get_autocast_dtype(kind);
+  at::autocast::set_autocast_dtype(kind, dtype);
+  at::autocast::set_autocast_enabled(kind, true);
 #else
-  previous_enabled_ = at::autocast::is_enabled();
-  previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-  at::autocast::set_autocast_gpu_dtype(dtype);
-  at::autocast::set_enabled(true);
+  if (cuda_) {
+    previous_enabled_ = at::autocast::is_enabled();
+    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(true);
+  } else {
+    previous_enabled_ = at::autocast::is_cpu_enabled();
+    previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(true);
+  }
 #endif
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!active_) return;
-#if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(at::kCUDA, previous_enabled_);
-  at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+#ifdef SAPLING_AUTOCAST_BY_DEVICE
+  const auto kind = cuda_ ? at::kCUDA : at::kCPU;
+  at::autocast::set_autocast_enabled(kind, previous_enabled_);
+  at::autocast::set_autocast_dtype(kind, previous_dtype_);
 #else
-  at::autocast::set_enabled(previous_enabled_);
-  at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  if (cuda_) {
+    at::autocast::set_enabled(previous_enabled_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  } else {
+    at::autocast::set_cpu_enabled(previous_enabled_);
+    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+  }
 #endif
   at::autocast::clear_cache();
 }

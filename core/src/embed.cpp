@@ -150,8 +150,8 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
   for (const auto& p : pieces) total_residues += p.length;
   ProgressBar progress("embed", static_cast<double>(total_residues), "res/s");
 
-  if (!options.device.is_cuda() && options.dtype != torch::kFloat32)
-    fail("--dtype ", c10::toString(options.dtype), " needs --device cuda (CPU runs in float32)");
+  if (!options.device.is_cuda() && options.dtype == torch::kFloat16)
+    fail("--dtype fp16 needs --device cuda; on the CPU use bf16");
   // Weights stay float32; bf16/fp16 come from autocast, as torch.autocast does it
   // (casting the weights would also round rotary angles and norms).
   model.to(options.device, torch::kFloat32);

@@ -154,6 +154,59 @@ TEST_CASE("sapling embed: long sequences truncated with a warning, windowed, or 
   CHECK_THAT(refused.output, Catch::Contains("sequence 'medium' (line 3) has 159 residues, over the limit of 100"));
 }
 
+// Issue #19's inference budget for CPU bf16 (autocast: matrix products in bf16, norms and softmax in float32).
+TEST_CASE("sapling embed --dtype bf16 on the CPU stays within the accuracy budget, auto follows the CPU's units",
+          "[esm2][embed][cli][dtype]") {
+  const auto dir = sapling::test::temp_dir("embed-dtype");
+  const auto model = esm2_test::bundled_model().string();
+  const auto in = three_lengths_fasta(dir, true).string();
+  const auto run = [&](const std::string& env, const std::string& dtype, const std::string& name) {
+    auto r = run_command(env + " " + sapling::test::sapling_exe() + " embed --threads 2 --model " + model +
+                         " --fasta " + in + " --out " + (dir / name).string() + " --include per_tok,mean --dtype " + dtype);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    return r.output;
+  };
+  CHECK_THAT(run("", "fp32", "fp32.safetensors"), Catch::Contains("compute: float32 on cpu"));
+  CHECK_THAT(run("", "bf16", "bf16.safetensors"), Catch::Contains("compute: bf16 autocast on cpu"));
+  sapling::SafetensorsFile fp32(dir / "fp32.safetensors"), bf16(dir / "bf16.safetensors");
+  const auto cosine = [](const torch::Tensor& a, const torch::Tensor& b, int64_t dim) {
+    return torch::nn::functional::cosine_similarity(a, b, torch::nn::functional::CosineSimilarityFuncOptions().dim(dim));
+  };
+  CHECK(bf16.metadata().at("dtype") == "bf16");
+  std::vector<torch::Tensor> cosines;
+  double worst_mean = 1;
+  for (const std::string label : {"short", "medium", "long"}) {
+    const auto a = fp32.get(label + "/per_tok"), b = bf16.get(label + "/per_tok");
+    REQUIRE(b.scalar_type() == torch::kFloat32);
+    cosines.push_back(cosine(a, b, -1));
+    worst_mean = std::min(worst_mean, cosine(fp32.get(label + "/mean"), bf16.get(label + "/mean"), 0).item<double>());
+  }
+  const auto all = torch::cat(cosines);
+  const double mean = all.mean().item<double>(), least = all.min().item<double>();
+  std::cout << "embed bf16 vs float32, per-residue cosine: mean " << mean << " (budget >= 0.999), min " << least
+            << " (budget >= 0.99); mean-pooled min " << worst_mean << "\n";
+  CHECK(mean >= 0.999);
+  CHECK(least >= 0.99);
+
+  // auto: float32 where the CPU has no bf16 units, bf16 where it has (detection forced both ways).
+  CHECK_THAT(run("SAPLING_CPU_BF16=0", "auto", "auto0.safetensors"), Catch::Contains("compute: float32 on cpu"));
+  CHECK_THAT(run("SAPLING_CPU_BF16=1", "auto", "auto1.safetensors"),
+             Catch::Contains("compute: bf16 autocast on cpu") && Catch::Contains("forced by SAPLING_CPU_BF16"));
+  sapling::SafetensorsFile auto0(dir / "auto0.safetensors"), auto1(dir / "auto1.safetensors");
+  CHECK(scaled_max_diff(auto0.get("long/per_tok"), fp32.get("long/per_tok")) == 0);
+  CHECK(scaled_max_diff(auto1.get("long/per_tok"), bf16.get("long/per_tok")) == 0);
+
+  const auto refused = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + in +
+                                   " --out " + (dir / "x.safetensors").string() + " --dtype fp16");
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("--dtype fp16 needs --device cuda; on the CPU use bf16"));
+  const auto bad_env = run_command("SAPLING_CPU_BF16=yes " + sapling::test::sapling_exe() + " embed --model " + model +
+                                   " --fasta " + in + " --out " + (dir / "x.safetensors").string() + " --dtype auto");
+  CHECK(bad_env.exit_code == 1);
+  CHECK_THAT(bad_env.output, Catch::Contains("SAPLING_CPU_BF16='yes': expected 1"));
+}
+
 TEST_CASE("sapling embed rejects bad input with one line and exit code 1", "[esm2][embed][cli]") {
   const auto dir = sapling::test::temp_dir("embed3");
   const auto model = esm2_test::bundled_model().string();

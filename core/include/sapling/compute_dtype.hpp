@@ -1,0 +1,30 @@
+// The compute dtype of a run (--dtype auto|fp32|bf16|fp16): what the CPU's matrix units support, and the choice.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+#include "sapling/export.hpp"
+
+namespace sapling {
+
+// The bfloat16 matrix instructions of this CPU, from the kernel's CPU flags (so the OS supports their state).
+// SAPLING_CPU_BF16=1 or 0 overrides the detection (tests force either answer; a user may rule bf16 out).
+struct SAPLING_API CpuMatrixUnits {
+  bool avx512_bf16 = false;  // AVX512-BF16 dot products (Intel Cooper Lake and later, AMD Zen 4 and later)
+  bool amx_bf16 = false;     // AMX tiles (Intel Sapphire Rapids and later)
+  bool forced = false;       // set by SAPLING_CPU_BF16
+  bool bf16() const { return avx512_bf16 || amx_bf16; }
+  std::string describe() const;  // e.g. "amx_bf16 avx512_bf16", or "no bf16 units"
+};
+SAPLING_API CpuMatrixUnits cpu_matrix_units();
+
+// Parses --dtype (fp32|float32, bf16|bfloat16, fp16|float16, auto) and resolves it for `device`: auto is bf16 on
+// CUDA and on a CPU with bf16 units, float32 elsewhere. fp16 is refused on the CPU (LibTorch's CPU autocast is
+// bf16 only); bf16 on a CPU without the units runs, slowly, with a warning.
+SAPLING_API torch::ScalarType resolve_compute_dtype(const std::string& requested, const torch::Device& device);
+
+// One line for the log: "bf16 autocast on the CPU (avx512_bf16)", "float32 on cuda:0", ...
+SAPLING_API std::string describe_compute(torch::ScalarType dtype, const torch::Device& device);
+
+}  // namespace sapling

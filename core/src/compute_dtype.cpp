@@ -1,0 +1,80 @@
+// Compute dtype: CPU bf16 detection from /proc/cpuinfo and the --dtype choice shared by the commands.
+#include "sapling/compute_dtype.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "sapling/error.hpp"
+#include "sapling/log.hpp"
+
+namespace sapling {
+
+namespace {
+
+// The flags of the first processor in /proc/cpuinfo; empty where there is none (not Linux).
+std::string cpu_flags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) return " " + line.substr(line.find(':') + 1) + " ";
+  return "";
+}
+
+}  // namespace
+
+std::string CpuMatrixUnits::describe() const {
+  std::string out;
+  if (amx_bf16) out += "amx_bf16";
+  if (avx512_bf16) out += std::string(out.empty() ? "" : " ") + "avx512_bf16";
+  if (out.empty()) out = "no bf16 units";
+  return forced ? out + ", forced by SAPLING_CPU_BF16" : out;
+}
+
+CpuMatrixUnits cpu_matrix_units() {
+  CpuMatrixUnits units;
+  if (const char* force = std::getenv("SAPLING_CPU_BF16"); force && *force) {
+    const std::string value(force);
+    if (value != "0" && value != "1") fail("SAPLING_CPU_BF16='", value, "': expected 1 (has bf16 units) or 0 (has none)");
+    units.avx512_bf16 = value == "1";
+    units.forced = true;
+    return units;
+  }
+  const std::string flags = cpu_flags();
+  units.avx512_bf16 = flags.find(" avx512_bf16 ") != std::string::npos;
+  units.amx_bf16 = flags.find(" amx_bf16 ") != std::string::npos;
+  return units;
+}
+
+torch::ScalarType resolve_compute_dtype(const std::string& requested, const torch::Device& device) {
+  if (requested == "fp32" || requested == "float32") return torch::kFloat32;
+  const bool cpu = !device.is_cuda();
+  if (requested == "auto") {
+    if (!cpu) return torch::kBFloat16;
+    return cpu_matrix_units().bf16() ? torch::kBFloat16 : torch::kFloat32;
+  }
+  if (requested == "bf16" || requested == "bfloat16") {
+    if (cpu && !cpu_matrix_units().bf16())
+      warn("--dtype bf16: this CPU has no bf16 matrix units (", cpu_matrix_units().describe(),
+           "); bf16 runs emulated and slower than float32");
+    return torch::kBFloat16;
+  }
+  if (requested == "fp16" || requested == "float16") {
+    if (cpu) fail("--dtype fp16 needs --device cuda; on the CPU use bf16 (or auto)");
+    return torch::kFloat16;
+  }
+  fail("--dtype '", requested, "': expected auto, fp32, bf16 or fp16");
+}
+
+std::string describe_compute(torch::ScalarType dtype, const torch::Device& device) {
+  std::ostringstream os;
+  if (dtype == torch::kFloat32) {
+    os << "float32 on " << device.str();
+  } else {
+    os << (dtype == torch::kBFloat16 ? "bf16" : "fp16") << " autocast on " << device.str();
+    if (!device.is_cuda()) os << " (" << cpu_matrix_units().describe() << "; matrix products through oneDNN)";
+  }
+  return os.str();
+}
+
+}  // namespace sapling
