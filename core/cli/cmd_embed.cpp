@@ -119,7 +119,7 @@ int run(const std::vector<std::string>& args) {
       {"include", vm["include"].as<std::string>()},
       {"truncation", std::to_string(result.limit)},
       {"long_policy", policy},
-      {"dtype", options.dtype == torch::kFloat32 ? "fp32" : options.dtype == torch::kBFloat16 ? "bf16" : "fp16"},
+      {"dtype", compute_dtype_name(options.dtype)},
       {"pooling", "mean over residues (specials excluded)"},
       {"producer", "sapling embed"}};
   if (format == "safetensors") {

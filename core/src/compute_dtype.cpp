@@ -54,9 +54,12 @@ torch::ScalarType resolve_compute_dtype(const std::string& requested, const torc
     return cpu_matrix_units().bf16() ? torch::kBFloat16 : torch::kFloat32;
   }
   if (requested == "bf16" || requested == "bfloat16") {
-    if (cpu && !cpu_matrix_units().bf16())
-      warn("--dtype bf16: this CPU has no bf16 matrix units (", cpu_matrix_units().describe(),
-           "); bf16 runs emulated and slower than float32");
+    if (cpu) {
+      const CpuMatrixUnits units = cpu_matrix_units();
+      if (!units.bf16())
+        warn("--dtype bf16: this CPU has no bf16 matrix units (", units.describe(),
+             "); bf16 runs emulated and slower than float32");
+    }
     return torch::kBFloat16;
   }
   if (requested == "fp16" || requested == "float16") {
@@ -66,12 +69,17 @@ torch::ScalarType resolve_compute_dtype(const std::string& requested, const torc
   fail("--dtype '", requested, "': expected auto, fp32, bf16 or fp16");
 }
 
+std::string compute_dtype_name(torch::ScalarType dtype) {
+  if (dtype == torch::kFloat32) return "fp32";
+  return dtype == torch::kBFloat16 ? "bf16" : "fp16";
+}
+
 std::string describe_compute(torch::ScalarType dtype, const torch::Device& device) {
   std::ostringstream os;
   if (dtype == torch::kFloat32) {
     os << "float32 on " << device.str();
   } else {
-    os << (dtype == torch::kBFloat16 ? "bf16" : "fp16") << " autocast on " << device.str();
+    os << compute_dtype_name(dtype) << " autocast on " << device.str();
     if (!device.is_cuda()) os << " (" << cpu_matrix_units().describe() << "; matrix products through oneDNN)";
   }
   return os.str();

@@ -24,6 +24,9 @@ SAPLING_API CpuMatrixUnits cpu_matrix_units();
 // bf16 only); bf16 on a CPU without the units runs, slowly, with a warning.
 SAPLING_API torch::ScalarType resolve_compute_dtype(const std::string& requested, const torch::Device& device);
 
+// The short name --dtype takes for `dtype`: "fp32", "bf16" or "fp16" (what output metadata records).
+SAPLING_API std::string compute_dtype_name(torch::ScalarType dtype);
+
 // One line for the log: "bf16 autocast on the CPU (avx512_bf16)", "float32 on cuda:0", ...
 SAPLING_API std::string describe_compute(torch::ScalarType dtype, const torch::Device& device);
 
