@@ -1,8 +1,59 @@
 // attention() and the contact-feature helpers declared in attention.hpp and contacts.hpp.
+#include <ATen/Parallel.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "cpu_attention_kernel.hpp"
 #include "sapling/attention.hpp"
 #include "sapling/contacts.hpp"
 
 namespace sapling {
+namespace {
+
+// The fused kernel serves CPU inference: no gradient to keep (it has no backward), no weights to return, a
+// square self-attention and heads of at most kFusedAttentionMaxHeadDim. SAPLING_CPU_ATTENTION=reference forces
+// the tensor path (A/B benchmarks and the parity test compare the two in one process).
+bool fused_cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  static const bool disabled = [] {
+    const char* env = std::getenv("SAPLING_CPU_ATTENTION");
+    return env != nullptr && std::strcmp(env, "reference") == 0;
+  }();
+  if (disabled || !q.device().is_cpu() || q.dim() != 4 || q.size(2) != k.size(2)) return false;
+  if (q.size(-1) > detail::kFusedAttentionMaxHeadDim) return false;
+  const auto dtype = q.scalar_type();
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) return false;
+  return !(torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()));
+}
+
+// q, k, v [B, H, T, Dh]; keep: [B, 1, 1, T] key mask or [B, 1, T, T] pair mask (bool). bf16 inputs (CPU
+// autocast) are computed in float32 and returned in bf16, like the tensor path's float32 softmax.
+torch::Tensor fused_cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& keep, double scale) {
+  const auto qf = q.to(torch::kFloat32).contiguous(), kf = k.to(torch::kFloat32).contiguous(),
+             vf = v.to(torch::kFloat32).contiguous();
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dh = q.size(3);
+  const bool pair = keep.size(2) != 1;
+  const auto mask = pair ? keep.expand({B, 1, T, T}).contiguous() : keep.reshape({B, T}).contiguous();
+  auto out = torch::empty_like(qf);
+  const float *qp = qf.data_ptr<float>(), *kp = kf.data_ptr<float>(), *vp = vf.data_ptr<float>();
+  const bool* mp = mask.data_ptr<bool>();
+  float* op = out.data_ptr<float>();
+  const int64_t head = T * Dh, scratch = detail::fused_attention_scratch_floats(T, Dh);
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buffer(static_cast<size_t>(scratch));
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / H;
+      detail::attend_one_head(qp + bh * head, kp + bh * head, vp + bh * head, pair ? nullptr : mp + b * T,
+                              pair ? mp + b * T * T : nullptr, T, Dh, static_cast<float>(scale), op + bh * head,
+                              buffer.data());
+    }
+  });
+  return out.to(q.scalar_type());
+}
+
+}  // namespace
 
 bool has_fused_attention() {
 #if TORCH_VERSION_MAJOR >= 2
@@ -18,6 +69,7 @@ AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const 
   const auto T = k.size(2);
   // A key mask [B, T] broadcasts over heads and queries; a pair mask [B, 1, T, T] (packed rows) over heads.
   auto keep = key_mask.dim() == 4 ? key_mask.to(torch::kBool) : key_mask.to(torch::kBool).view({B, 1, 1, T});
+  if (!need_weights && fused_cpu_attention_applies(q, k, v)) return {fused_cpu_attention(q, k, v, keep, scale), {}};
 #if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1)
   if (!need_weights) {
     // Fused kernel (flash / memory-efficient on CUDA). It takes the scale directly.
