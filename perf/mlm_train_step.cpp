@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 
 #include "sapling/allocator.hpp"
 #include "sapling/autocast.hpp"
+#include "sapling/compute_dtype.hpp"
 #include "sapling/error.hpp"
 #include "sapling/fasta.hpp"
 #include "sapling/interfaces.hpp"
@@ -47,9 +49,11 @@ const char* kUsage =
     "matrices). Prints per-part times and residues/s over the timed steps. --dump writes the batch and\n"
     "the first step's logits (before any update) for perf/torch_esm2.py --mode parity.\n"
     "--preset builds a randomly initialised ESM2 of a released size (esm2_t33_650M_UR50D, ...) instead\n"
-    "of loading one. --dtype bf16 runs the step under CUDA autocast (weights and AdamW stay float32).\n"
-    "--peak-tflops adds the model FLOP/s (6 x parameters x tokens per second) as a fraction of that\n"
-    "peak (MFU; H100/H200 dense bf16: 790). Also printed: the process's peak resident memory.";
+    "of loading one. --dtype bf16 runs the step under autocast (CUDA, or the CPU's bf16 units through\n"
+    "oneDNN; weights and AdamW stay float32). The path that ran (device, dtype, CPU units) is printed,\n"
+    "and the model FLOP/s (6 x parameters x tokens per second) as a fraction of the peak of that path\n"
+    "(MFU): the peak is measured at start-up with one large matrix product in the step's dtype, or\n"
+    "given by --peak-tflops (H100/H200 dense bf16: 790). Also printed: the process's peak resident memory.";
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -83,7 +87,6 @@ Args parse(int argc, char** argv) {
   if (a.dtype != "float32" && a.dtype != "bf16") sapling::fail("--dtype must be float32 or bf16, not '", a.dtype, "'");
   if (a.device == "cuda" && !torch::cuda::is_available())
     sapling::fail("--device cuda: this LibTorch has no CUDA device (build against a CUDA LibTorch, see docs/gpu/README.md)");
-  if (a.dtype == "bf16" && a.device != "cuda") sapling::fail("--dtype bf16 is CUDA autocast: use it with --device cuda");
   if (a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 1 || a.tokens < 3)
     sapling::fail("--threads, --steps, --batch must be positive, --warmup >= 0, --tokens >= 3");
   return a;
@@ -96,6 +99,24 @@ void wait_for(const torch::Device& device) {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The peak of the path the step runs: the best of a few n x n x n products in `dtype` on `device` (float32:
+// the system BLAS; bf16 on the CPU: oneDNN, which uses AVX512-BF16 or AMX where the CPU has them). TFLOP/s.
+double measured_peak_tflops(const torch::Device& device, torch::ScalarType dtype) {
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  const auto options = torch::TensorOptions().device(device).dtype(dtype);
+  const auto a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
+  auto c = torch::mm(a, b);  // warm-up: thread pools, oneDNN primitive creation
+  wait_for(device);
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c = torch::mm(a, b);
+    wait_for(device);
+    best = std::max(best, 2.0 * static_cast<double>(n * n * n) / seconds_since(t0) / 1e12);
+  }
+  return best;
 }
 
 std::shared_ptr<sapling::SequenceEncoder> open_model(const Args& args) {
@@ -120,6 +141,11 @@ int main(int argc, char** argv) try {
   PluginManager::instance().load_search_path(args.plugin_paths);
   auto model = open_model(args);
   const torch::Device device(args.device);
+  const auto dtype = args.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  if (dtype == torch::kBFloat16 && !device.is_cuda() && !cpu_matrix_units().bf16())
+    std::cerr << "warning: --dtype bf16 on a CPU without bf16 units (" << cpu_matrix_units().describe()
+              << "): emulated, slower than float32\n";
+  const double peak_tflops = args.peak_tflops > 0 ? args.peak_tflops : measured_peak_tflops(device, dtype);
   model->to(device);
   model->train();
   int64_t parameters = 0;
@@ -172,7 +198,7 @@ int main(int argc, char** argv) try {
     torch::Tensor loss;
     EncoderOutput out;
     {
-      AutocastGuard autocast(device, args.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+      AutocastGuard autocast(device, dtype);
       out = model->forward(ids, attention_mask, request);
       inputs.plm = &out;
       loss = mlm->compute(inputs).per_residue.at("mlm").mean();
@@ -207,8 +233,10 @@ int main(int argc, char** argv) try {
             << "\n";
   // Model FLOP/s as BENCHMARKS.md counts them: 6 x parameters x tokens (padding included) per second.
   const double model_tflops = 6.0 * static_cast<double>(parameters) * static_cast<double>(ids.numel()) * args.steps / total / 1e12;
-  std::cout << "parameters: " << parameters << "; model TFLOP/s: " << model_tflops;
-  if (args.peak_tflops > 0) std::cout << "; MFU: " << 100.0 * model_tflops / args.peak_tflops << "% of " << args.peak_tflops;
+  std::cout << "path: " << describe_compute(dtype, device) << "; peak " << peak_tflops << " TFLOP/s ("
+            << (args.peak_tflops > 0 ? "given" : "measured: one large matrix product") << ")\n";
+  std::cout << "parameters: " << parameters << "; model TFLOP/s: " << model_tflops << "; MFU: "
+            << 100.0 * model_tflops / peak_tflops << "% of " << peak_tflops;
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   std::cout << "; peak resident memory: " << usage.ru_maxrss / 1024 << " MiB (" << args.device << ", " << args.dtype << ")\n";

@@ -5,6 +5,7 @@
 
 #include "command.hpp"
 #include "sapling/bench.hpp"
+#include "sapling/compute_dtype.hpp"
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 
@@ -34,6 +35,10 @@ int run(const std::vector<std::string>& args) {
   desc.add_options()("bench", po::value<std::string>(), "the bench file (TOML)")(
       "force", po::bool_switch(), "re-run finished cells and training runs (old results are moved aside, not deleted)")(
       "device", po::value<std::string>()->default_value("cpu"), "device for the evaluations: cpu or cuda[:N]")(
+      "dtype", po::value<std::string>()->default_value("fp32"),
+      "the evaluations' compute dtype, passed to every cell: fp32 (the default here, so that a bench's numbers do not "
+      "depend on the machine's matrix units), auto, bf16 or fp16; resolved once, and cells of other dtypes than fp32 "
+      "are cached apart")(
       "plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable; passed to every cell)");
   po::positional_options_description pos;
   pos.add("bench", 1);
@@ -46,6 +51,11 @@ int run(const std::vector<std::string>& args) {
   options.exe = self_exe();
   options.force = vm["force"].as<bool>();
   options.device = vm["device"].as<std::string>();
+  try {
+    options.dtype = compute_dtype_name(resolve_compute_dtype(vm["dtype"].as<std::string>(), torch::Device(options.device)));
+  } catch (const c10::Error&) {
+    fail("--device '", options.device, "': expected cpu or cuda[:N]");
+  }
   if (vm.count("threads")) options.threads = vm["threads"].as<int>();
   if (vm.count("plugin-path")) options.plugin_paths = vm["plugin-path"].as<std::vector<std::string>>();
 

@@ -48,8 +48,9 @@ int run(const std::vector<std::string>& args) {
       "sequences over the limit: truncate (warn), window (overlapping windows, averaged) or error")(
       "window-overlap", po::value<int64_t>()->default_value(-1), "residues shared by consecutive windows (default: half)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
-      "dtype", po::value<std::string>()->default_value("fp32"),
-      "fp32; bf16 (autocast: CUDA, or a CPU's bf16 units); fp16 (CUDA); auto: bf16 where the device has the units")(
+      "dtype", po::value<std::string>()->default_value("auto"),
+      "auto: bf16 autocast where the device has bf16 matrix units (CUDA; a CPU with AVX512-BF16 or AMX), float32 "
+      "elsewhere (within the accuracy budget of docs/performance.md); fp32: float32 everywhere; bf16; fp16 (CUDA)")(
       "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy");
   add_encoder_option(desc);
   po::positional_options_description pos;
@@ -57,7 +58,7 @@ int run(const std::vector<std::string>& args) {
   const std::string usage =
       "usage: sapling embed --model DIR --fasta FILE --out FILE.safetensors [--include per_tok,mean,bos,contacts]\n"
       "                     [--repr-layers -1,...] [--toks-per-batch 4096] [--pack] [--truncation 1022] [--long truncate|window|error]\n"
-      "                     [--device cpu|cuda] [--dtype fp32|bf16|fp16|auto] [--format safetensors|npy]\n\n"
+      "                     [--device cpu|cuda] [--dtype auto|fp32|bf16|fp16] [--format safetensors|npy]\n\n"
       "Output tensors: <label>/per_tok [L, D] (residues only), <label>/mean [D], <label>/bos [D],\n"
       "<label>/contacts [L, L]; <label> is the FASTA header up to the first space; with several\n"
       "layers each name gets '@<layer>'. ESM2's last layer is after the final LayerNorm; AMPLIFY's\n"

@@ -5,6 +5,8 @@
 
 #include "command.hpp"
 #include "component_options.hpp"
+#include "sapling/autocast_encoder.hpp"
+#include "sapling/compute_dtype.hpp"
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 #include "sapling/files.hpp"
@@ -45,6 +47,9 @@ int run(const std::vector<std::string>& args) {
       "option", po::value<std::vector<std::string>>(), "task option key=value (repeatable)")(
       "out,o", po::value<std::string>(), "write the metrics (and the task's extra data) as JSON here")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
+      "dtype", po::value<std::string>()->default_value("auto"),
+      "the encoder's forward passes: auto (bf16 autocast where the device has bf16 matrix units, float32 elsewhere), "
+      "fp32, bf16 or fp16 (CUDA). Probe fits and metrics always run in float32")(
       "plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
   add_encoder_option(desc);
   po::positional_options_description pos;
@@ -61,7 +66,8 @@ int run(const std::vector<std::string>& args) {
     if (args[i].empty() || args[i][0] == '-') {
       // Skip the value of options that take one.
       if (args[i] == "--model" || args[i] == "--option" || args[i] == "--out" || args[i] == "-o" ||
-          args[i] == "--device" || args[i] == "--plugin" || args[i] == "--plugin-path" || args[i] == "--threads")
+          args[i] == "--device" || args[i] == "--dtype" || args[i] == "--plugin" || args[i] == "--plugin-path" ||
+          args[i] == "--threads")
         ++i;
       continue;
     }
@@ -71,7 +77,8 @@ int run(const std::vector<std::string>& args) {
   load_plugins(extra_paths);
   const auto& registry = EvaluationTaskRegistry::instance();
   std::string usage =
-      "usage: sapling eval TASK --model DIR [--option key=value]... [--out metrics.json] [--device cpu|cuda]\n\n";
+      "usage: sapling eval TASK --model DIR [--option key=value]... [--out metrics.json] [--device cpu|cuda]\n"
+      "                         [--dtype auto|fp32|bf16|fp16]\n\n";
   if (!task_name.empty() && registry.contains(task_name)) {
     const auto& entry = registry.find(task_name);
     usage += task_name + ":\n" + wrap(entry.description, 96, "  ") + "\ntask options (--option key=value):\n" +
@@ -101,10 +108,14 @@ int run(const std::vector<std::string>& args) {
     fail("--device '", device_name, "': expected cpu or cuda[:N]");
   }
   if (device.is_cuda() && !torch::cuda::is_available()) fail("--device ", device_name, ": CUDA is not available");
+  const auto dtype = resolve_compute_dtype(vm["dtype"].as<std::string>(), device);
+  info("compute: ", describe_compute(dtype, device));
 
   const std::filesystem::path model_dir = vm["model"].as<std::string>();
-  auto model = load_sequence_encoder(model_dir, encoder_option(vm));
-  model->to(device);
+  auto loaded = load_sequence_encoder(model_dir, encoder_option(vm));
+  loaded->to(device, torch::kFloat32);
+  // Only the encoder's forward passes run under autocast; the task's probes and metrics see float32 tensors.
+  auto model = with_compute_dtype(loaded, device, dtype);
   auto task = entry.factory(options);
   const auto start = std::chrono::steady_clock::now();
   const EvalResult result = task->run(*model);
@@ -115,6 +126,7 @@ int run(const std::vector<std::string>& args) {
     auto json = result.to_json(entry.name);
     json["model"] = std::filesystem::absolute(model_dir).string();
     json["seconds"] = seconds;
+    json["dtype"] = compute_dtype_name(dtype);
     nlohmann::ordered_json opts = nlohmann::ordered_json::object();
     for (const auto& key : options.keys()) opts[key] = options.to_string(key);
     json["options"] = opts;

@@ -1,4 +1,4 @@
-// AutocastGuard: enables CUDA or CPU autocast with the API of the LibTorch in use.
+// AutocastGuard and AutocastPause: CUDA or CPU autocast on and off with the API of the LibTorch in use.
 #include "sapling/autocast.hpp"
 
 #include <ATen/autocast_mode.h>
@@ -51,6 +51,37 @@ AutocastGuard::~AutocastGuard() {
   }
 #endif
   at::autocast::clear_cache();
+}
+
+namespace {
+
+bool autocast_enabled(bool cuda) {
+#ifdef SAPLING_AUTOCAST_BY_DEVICE
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+void set_autocast_enabled(bool cuda, bool on) {
+#ifdef SAPLING_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, on);
+#else
+  if (cuda) at::autocast::set_enabled(on);
+  else at::autocast::set_cpu_enabled(on);
+#endif
+}
+
+}  // namespace
+
+AutocastPause::AutocastPause() : cpu_was_enabled_(autocast_enabled(false)), cuda_was_enabled_(autocast_enabled(true)) {
+  if (cpu_was_enabled_) set_autocast_enabled(false, false);
+  if (cuda_was_enabled_) set_autocast_enabled(true, false);
+}
+
+AutocastPause::~AutocastPause() {
+  if (cpu_was_enabled_) set_autocast_enabled(false, true);
+  if (cuda_was_enabled_) set_autocast_enabled(true, true);
 }
 
 }  // namespace sapling

@@ -79,7 +79,7 @@ std::set<std::string> extra_loss_fields(const Recipe& recipe);
 // The recipe turned into objects, all on `device`.
 struct TrainingSetup {
   torch::Device device = torch::kCPU;
-  torch::ScalarType autocast = torch::kFloat32;  // kBFloat16 = bf16 autocast on CUDA
+  torch::ScalarType autocast = torch::kFloat32;  // kBFloat16 = bf16 autocast (CUDA, or the CPU when asked)
   std::shared_ptr<SequenceEncoder> model;
   std::vector<LossHead> losses;
   std::string selector_name;

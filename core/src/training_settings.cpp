@@ -136,7 +136,8 @@ SectionSpec train_section() {
   o.add("precision", OptionType::String)
       .default_value(std::string("auto"))
       .one_of({"auto", "fp32", "bf16"})
-      .doc("bf16 = autocast on CUDA (weights and optimiser stay float32); auto = bf16 on CUDA, fp32 on CPU");
+      .doc("bf16 = autocast: matrix products in bf16 on CUDA or through oneDNN on the CPU (weights, optimiser, norms, "
+           "softmax and losses stay float32); auto = bf16 on CUDA, fp32 on the CPU");
   o.add("normalization", OptionType::String)
       .default_value(std::string("token_mean"))
       .one_of({"token_mean", "published"})

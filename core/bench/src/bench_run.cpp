@@ -179,7 +179,7 @@ struct Runner {
     const fs::path partial = cells_dir / (cell_file.stem().string() + ".partial.json");
     const fs::path log = logs_dir / (model.name + "-" + task.label + "-seed" + std::to_string(seed) + ".log");
     std::vector<std::string> argv{options.exe, "eval", task.task, "--model", model_dir.string(), "--out", partial.string(),
-                                  "--device", options.device};
+                                  "--device", options.device, "--dtype", options.dtype};
     for (const auto& [k, v] : task.options) {
       argv.push_back("--option");
       argv.push_back(k + "=" + v);
@@ -242,7 +242,9 @@ int64_t run_bench(const Config& config, const RunOptions& options) {
         ++index;
         const std::string label = "[" + std::to_string(index) + "/" + std::to_string(total) + "] " + model.name + " × " +
                                   task.label + " seed " + std::to_string(seed);
-        const std::string key = cell_key(identity, task, seed);
+        // A float32 cell keeps the key it had before --dtype existed; other dtypes are cells of their own.
+        const std::string key =
+            cell_key(options.dtype == "fp32" ? identity : identity + "\ndtype " + options.dtype, task, seed);
         const fs::path cell_file = runner.cells_dir / (key + ".json");
         report.cell_files[model.name + "/" + task.label + "/" + std::to_string(seed)] = cell_file;
         CellResult result{model.name, task.label, seed, false, "", {}};

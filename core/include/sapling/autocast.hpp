@@ -1,4 +1,4 @@
-// RAII mixed-precision autocast for CUDA (bf16/fp16) and the CPU (bf16), over the LibTorch 1.x and 2.x APIs.
+// RAII mixed-precision autocast for CUDA (bf16/fp16) and the CPU (bf16), and a pause of it, over the LibTorch 1.x and 2.x APIs.
 #pragma once
 #include <torch/torch.h>
 
@@ -22,6 +22,21 @@ class SAPLING_API AutocastGuard {
   bool cuda_ = false;
   bool previous_enabled_ = false;
   torch::ScalarType previous_dtype_ = torch::kFloat16;
+};
+
+// Turns autocast off (CPU and CUDA) inside its scope and restores it after: for a small product whose result
+// must stay float32 under an AutocastGuard, such as a vocabulary projection whose logits become
+// log-probabilities (bf16 logits of magnitude ~10 are only good to ~0.05).
+class SAPLING_API AutocastPause {
+ public:
+  AutocastPause();
+  ~AutocastPause();
+  AutocastPause(const AutocastPause&) = delete;
+  AutocastPause& operator=(const AutocastPause&) = delete;
+
+ private:
+  bool cpu_was_enabled_ = false;
+  bool cuda_was_enabled_ = false;
 };
 
 }  // namespace sapling

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "sapling/attention.hpp"  // for attention()
+#include "sapling/autocast.hpp"
 #include "sapling/contacts.hpp"   // for attention_contact_features()
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
@@ -175,7 +176,12 @@ EncoderOutput AmplifyModel::forward(const torch::Tensor& ids, const torch::Tenso
     if (request.attentions) out.attentions.push_back(probs);
   }
   out.last_hidden = x;  // AMPLIFY returns the last block output, before the final norm
-  if (request.logits) out.logits = decoder(layer_norm_2 ? layer_norm_2(x) : x);
+  if (request.logits) {
+    // The vocabulary projection stays float32 under autocast: its logits become log-probabilities.
+    AutocastPause full_precision;
+    const auto h = (layer_norm_2 ? layer_norm_2(x) : x).to(decoder->weight.scalar_type());
+    out.logits = decoder(h);
+  }
   return out;
 }
 

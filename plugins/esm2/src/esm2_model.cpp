@@ -6,6 +6,7 @@
 
 #include "esm2_presets.hpp"
 #include "sapling/attention.hpp"
+#include "sapling/autocast.hpp"
 #include "sapling/contacts.hpp"
 #include "sapling/error.hpp"
 #include "sapling/packing.hpp"
@@ -184,8 +185,13 @@ LMHeadImpl::LMHeadImpl(const Esm2Config& c) {
 }
 
 torch::Tensor LMHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& embedding_weight) {
-  auto h = layer_norm(F::gelu(dense(x)));
-  return F::linear(h, embedding_weight, bias);
+  // Under bf16 autocast `dense` returns bf16; the GELU and the LayerNorm take the norm's own dtype (LibTorch
+  // 1.x's CPU autocast leaves layer_norm uncast, and its kernel refuses bf16 input with float32 weights).
+  auto h = layer_norm(F::gelu(dense(x).to(layer_norm->weight.scalar_type())));
+  // The vocabulary projection stays float32 under autocast: its logits become log-probabilities (MLM loss,
+  // perplexity, variant scores), and it is a small product ([T, D] x [D, 33]).
+  AutocastPause full_precision;
+  return F::linear(h, embedding_weight.to(h.scalar_type()), bias.to(h.scalar_type()));
 }
 
 // HF's EsmPreTrainedModel init: N(0, 0.02) weights, zero biases, unit norms,

@@ -32,7 +32,8 @@ std::filesystem::path fixture_fasta(const std::filesystem::path& dir, const sapl
 }
 
 std::string embed(const std::string& args) {
-  auto r = run_command(sapling::test::sapling_exe() + " embed --threads 2 " + args);
+  // float32 whatever the CPU: these tests compare against fixtures and against each other at float32 tolerances.
+  auto r = run_command(sapling::test::sapling_exe() + " embed --threads 2 --dtype fp32 " + args);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   return r.output;
@@ -155,14 +156,15 @@ TEST_CASE("sapling embed: long sequences truncated with a warning, windowed, or 
 }
 
 // Issue #19's inference budget for CPU bf16 (autocast: matrix products in bf16, norms and softmax in float32).
-TEST_CASE("sapling embed --dtype bf16 on the CPU stays within the accuracy budget, auto follows the CPU's units",
+TEST_CASE("sapling embed --dtype bf16 on the CPU stays within the accuracy budget, auto (the default) follows the CPU's units",
           "[esm2][embed][cli][dtype]") {
   const auto dir = sapling::test::temp_dir("embed-dtype");
   const auto model = esm2_test::bundled_model().string();
   const auto in = three_lengths_fasta(dir, true).string();
   const auto run = [&](const std::string& env, const std::string& dtype, const std::string& name) {
     auto r = run_command(env + " " + sapling::test::sapling_exe() + " embed --threads 2 --model " + model +
-                         " --fasta " + in + " --out " + (dir / name).string() + " --include per_tok,mean --dtype " + dtype);
+                         " --fasta " + in + " --out " + (dir / name).string() + " --include per_tok,mean" +
+                         (dtype.empty() ? std::string() : " --dtype " + dtype));
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     return r.output;
@@ -196,6 +198,9 @@ TEST_CASE("sapling embed --dtype bf16 on the CPU stays within the accuracy budge
   sapling::SafetensorsFile auto0(dir / "auto0.safetensors"), auto1(dir / "auto1.safetensors");
   CHECK(scaled_max_diff(auto0.get("long/per_tok"), fp32.get("long/per_tok")) == 0);
   CHECK(scaled_max_diff(auto1.get("long/per_tok"), bf16.get("long/per_tok")) == 0);
+  // auto is the default.
+  CHECK_THAT(run("SAPLING_CPU_BF16=0", "", "default0.safetensors"), Catch::Contains("compute: float32 on cpu"));
+  CHECK_THAT(run("SAPLING_CPU_BF16=1", "", "default1.safetensors"), Catch::Contains("compute: bf16 autocast on cpu"));
 
   const auto refused = run_command(sapling::test::sapling_exe() + " embed --model " + model + " --fasta " + in +
                                    " --out " + (dir / "x.safetensors").string() + " --dtype fp16");

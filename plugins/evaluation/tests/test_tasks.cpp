@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "sapling/autocast_encoder.hpp"
 #include "sapling/evaluation.hpp"
 #include "sapling/files.hpp"
 #include "sapling/model_loading.hpp"
@@ -33,17 +34,22 @@ std::string first_heldout(size_t bytes) {
   return head.output.substr(0, head.output.rfind('>'));
 }
 
-EvalResult run_task(const std::string& name, const std::vector<std::pair<std::string, OptionValue>>& settings) {
+EvalResult run_task_on(SequenceEncoder& encoder, const std::string& name,
+                       const std::vector<std::pair<std::string, OptionValue>>& settings) {
   test::load_build_plugins();
   const auto& entry = EvaluationTaskRegistry::instance().find(name);
   auto options = Options::defaults(entry.schema, name);
   for (const auto& [key, value] : settings) options.set(key, value);
   auto task = entry.factory(options);
   const auto start = std::chrono::steady_clock::now();
-  auto result = task->run(*model());
+  auto result = task->run(encoder);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << name << " (" << seconds << " s):\n" << result.format();
   return result;
+}
+
+EvalResult run_task(const std::string& name, const std::vector<std::pair<std::string, OptionValue>>& settings) {
+  return run_task_on(*model(), name, settings);
 }
 
 }  // namespace
@@ -120,6 +126,41 @@ TEST_CASE("mlm_perplexity on held-out UniProt sequences", "[evaluation][tasks]")
   std::filesystem::remove_all(dir);
 }
 
+// Issue #19's accuracy budget for inference under bf16 autocast, measured here on whatever CPU runs the suite
+// (on one without bf16 units the products are emulated: slower, the same rounding). The encoder alone runs
+// under autocast (AutocastEncoder); the logistic regression and the metrics stay float32.
+TEST_CASE("bf16 autocast keeps contacts and variant effects inside the accuracy budget", "[evaluation][dtype]") {
+  test::load_build_plugins();
+  auto bf16 = with_compute_dtype(model(), torch::kCPU, torch::kBFloat16);
+  REQUIRE(dynamic_cast<AutocastEncoder*>(bf16.get()) != nullptr);
+  REQUIRE(with_compute_dtype(model(), torch::kCPU, torch::kFloat32) == model());
+  // The bundled PSICOV sample: 8 proteins fit the regression, the other 4 are scored. (With fewer, the L1 fit
+  // keeps no weight and every ranking ties: a comparison that could not fail.)
+  const std::vector<std::pair<std::string, OptionValue>> contacts{
+      {"structures", (test::source_dir() / "datasets/sample/psicov").string()},
+      {"train_chains", int64_t{8}},
+      {"example_map", false}};
+  const auto c32 = run_task("contact_unsupervised", contacts), c16 = run_task_on(*bf16, "contact_unsupervised", contacts);
+  REQUIRE(c32.get("nonzero_weights") > 0);
+  REQUIRE(c16.get("nonzero_weights") > 0);
+  const double contact_diff = std::abs(c16.get("long_P@L/5") - c32.get("long_P@L/5"));
+  std::cout << "bf16 vs float32, unsupervised long P@L/5: " << c16.get("long_P@L/5") << " vs " << c32.get("long_P@L/5")
+            << " (|diff| " << contact_diff << ")\n";
+  CHECK(contact_diff <= 0.005);
+  if (!test::use_data_set("dms_tem1")) {
+    WARN("variant-effect half skipped: data set 'dms_tem1' is not available");
+    return;
+  }
+  const std::vector<std::pair<std::string, OptionValue>> variants{{"max_variants", int64_t{120}}};
+  const auto v32 = run_task("variant_effect", variants), v16 = run_task_on(*bf16, "variant_effect", variants);
+  for (const std::string metric : {"spearman_masked_marginal", "spearman_wt_marginal"}) {
+    const double diff = std::abs(v16.get(metric) - v32.get(metric));
+    std::cout << "bf16 vs float32, " << metric << ": " << v16.get(metric) << " vs " << v32.get(metric) << " (|diff| "
+              << diff << ")\n";
+    CHECK(diff <= 0.01);
+  }
+}
+
 TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   const auto help = test::run_command(test::sapling_exe() + " eval contact_unsupervised --help");
   INFO(help.output);
@@ -135,6 +176,10 @@ TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   const auto unknown = test::run_command(test::sapling_exe() + " eval contacts --model " + model_dir().string());
   CHECK(unknown.exit_code != 0);
   CHECK(unknown.output.find("evaluation_task") != std::string::npos);
+  const auto bad_dtype = test::run_command(test::sapling_exe() + " eval mlm_perplexity --model " + model_dir().string() +
+                                           " --dtype fp8");
+  CHECK(bad_dtype.exit_code != 0);
+  CHECK(bad_dtype.output.find("--dtype 'fp8': expected auto, fp32, bf16 or fp16") != std::string::npos);
 
   // Default data (the held-out start of data/sequences/uniprot_go160k.fasta.gz), first 8 sequences only.
   SAPLING_REQUIRE_DATA("uniprot_go160k");
@@ -149,6 +194,10 @@ TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   CHECK(json["metrics"]["perplexity"].get<double>() > 1);
   CHECK(json["options"].contains("fasta"));
   CHECK(json["metrics"]["sequences"].get<double>() == 8);
+  // --dtype auto (the default) resolves per CPU; the JSON and the log say what ran.
+  const std::string dtype = json["dtype"].get<std::string>();
+  CHECK((dtype == "fp32" || dtype == "bf16"));
+  CHECK(run.output.find(dtype == "fp32" ? "compute: float32 on cpu" : "compute: bf16 autocast on cpu") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

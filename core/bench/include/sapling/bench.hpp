@@ -121,6 +121,7 @@ struct RunOptions {
   bool force = false;     // re-run finished cells and training, moving old results aside
   int threads = 0;        // forwarded as --threads when > 0
   std::string device = "cpu";
+  std::string dtype = "fp32";  // resolved compute dtype, always forwarded as --dtype; other than fp32 it keys the cells
   std::vector<std::string> plugin_paths;  // forwarded as --plugin-path
 };
 
