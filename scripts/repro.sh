@@ -24,7 +24,9 @@ done
 [[ -f out/repro/psicov/index.json ]] ||
   prepare_psicov $S "$SHARED/data/structures/psicov" out/repro/psicov --threads "$THREADS"
 # Contact evaluation set: the unbound structures of the held-out BM5 complexes (never trained on).
-held_out_unbound out/repro/bm5/index.json > out/repro/bm5_valid_unbound.txt
+# As absolute paths: index.json records the sources as `prepare` was given them (relative to this folder), and
+# the evaluation tasks read a list's relative entries from the list's own folder.
+held_out_unbound out/repro/bm5/index.json | xargs realpath > out/repro/bm5_valid_unbound.txt
 for family in esm2 amplify; do
   run=out/repro/runs/${family}_reference
   if [[ ! -f $run/summary.json ]]; then
