@@ -2,13 +2,13 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan, in build-sanitize/: scripts/sanitized-build.sh) and runs
 # each for FUZZ_SECONDS (default 60), one at a time. Seeds: fuzz/corpus/<target>/ (committed, small); the grown
 # corpus stays in build-sanitize/corpus/<target>/.
-# Crashing inputs are stored in fuzz/crashes/<target>/. Usage: scripts/fuzz.sh [safetensors|fasta|structure|recipe|precomputed]...
+# Crashing inputs are stored in fuzz/crashes/<target>/. Usage: scripts/fuzz.sh [safetensors|fasta|structure|recipe|precomputed|downstream]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/sanitized-build.sh
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-if [[ ${#targets[@]} -eq 0 ]]; then targets=(safetensors fasta structure recipe precomputed); fi
+if [[ ${#targets[@]} -eq 0 ]]; then targets=(safetensors fasta structure recipe precomputed downstream); fi
 sanitized_configure
 sanitized_build $(printf 'fuzz_%s ' "${targets[@]}")
 # libFuzzer reports a finding itself; abort_on_error would turn its crash report into a bare SIGABRT.
