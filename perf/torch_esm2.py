@@ -9,11 +9,12 @@ Modes:
   --mode parity  logits/loss/gradients vs the HF golden fixture esm2_w320, and
                  logits vs a batch sapling dumped (sapling_bench_mlm_train --dump)
   --mode train   MLM step (fwd + cross-entropy + bwd + AdamW) on 8 x 256 tokens; on the CPU or
-                 (--device cuda, --dtype bf16 autocast) on a GPU, for a loaded model or a randomly
+                 (--device cuda) on a GPU, float32 or --dtype bf16 (torch.autocast), for a loaded model or a randomly
                  initialised released size (--preset), here or as Hugging Face transformers'
                  EsmForMaskedLM (--impl transformers); --json appends one record per run
   --mode embed   fair-esm batching (length-sorted, --toks-per-batch, truncation
-                 at 1022), last layer per-residue + mean, residues/s
+                 at 1022), last layer per-residue + mean, residues/s; --dtype bf16 (CPU autocast), --preset
+  --mode save-preset  a randomly initialised --preset as an HF folder (--out), for `sapling embed` timings
 
 Run with Debian's python (/usr/bin/python3: torch 1.13, numpy) on the CPU; on a GPU machine
 with its own PyTorch (scripts/gpu_campaign.sh).
@@ -144,9 +145,8 @@ class ESM2(nn.Module):
         layers, dim, heads = PRESETS[name]
         return ESM2(33, dim, layers, heads, 4 * dim, sdpa=sdpa)
 
-    def load_hf(self, tensors):
-        """Copies HF EsmForMaskedLM keys into this module; fails on a missing one."""
-        tensors = {k.replace(".gamma", ".weight").replace(".beta", ".bias"): v for k, v in tensors.items()}
+    def hf_names(self):
+        """This module's parameter names -> HF EsmForMaskedLM keys (rotary buffers not included)."""
         names = {"embed.weight": "esm.embeddings.word_embeddings.weight",
                  "head_bias": "lm_head.bias"}
         for ours, theirs in [("final_norm", "esm.encoder.emb_layer_norm_after"), ("head_dense", "lm_head.dense"),
@@ -161,8 +161,15 @@ class ESM2(nn.Module):
                                  ("fc1", "intermediate.dense"), ("fc2", "output.dense")]:
                 for p in ("weight", "bias"):
                     names[f"layers.{i}.{ours}.{p}"] = base + theirs + "." + p
+        return names
+
+    def load_hf(self, tensors):
+        """Copies HF EsmForMaskedLM keys into this module; fails on a missing one."""
+        tensors = {k.replace(".gamma", ".weight").replace(".beta", ".bias"): v for k, v in tensors.items()}
+        names = self.hf_names()
+        for i in range(len(self.layers)):
             # Stored rotary buffers carry ESM2's fp16 rounding: use them when present.
-            rotary = base + "attention.self.rotary_embeddings.inv_freq"
+            rotary = f"esm.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq"
             if rotary in tensors:
                 names[f"layers.{i}.inv_freq"] = rotary
         state = self.state_dict()
@@ -308,8 +315,6 @@ def transformers_model(preset, device):
 
 def mode_train(args):
     device = torch.device(args.device)
-    if args.dtype == "bf16" and device.type != "cuda":
-        sys.exit("--dtype bf16 is CUDA autocast: use it with --device cuda")
     sdpa = args.attention == "sdpa"
     if sdpa and not hasattr(F, "scaled_dot_product_attention"):
         sys.exit(f"--attention sdpa needs PyTorch >= 2.1 (this is {torch.__version__})")
@@ -330,7 +335,7 @@ def mode_train(args):
     optimizer = torch.optim.AdamW(parameter_groups(model), lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
     residues = int((keep & (ids != CLS) & (ids != EOS)).sum())
     parameters = sum(p.numel() for p in model.parameters())
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if args.dtype == "bf16"
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.dtype == "bf16"
                 else torch.autocast(device.type, enabled=False) if hasattr(torch, "autocast") else None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -384,19 +389,60 @@ def mode_train(args):
             fh.write(json.dumps(record) + "\n")
 
 
+def mode_save_preset(args):
+    """A randomly initialised released size as an HF folder (config.json + model.safetensors), so that
+    `sapling embed` and this script's embed mode time the same weights: for timing only."""
+    if not args.preset or not args.out:
+        sys.exit("--mode save-preset needs --preset and --out")
+    torch.manual_seed(args.seed)
+    model = ESM2.from_preset(args.preset)
+    layers, dim, heads = PRESETS[args.preset]
+    state = model.state_dict()
+    tensors = {theirs: state[ours] for ours, theirs in model.hf_names().items()}
+    tensors["lm_head.decoder.weight"] = state["embed.weight"]  # tied, as ESM2 stores it
+    tensors["esm.contact_head.regression.weight"] = torch.zeros(1, layers * heads)
+    tensors["esm.contact_head.regression.bias"] = torch.zeros(1)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, dim // heads, 2).float() / (dim // heads)))
+    for i in range(layers):
+        tensors[f"esm.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq"] = inv_freq
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.model, "config.json")) as fh:
+        config = json.load(fh)
+    config.update(hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * dim)
+    with open(os.path.join(args.out, "config.json"), "w") as fh:
+        json.dump(config, fh, indent=2)
+    # safetensors: little-endian header length, JSON header (8-byte aligned), then the raw float32 data.
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        data = tensors[name].detach().float().contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(args.out, "model.safetensors"), "wb") as fh:
+        fh.write(len(text).to_bytes(8, "little"))
+        fh.write(text)
+        for data in blobs:
+            fh.write(data)
+    print(f"wrote {args.out}: {args.preset}, {sum(t.numel() for t in tensors.values())} values")
+
+
 def mode_embed(args):
-    model = ESM2.from_folder(args.model).eval()
+    model = (ESM2.from_preset(args.preset) if args.preset else ESM2.from_folder(args.model)).eval()
     records = read_fasta(args.fasta)
     seqs = [s[: args.truncation] for _, s in records]
     batches = token_batches([len(s) for s in seqs], args.toks_per_batch)
     outputs = {}
     start = time.perf_counter()
-    with torch.no_grad():
+    # --dtype bf16: torch.autocast on the CPU, as `sapling embed --dtype bf16` does it (weights stay float32).
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype == "bf16" else contextlib.nullcontext())
+    with torch.no_grad(), autocast:
         for batch in batches:
             ids, keep = pad_batch([seqs[i] for i in batch])
             hidden, _ = model(ids, keep, logits=False)
             for b, i in enumerate(batch):
-                per_tok = hidden[b, 1 : 1 + len(seqs[i])].clone()
+                per_tok = hidden[b, 1 : 1 + len(seqs[i])].float().clone()
                 outputs[records[i][0]] = (per_tok, per_tok.mean(0))
     seconds = time.perf_counter() - start
     residues = sum(len(s) for s in seqs)
@@ -414,7 +460,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     shared = os.path.join(here, "..", "..", "shared")
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--mode", choices=["parity", "train", "embed"], required=True)
+    p.add_argument("--mode", choices=["parity", "train", "embed", "save-preset"], required=True)
+    p.add_argument("--out", help="save-preset mode: the folder to write (config.json + model.safetensors)")
     p.add_argument("--model", default=os.path.join(shared, "models", "esm2_t6_8M_uniprot"))
     p.add_argument("--fixtures", default=os.path.join(shared, "fixtures"))
     p.add_argument("--fasta", default=os.path.join(shared, "bench", "embed_100.fasta"))
@@ -428,11 +475,12 @@ def main():
     p.add_argument("--toks-per-batch", type=int, default=4096)
     p.add_argument("--truncation", type=int, default=1022)
     p.add_argument("--compare", help="`sapling embed` output of the same FASTA to diff against")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="train mode: a randomly initialised released size instead of --model")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="train and embed modes: a randomly initialised released size instead of --model")
     p.add_argument("--impl", choices=["esm2", "transformers"], default="esm2",
                    help="train mode: this file's ESM2, or transformers' EsmForMaskedLM (needs --preset)")
     p.add_argument("--device", default="cpu", help="train mode: cpu or cuda[:N]")
-    p.add_argument("--dtype", choices=["float32", "bf16"], default="float32", help="train mode: bf16 = CUDA autocast")
+    p.add_argument("--dtype", choices=["float32", "bf16"], default="float32",
+                   help="bf16 = torch.autocast on the device (CUDA, or the CPU: train and embed modes)")
     p.add_argument("--attention", choices=["manual", "sdpa"], default="manual",
                    help="this file's ESM2: softmax written out (as on the CPU) or the fused scaled_dot_product_attention")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="train mode: report MFU against this peak")
@@ -440,7 +488,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    {"parity": mode_parity, "train": mode_train, "embed": mode_embed}[args.mode](args)
+    {"parity": mode_parity, "train": mode_train, "embed": mode_embed, "save-preset": mode_save_preset}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -159,13 +159,14 @@ inline const std::filesystem::path& sample_dataset() {
 }
 
 // `sapling train RECIPE` (a name under recipes/) from `model` on the bundled sample dataset, small: no
-// accumulation, crops of 128 residues, 4 proteins per micro-batch, 2 validation batches every 2 steps.
+// accumulation, crops of 128 residues, 4 proteins per micro-batch, 2 validation batches every 2 steps, float32
+// (the golden and parity tests compare at float32 tolerances on any CPU; a later --set in `extra` wins).
 inline std::string small_train_command(const std::string& recipe, const std::filesystem::path& model,
                                        const std::filesystem::path& out, const std::string& extra) {
   return sapling_exe() + " train " + quote(source_dir() / "recipes" / recipe) + " --out " + quote(out) +
          " --set model.path=" + quote(model) + " --set data.dataset=" + quote(sample_dataset()) +
          " --set train.accumulate=1 --set data.max_length=128 --set data.proteins_per_batch=4"
-         " --set train.valid_max_batches=2 --set train.valid_every=2 --threads 2 " +
+         " --set train.valid_max_batches=2 --set train.valid_every=2 --set train.precision=fp32 --threads 2 " +
          extra;
 }
 

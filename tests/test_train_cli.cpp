@@ -47,7 +47,8 @@ std::string train_command(const std::string& recipe, const fs::path& out, const 
          " --set model.path=" + quote(sapling::test::fixtures_dir() / model_dir) +
          " --set data.dataset=" + quote(sample_dataset()) +
          " --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens"
-         " --set data.tokens_per_batch=512 --set train.valid_max_batches=2 --set train.valid_every=2 " +
+         " --set data.tokens_per_batch=512 --set train.valid_max_batches=2 --set train.valid_every=2"
+         " --set train.precision=fp32 " +
          (extra.find("--threads") == std::string::npos ? "--threads 2 " : "") + extra;
 }
 
@@ -206,7 +207,7 @@ TEST_CASE("sapling train: MLM pretraining from sequences and the ablation recipe
   auto r = run_command(sapling::test::sapling_exe() + " train " + quote(sapling::test::source_dir() / "recipes/pretrain_esm2_8m.toml") +
                        " --out " + quote(root / "pretrain") + " --set data.sequences=" + quote(root / "seqs.fasta") +
                        " --set data.valid_fraction=0.3 --set data.tokens_per_batch=1024 --set train.valid_max_batches=1"
-                       " --max-steps 3 --threads 2");
+                       " --set train.precision=fp32 --max-steps 3 --threads 2");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto train = read_metrics(root / "pretrain/metrics.jsonl", "train");

@@ -36,9 +36,9 @@ int run(const std::vector<std::string>& args) {
       "force", po::bool_switch(), "re-run finished cells and training runs (old results are moved aside, not deleted)")(
       "device", po::value<std::string>()->default_value("cpu"), "device for the evaluations: cpu or cuda[:N]")(
       "dtype", po::value<std::string>()->default_value("fp32"),
-      "the evaluations' compute dtype, passed to every cell: fp32 (the default here, so that a bench's numbers do not "
-      "depend on the machine's matrix units), auto, bf16 or fp16; resolved once, and cells of other dtypes than fp32 "
-      "are cached apart")(
+      "compute dtype of the training runs ([train] precision) and the evaluations: fp32 (the default here, so that a "
+      "bench's numbers do not depend on the machine's matrix units), auto, bf16 or fp16 (evaluations; runs train in "
+      "bf16); resolved once, and runs and cells of other dtypes than fp32 are cached apart")(
       "plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable; passed to every cell)");
   po::positional_options_description pos;
   pos.add("bench", 1);

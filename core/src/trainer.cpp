@@ -2,6 +2,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "sapling/compute_dtype.hpp"
 #include "sapling/distributed.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
@@ -489,7 +490,8 @@ TrainSummary Trainer::run() {
   const int64_t patience = train_.get_int("early_stop_patience");
   if (dp_.is_main()) {
     info("training ", setup_.model->family(), " (", trainable_parameters(setup_).size(), " tensors) on ",
-         setup_.device.str(), ", ", dp_.world_size(), " process(es); ", setup_.data->describe());
+         setup_.device.str(), " (", describe_compute(setup_.autocast, setup_.device), "), ", dp_.world_size(),
+         " process(es); ", setup_.data->describe());
     info(plan_.train_chains.size(), " training and ", plan_.valid_chains.size(), " validation chains; ",
          plan_.steps_per_epoch, " steps per epoch, ", plan_.total_steps, " steps, warm-up ", plan_.warmup,
          "; crops at ", plan_.max_length, " residues; output ", out_.string());

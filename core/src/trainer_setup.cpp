@@ -78,7 +78,20 @@ torch::Device pick_device(const std::string& name) {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
+// [train] precision on `device`: auto is bf16 where the device has bf16 matrix units (CUDA; a CPU with
+// AVX512-BF16 or AMX: within the 200-step budget of docs/performance.md), float32 elsewhere.
+torch::ScalarType precision_on(const std::string& precision, const torch::Device& device) {
+  if (precision == "fp32") return torch::kFloat32;
+  if (precision == "bf16") return torch::kBFloat16;
+  return device.is_cuda() || cpu_matrix_units().bf16() ? torch::kBFloat16 : torch::kFloat32;
+}
+
 }  // namespace
+
+torch::ScalarType training_precision(const Recipe& recipe) {
+  const auto train = recipe.settings("train");
+  return precision_on(train.get_string("precision"), pick_device(train.get_string("device")));
+}
 
 // ---------------------------------------------------------------- ExampleSource
 
@@ -281,16 +294,10 @@ TrainingSetup build_setup(const Recipe& recipe) {
   TrainingSetup setup;
   const auto train = recipe.settings("train");
   setup.device = pick_device(train.get_string("device"));
-  const auto precision = train.get_string("precision");
-  // bf16 autocast: on CUDA unless fp32 is asked for; on the CPU only when asked for ("auto" stays float32
-  // there until the 200-step accuracy budget of docs/performance.md is met on every kind of CPU).
-  if (setup.device.is_cuda() ? precision != "fp32" : precision == "bf16") setup.autocast = torch::kBFloat16;
-  if (!setup.device.is_cuda() && precision == "bf16") {
-    const CpuMatrixUnits units = cpu_matrix_units();
-    if (!units.bf16())
-      warn("[train] precision = \"bf16\": this CPU has no bf16 matrix units (", units.describe(),
-           "); bf16 autocast runs emulated and slower than float32");
-  }
+  setup.autocast = precision_on(train.get_string("precision"), setup.device);
+  if (!setup.device.is_cuda() && setup.autocast == torch::kBFloat16 && !cpu_matrix_units().bf16())
+    warn("[train] precision = \"bf16\": this CPU has no bf16 matrix units (", cpu_matrix_units().describe(),
+         "); bf16 autocast runs emulated and slower than float32");
 
   const auto masking = recipe.settings("masking");
   setup.masking.probability = masking.get_float("probability");

@@ -137,7 +137,8 @@ SectionSpec train_section() {
       .default_value(std::string("auto"))
       .one_of({"auto", "fp32", "bf16"})
       .doc("bf16 = autocast: matrix products in bf16 on CUDA or through oneDNN on the CPU (weights, optimiser, norms, "
-           "softmax and losses stay float32); auto = bf16 on CUDA, fp32 on the CPU");
+           "softmax and losses stay float32); auto = bf16 on CUDA and on a CPU with bf16 units (AVX512-BF16, AMX), "
+           "fp32 elsewhere");
   o.add("normalization", OptionType::String)
       .default_value(std::string("token_mean"))
       .one_of({"token_mean", "published"})

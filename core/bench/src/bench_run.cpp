@@ -163,6 +163,9 @@ struct Runner {
     }
     argv.push_back("--set");
     argv.push_back("train.seed=" + std::to_string(seed));
+    // The bench's dtype is its runs' precision too (fp32 by default), so arms compare alike on any machine.
+    argv.push_back("--set");
+    argv.push_back(std::string("train.precision=") + (options.dtype == "fp32" ? "fp32" : "bf16"));
     common_args(argv);
     const fs::path log = logs_dir / ("train-" + model.name + "-seed" + std::to_string(seed) + ".log");
     std::cout << "train " << label << ": running (log " << log.string() << ")" << std::endl;
@@ -224,7 +227,8 @@ int64_t run_bench(const Config& config, const RunOptions& options) {
       std::string identity = path_identity, train_error;
       fs::path model_dir = model.path;
       if (model.trained()) {
-        const fs::path run_dir = runner.runs_dir / (model.name + "-seed" + std::to_string(seed));
+        const fs::path run_dir = runner.runs_dir / (model.name + "-seed" + std::to_string(seed) +
+                                                     (options.dtype == "fp32" ? "" : "-" + options.dtype));
         model_dir = run_dir / "final";
         report.runs[model.name].push_back({seed, run_dir});
         try {
@@ -232,6 +236,7 @@ int64_t run_bench(const Config& config, const RunOptions& options) {
           overrides.push_back("train.seed=" + std::to_string(seed));
           const Recipe recipe = Recipe::load(model.recipe, overrides);
           identity = "recipe " + model.recipe.string() + "\nseed " + std::to_string(seed) + "\n" + recipe.identity_text();
+          if (options.dtype != "fp32") identity += "\nprecision bf16";  // float32 runs keep their earlier identity
           train_error = runner.ensure_trained(model, seed, run_dir, identity);
         } catch (const std::exception& e) {
           train_error = std::string("training not started: ") + e.what();

@@ -379,7 +379,7 @@ TEST_CASE("ablation recipes: GearNet and precomputed GearNet embeddings train to
         q(name == "gearnet" ? with_gearnet : root / "dataset") +
         (name == "precomputed" ? " --set pgnn.dir=" + q(root / "emb") : std::string()) +
         " --set train.accumulate=1 --set data.max_length=96 --set data.proteins_per_batch=4"
-        " --set data.batching=proteins --set train.valid_every=100 --max-steps 2 --threads 2";
+        " --set data.batching=proteins --set train.valid_every=100 --set train.precision=fp32 --max-steps 2 --threads 2";
     r = run_command(command);
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
