@@ -9,7 +9,8 @@
 #
 # Knobs (environment): MODEL, BENCH (folder of embed_*.fasta), PYTHON (needs torch + numpy),
 # THREADS ("1 2"), ROUNDS (2), WORKLOADS ("mlm-train-cpu embed-cpu"), FASTAS ("embed_100"),
-# STEPS (3 timed train steps), WARMUP (1), SAPLING and TRAIN (the two sapling executables).
+# STEPS (3 timed train steps), WARMUP (1), SAPLING and TRAIN (the two sapling executables), SAPLING_DTYPE (fp32:
+# float32 against float32; perf/cpu_dtypes.sh compares the bf16 paths).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-../shared/models/esm2_t6_8M_uniprot}
@@ -23,6 +24,7 @@ STEPS=${STEPS:-3}
 WARMUP=${WARMUP:-1}
 SAPLING=${SAPLING:-build/sapling}
 TRAIN=${TRAIN:-build/perf/sapling_bench_mlm_train}
+SAPLING_DTYPE=${SAPLING_DTYPE:-fp32}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
@@ -74,7 +76,7 @@ for workload in $WORKLOADS; do
           for t in $THREADS; do
             log=$OUT/embed_sapling_$t.log
             timed "$SAPLING" embed --model "$MODEL" --fasta "$BENCH/$fasta.fasta" --out "$OUT/$fasta.safetensors" \
-              --include per_tok,mean --toks-per-batch 4096 --threads "$t" >"$log" 2>&1
+              --include per_tok,mean --toks-per-batch 4096 --threads "$t" --dtype "$SAPLING_DTYPE" >"$log" 2>&1
             record "$workload:$fasta" "$t" sapling "$(rate <"$log")" "$(command_cpu_rate "$(residues_of <"$log")")"
             log=$OUT/embed_torch_$t.log
             # The first torch run also diffs its embeddings against sapling's output just written.
