@@ -433,7 +433,7 @@ step_science() {
       [[ $task == contact_unsupervised ]] && read -r -a more <<< "$EVAL_UNSUP_OPTIONS"
       [[ $task == contact_probe ]] && read -r -a more <<< "$EVAL_PROBE_OPTIONS"
       options+=("${more[@]}")
-      if timeout "$(cap 120)" "$SAPLING" eval "$task" --model "$model" "${options[@]}" --device "$DEVICE" \
+      if timeout "$(cap 120)" "$SAPLING" eval "$task" --model "$model" "${options[@]}" --device "$DEVICE" --dtype fp32 \
         --out "$STEP_OUT/${arm}_$task.json" > "$STEP_OUT/${arm}_$task.log" 2>&1; then
         helper add-fields --out "$out" --set kind=eval "arm=$arm" "task=$task" "file=${arm}_$task.json" < /dev/null
       else
