@@ -141,10 +141,7 @@ int main(int argc, char** argv) try {
   PluginManager::instance().load_search_path(args.plugin_paths);
   auto model = open_model(args);
   const torch::Device device(args.device);
-  const auto dtype = args.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
-  if (dtype == torch::kBFloat16 && !device.is_cuda() && !cpu_matrix_units().bf16())
-    std::cerr << "warning: --dtype bf16 on a CPU without bf16 units (" << cpu_matrix_units().describe()
-              << "): emulated, slower than float32\n";
+  const auto dtype = resolve_compute_dtype(args.dtype, device);  // warns for bf16 on a CPU without the units
   const double peak_tflops = args.peak_tflops > 0 ? args.peak_tflops : measured_peak_tflops(device, dtype);
   model->to(device);
   model->train();

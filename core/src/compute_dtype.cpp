@@ -46,7 +46,8 @@ CpuMatrixUnits cpu_matrix_units() {
   return units;
 }
 
-torch::ScalarType resolve_compute_dtype(const std::string& requested, const torch::Device& device) {
+torch::ScalarType resolve_compute_dtype(const std::string& requested, const torch::Device& device,
+                                        const std::string& setting) {
   if (requested == "fp32" || requested == "float32") return torch::kFloat32;
   const bool cpu = !device.is_cuda();
   if (requested == "auto") {
@@ -57,16 +58,16 @@ torch::ScalarType resolve_compute_dtype(const std::string& requested, const torc
     if (cpu) {
       const CpuMatrixUnits units = cpu_matrix_units();
       if (!units.bf16())
-        warn("--dtype bf16: this CPU has no bf16 matrix units (", units.describe(),
+        warn(setting, " bf16: this CPU has no bf16 matrix units (", units.describe(),
              "); bf16 runs emulated and slower than float32");
     }
     return torch::kBFloat16;
   }
   if (requested == "fp16" || requested == "float16") {
-    if (cpu) fail("--dtype fp16 needs --device cuda; on the CPU use bf16 (or auto)");
+    if (cpu) fail(setting, " fp16 needs --device cuda; on the CPU use bf16 (or auto)");
     return torch::kFloat16;
   }
-  fail("--dtype '", requested, "': expected auto, fp32, bf16 or fp16");
+  fail(setting, " '", requested, "': expected auto, fp32, bf16 or fp16");
 }
 
 std::string compute_dtype_name(torch::ScalarType dtype) {

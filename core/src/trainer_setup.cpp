@@ -78,20 +78,7 @@ torch::Device pick_device(const std::string& name) {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
-// [train] precision on `device`: auto is bf16 where the device has bf16 matrix units (CUDA; a CPU with
-// AVX512-BF16 or AMX: within the 200-step budget of docs/performance.md), float32 elsewhere.
-torch::ScalarType precision_on(const std::string& precision, const torch::Device& device) {
-  if (precision == "fp32") return torch::kFloat32;
-  if (precision == "bf16") return torch::kBFloat16;
-  return device.is_cuda() || cpu_matrix_units().bf16() ? torch::kBFloat16 : torch::kFloat32;
-}
-
 }  // namespace
-
-torch::ScalarType training_precision(const Recipe& recipe) {
-  const auto train = recipe.settings("train");
-  return precision_on(train.get_string("precision"), pick_device(train.get_string("device")));
-}
 
 // ---------------------------------------------------------------- ExampleSource
 
@@ -294,10 +281,9 @@ TrainingSetup build_setup(const Recipe& recipe) {
   TrainingSetup setup;
   const auto train = recipe.settings("train");
   setup.device = pick_device(train.get_string("device"));
-  setup.autocast = precision_on(train.get_string("precision"), setup.device);
-  if (!setup.device.is_cuda() && setup.autocast == torch::kBFloat16 && !cpu_matrix_units().bf16())
-    warn("[train] precision = \"bf16\": this CPU has no bf16 matrix units (", cpu_matrix_units().describe(),
-         "); bf16 autocast runs emulated and slower than float32");
+  // The commands' --dtype choice, with the same vocabulary: auto is bf16 where the device has bf16 matrix
+  // units (CUDA; a CPU with AVX512-BF16 or AMX: within the 200-step budget of docs/performance.md).
+  setup.autocast = resolve_compute_dtype(train.get_string("precision"), setup.device, "[train] precision");
 
   const auto masking = recipe.settings("masking");
   setup.masking.probability = masking.get_float("probability");

@@ -19,10 +19,12 @@ struct SAPLING_API CpuMatrixUnits {
 };
 SAPLING_API CpuMatrixUnits cpu_matrix_units();
 
-// Parses --dtype (fp32|float32, bf16|bfloat16, fp16|float16, auto) and resolves it for `device`: auto is bf16 on
-// CUDA and on a CPU with bf16 units, float32 elsewhere. fp16 is refused on the CPU (LibTorch's CPU autocast is
-// bf16 only); bf16 on a CPU without the units runs, slowly, with a warning.
-SAPLING_API torch::ScalarType resolve_compute_dtype(const std::string& requested, const torch::Device& device);
+// Parses a dtype choice (fp32|float32, bf16|bfloat16, fp16|float16, auto) and resolves it for `device`: auto is
+// bf16 on CUDA and on a CPU with bf16 units, float32 elsewhere. fp16 is refused on the CPU (LibTorch's CPU
+// autocast is bf16 only); bf16 on a CPU without the units runs, slowly, with a warning. `setting` names the
+// choice in those messages: the commands' --dtype, or the trainer's [train] precision.
+SAPLING_API torch::ScalarType resolve_compute_dtype(const std::string& requested, const torch::Device& device,
+                                                    const std::string& setting = "--dtype");
 
 // The short name --dtype takes for `dtype`: "fp32", "bf16" or "fp16" (what output metadata records).
 SAPLING_API std::string compute_dtype_name(torch::ScalarType dtype);

@@ -5,8 +5,6 @@
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
-
 #include "sapling/export.hpp"
 #include "sapling/recipe.hpp"
 
@@ -57,12 +55,6 @@ SAPLING_API void check_loss_fields(const Recipe& recipe);
 // normalised terms.<term>.value and total (float64). The golden loss test
 // recomputes all of it with an independent PyTorch implementation.
 SAPLING_API void inspect_first_batch(const Recipe& recipe, const std::filesystem::path& file);
-
-// The autocast dtype the recipe trains with on this machine: [train] precision "fp32" is float32, "bf16" is
-// bf16 autocast, and "auto" is bf16 on CUDA and on a CPU with bf16 matrix units (cpu_matrix_units():
-// AVX512-BF16 or AMX), float32 elsewhere; [train] device decides which device. Weights, the optimiser,
-// norms, softmax and the losses stay float32 either way. `sapling bench` keys its training runs by it.
-SAPLING_API torch::ScalarType training_precision(const Recipe& recipe);
 
 // Runs the recipe. In a data-parallel launch (WORLD_SIZE > 1 in the
 // environment) every process calls this; rank 0 writes the outputs.
