@@ -51,11 +51,7 @@ int run(const std::vector<std::string>& args) {
   options.exe = self_exe();
   options.force = vm["force"].as<bool>();
   options.device = vm["device"].as<std::string>();
-  try {
-    options.dtype = compute_dtype_name(resolve_compute_dtype(vm["dtype"].as<std::string>(), torch::Device(options.device)));
-  } catch (const c10::Error&) {
-    fail("--device '", options.device, "': expected cpu or cuda[:N]");
-  }
+  options.dtype = compute_dtype_name(resolve_compute_dtype(vm["dtype"].as<std::string>(), parse_device(options.device)));
   if (vm.count("threads")) options.threads = vm["threads"].as<int>();
   if (vm.count("plugin-path")) options.plugin_paths = vm["plugin-path"].as<std::vector<std::string>>();
 

@@ -90,11 +90,7 @@ int run(const std::vector<std::string>& args) {
   else if (policy == "error") options.policy = LongSequencePolicy::Error;
   else fail("--long '", policy, "': expected truncate, window or error");
   const auto device = vm["device"].as<std::string>();
-  try {
-    options.device = torch::Device(device);
-  } catch (const std::exception&) {
-    fail("--device '", device, "': expected cpu or cuda[:N]");
-  }
+  options.device = parse_device(device);
   if (options.device.is_cuda() && !torch::cuda::is_available()) fail("--device ", device, ": CUDA is not available in this build or machine");
   options.dtype = resolve_compute_dtype(vm["dtype"].as<std::string>(), options.device);
   info("compute: ", describe_compute(options.dtype, options.device));

@@ -101,12 +101,7 @@ int run(const std::vector<std::string>& args) {
     ensure_writable_dir(out.has_parent_path() ? out.parent_path() : ".");
   }
   const auto device_name = vm["device"].as<std::string>();
-  torch::Device device(torch::kCPU);
-  try {
-    device = torch::Device(device_name);
-  } catch (const std::exception&) {
-    fail("--device '", device_name, "': expected cpu or cuda[:N]");
-  }
+  const torch::Device device = parse_device(device_name);
   if (device.is_cuda() && !torch::cuda::is_available()) fail("--device ", device_name, ": CUDA is not available");
   const auto dtype = resolve_compute_dtype(vm["dtype"].as<std::string>(), device);
   info("compute: ", describe_compute(dtype, device));

@@ -1,5 +1,7 @@
 // Subcommand table and helpers shared by the one-file-per-subcommand CLI sources.
 #pragma once
+#include <torch/torch.h>
+
 #include <boost/program_options.hpp>
 #include <functional>
 #include <string>
@@ -34,6 +36,9 @@ void apply_common_options(const po::variables_map& vm);
 // --plugin, still read with a warning in sapling 0.2.
 void add_encoder_option(po::options_description& desc);
 std::string encoder_option(const po::variables_map& vm);
+// --device: "cpu" or "cuda[:N]" as a device; anything else fails naming the value. (Whether CUDA is there is
+// each command's own check: `sapling bench` leaves it to its cells.)
+torch::Device parse_device(const std::string& name);
 // Loads plugins from the standard search path plus `extra` folders.
 void load_plugins(const std::vector<std::string>& extra = {});
 

@@ -69,6 +69,14 @@ std::string encoder_option(const po::variables_map& vm) {
   return vm["plugin"].as<std::string>();
 }
 
+torch::Device parse_device(const std::string& name) {
+  try {
+    return torch::Device(name);
+  } catch (const std::exception&) {
+    fail("--device '", name, "': expected cpu or cuda[:N]");
+  }
+}
+
 void load_plugins(const std::vector<std::string>& extra) {
   std::vector<std::filesystem::path> dirs(extra.begin(), extra.end());
   PluginManager::instance().load_search_path(dirs);
