@@ -5,7 +5,9 @@
 # the first sequences of embed_500.fasta) and the MLM train step (`train`, N x 256 tokens). Prints every run,
 # then one Markdown table of residues/s.
 #
-# Knobs (environment): THREADS (1), SHAPES ("8M 35M 150M 650M"), BENCH (../shared/bench), MODEL8M, PYTHON
+# Needs the data sets esm2_t6_8M_uniprot and embed_bench (`sapling data fetch esm2_t6_8M_uniprot embed_bench`, or
+# MIRROR=DIR to copy them from a mirror such as ../shared into SAPLING_DATA_DIR, default out/perf/data).
+# Knobs (environment): THREADS (1), SHAPES ("8M 35M 150M 650M"), PYTHON
 # (needs torch + numpy), STEPS (2 timed train steps after 1 warm-up), KEEP (a folder to keep the preset models in),
 # TORCH_HEAP (1: PyTorch runs with the glibc heap settings sapling sets for itself, tune_allocator_for_tensors(),
 # so that fresh score matrices cost it no page faults: the stricter comparison; 0: PyTorch's defaults).
@@ -13,8 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-1}
 SHAPES=${SHAPES:-"8M 35M 150M 650M"}
-BENCH=${BENCH:-../shared/bench}
-MODEL8M=${MODEL8M:-../shared/models/esm2_t6_8M_uniprot}
+DATA=${SAPLING_DATA_DIR:-out/perf/data}  # where `sapling data fetch --to` put them
+if [[ -n ${MIRROR:-} ]]; then build/sapling data fetch esm2_t6_8M_uniprot embed_bench --mirror "$MIRROR" --to "$DATA" --quiet
+else build/sapling data verify esm2_t6_8M_uniprot embed_bench --to "$DATA" --quiet; fi
+BENCH=$DATA/bench
+MODEL8M=$DATA/models/esm2_t6_8M_uniprot
 PYTHON=${PYTHON:-/usr/bin/python3}
 STEPS=${STEPS:-2}
 TORCH_HEAP=${TORCH_HEAP:-1}
