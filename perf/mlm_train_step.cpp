@@ -101,24 +101,6 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// The peak of the path the step runs: the best of a few n x n x n products in `dtype` on `device` (float32:
-// the system BLAS; bf16 on the CPU: oneDNN, which uses AVX512-BF16 or AMX where the CPU has them). TFLOP/s.
-double measured_peak_tflops(const torch::Device& device, torch::ScalarType dtype) {
-  const int64_t n = device.is_cuda() ? 8192 : 2048;
-  const auto options = torch::TensorOptions().device(device).dtype(dtype);
-  const auto a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
-  auto c = torch::mm(a, b);  // warm-up: thread pools, oneDNN primitive creation
-  wait_for(device);
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    c = torch::mm(a, b);
-    wait_for(device);
-    best = std::max(best, 2.0 * static_cast<double>(n * n * n) / seconds_since(t0) / 1e12);
-  }
-  return best;
-}
-
 std::shared_ptr<sapling::SequenceEncoder> open_model(const Args& args) {
   if (!args.preset.empty()) {
     const auto& entry = sapling::SequenceEncoderRegistry::instance().find("esm2");
@@ -142,7 +124,7 @@ int main(int argc, char** argv) try {
   auto model = open_model(args);
   const torch::Device device(args.device);
   const auto dtype = resolve_compute_dtype(args.dtype, device);  // warns for bf16 on a CPU without the units
-  const double peak_tflops = args.peak_tflops > 0 ? args.peak_tflops : measured_peak_tflops(device, dtype);
+  const double peak_tflops = args.peak_tflops > 0 ? args.peak_tflops : measure_peak_tflops(device, dtype);
   model->to(device);
   model->train();
   int64_t parameters = 0;

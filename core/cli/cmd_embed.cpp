@@ -31,6 +31,20 @@ std::string file_safe(std::string s) {
   return s;
 }
 
+// --mfu: model FLOP/s against the measured peak of the path that ran. Forward FLOPs are counted as 2 x
+// parameters x tokens (padding and specials included, attention's T^2 terms left out), the inference
+// counterpart of the 6 x parameters x tokens that sapling_bench_mlm_train and BENCHMARKS.md use.
+void report_model_flops(const SequenceEncoder& model, const EmbedResult& result, const EmbedOptions& options) {
+  int64_t parameters = 0;
+  for (const auto& p : model.parameters()) parameters += p.numel();
+  const double model_tflops = 2.0 * static_cast<double>(parameters) * static_cast<double>(result.tokens) /
+                              std::max(result.seconds, 1e-9) / 1e12;
+  const double peak = measure_peak_tflops(options.device, options.dtype);
+  info("parameters: ", parameters, "; tokens: ", result.tokens, "; model TFLOP/s: ", model_tflops, "; MFU: ",
+       100.0 * model_tflops / peak, "% of ", peak, " TFLOP/s (", describe_compute(options.dtype, options.device),
+       ", measured: one large matrix product)");
+}
+
 int run(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_common_options(desc);
@@ -51,14 +65,17 @@ int run(const std::vector<std::string>& args) {
       "dtype", po::value<std::string>()->default_value("auto"),
       "auto: bf16 autocast where the device has bf16 matrix units (CUDA; a CPU with AVX512-BF16 or AMX), float32 "
       "elsewhere (within the accuracy budget of docs/performance.md); fp32: float32 everywhere; bf16; fp16 (CUDA)")(
-      "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy");
+      "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy")(
+      "mfu", po::bool_switch(),
+      "after the run, measure the peak of the compute path (one large matrix product, about a second) and print "
+      "the model FLOP/s (2 x parameters x tokens per second) as a fraction of it");
   add_encoder_option(desc);
   po::positional_options_description pos;
   po::variables_map vm;
   const std::string usage =
       "usage: sapling embed --model DIR --fasta FILE --out FILE.safetensors [--include per_tok,mean,bos,contacts]\n"
       "                     [--repr-layers -1,...] [--toks-per-batch 4096] [--pack] [--truncation 1022] [--long truncate|window|error]\n"
-      "                     [--device cpu|cuda] [--dtype auto|fp32|bf16|fp16] [--format safetensors|npy]\n\n"
+      "                     [--device cpu|cuda] [--dtype auto|fp32|bf16|fp16] [--format safetensors|npy] [--mfu]\n\n"
       "Output tensors: <label>/per_tok [L, D] (residues only), <label>/mean [D], <label>/bos [D],\n"
       "<label>/contacts [L, L]; <label> is the FASTA header up to the first space; with several\n"
       "layers each name gets '@<layer>'. ESM2's last layer is after the final LayerNorm; AMPLIFY's\n"
@@ -130,6 +147,7 @@ int run(const std::vector<std::string>& args) {
   info("embedded ", records.size(), " sequences (", result.residues, " residues) in ", result.seconds, " s: ",
        static_cast<int64_t>(result.residues / std::max(result.seconds, 1e-9)), " residues/s on ",
        torch::get_num_threads(), " threads; ", result.truncated, " over the length limit; wrote ", out.string());
+  if (vm["mfu"].as<bool>()) report_model_flops(*model, result, options);
   return 0;
 }
 

@@ -12,9 +12,10 @@
 namespace sapling {
 namespace {
 
-// The fused kernel serves CPU inference: no gradient to keep (it has no backward), no weights to return, a
-// square self-attention and heads of at most kFusedAttentionMaxHeadDim. SAPLING_CPU_ATTENTION=reference forces
-// the tensor path (A/B benchmarks and the parity test compare the two in one process).
+// The fused kernels serve CPU attention without weights to return: a square self-attention, heads of at most
+// kFusedAttentionMaxHeadDim, float32 or bf16. With gradients required they run inside an autograd Function
+// (fused forward that keeps each row's log-sum-exp, fused backward). SAPLING_CPU_ATTENTION=reference forces the
+// tensor path (A/B benchmarks and the parity tests compare the two in one process).
 bool fused_cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   static const bool disabled = [] {
     const char* env = std::getenv("SAPLING_CPU_ATTENTION");
@@ -23,34 +24,109 @@ bool fused_cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k,
   if (disabled || !q.device().is_cpu() || q.dim() != 4 || q.size(2) != k.size(2)) return false;
   if (q.size(-1) > detail::kFusedAttentionMaxHeadDim) return false;
   const auto dtype = q.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) return false;
-  return !(torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()));
+  return (dtype == torch::kFloat32 || dtype == torch::kBFloat16) && k.scalar_type() == dtype && v.scalar_type() == dtype;
 }
 
-// q, k, v [B, H, T, Dh]; keep: [B, 1, 1, T] key mask or [B, 1, T, T] pair mask (bool). bf16 inputs (CPU
-// autocast) are computed in float32 and returned in bf16, like the tensor path's float32 softmax.
-torch::Tensor fused_cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  const torch::Tensor& keep, double scale) {
-  const auto qf = q.to(torch::kFloat32).contiguous(), kf = k.to(torch::kFloat32).contiguous(),
-             vf = v.to(torch::kFloat32).contiguous();
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dh = q.size(3);
-  const bool pair = keep.size(2) != 1;
-  const auto mask = pair ? keep.expand({B, 1, T, T}).contiguous() : keep.reshape({B, T}).contiguous();
-  auto out = torch::empty_like(qf);
-  const float *qp = qf.data_ptr<float>(), *kp = kf.data_ptr<float>(), *vp = vf.data_ptr<float>();
-  const bool* mp = mask.data_ptr<bool>();
+bool needs_gradient(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  return torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+}
+
+// What the fused kernels take: float32 [B, H, T, Dh] copies (bf16 inputs from CPU autocast are computed in
+// float32, like the tensor path's float32 softmax) and the mask as one bool row per batch element ([B, T]) or
+// one per query ([B, T, T]).
+struct FusedAttentionInputs {
+  torch::Tensor q, k, v, mask;
+  bool pair = false;
+  int64_t B = 0, H = 0, T = 0, Dh = 0;
+};
+
+FusedAttentionInputs fused_attention_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                            const torch::Tensor& keep) {
+  FusedAttentionInputs in;
+  in.q = q.to(torch::kFloat32).contiguous();
+  in.k = k.to(torch::kFloat32).contiguous();
+  in.v = v.to(torch::kFloat32).contiguous();
+  in.B = q.size(0), in.H = q.size(1), in.T = q.size(2), in.Dh = q.size(3);
+  in.pair = keep.size(2) != 1;
+  in.mask = in.pair ? keep.expand({in.B, 1, in.T, in.T}).contiguous() : keep.reshape({in.B, in.T}).contiguous();
+  return in;
+}
+
+// The forward over every (batch, head), in parallel. lse: a [B, H, T] float32 tensor to fill, or undefined.
+torch::Tensor fused_attention_forward(const FusedAttentionInputs& in, double scale, const torch::Tensor& lse) {
+  auto out = torch::empty_like(in.q);
+  const float *qp = in.q.data_ptr<float>(), *kp = in.k.data_ptr<float>(), *vp = in.v.data_ptr<float>();
+  const bool* mp = in.mask.data_ptr<bool>();
   float* op = out.data_ptr<float>();
-  const int64_t head = T * Dh, scratch = detail::fused_attention_scratch_floats(T, Dh);
-  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+  float* lp = lse.defined() ? lse.data_ptr<float>() : nullptr;
+  const int64_t H = in.H, T = in.T, Dh = in.Dh, head = T * Dh;
+  const int64_t scratch = detail::fused_attention_scratch_floats(T, Dh);
+  const bool pair = in.pair;
+  at::parallel_for(0, in.B * H, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> buffer(static_cast<size_t>(scratch));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / H;
       detail::attend_one_head(qp + bh * head, kp + bh * head, vp + bh * head, pair ? nullptr : mp + b * T,
                               pair ? mp + b * T * T : nullptr, T, Dh, static_cast<float>(scale), op + bh * head,
-                              buffer.data());
+                              lp != nullptr ? lp + bh * T : nullptr, buffer.data());
     }
   });
-  return out.to(q.scalar_type());
+  return out;
+}
+
+// Fused attention under autograd. Saved for the backward: the float32 inputs, the output and each row's
+// log-sum-exp ([B, H, T]), O(T) per head where the tensor path keeps the [B, H, T, T] probabilities.
+// First derivatives only: the backward is not itself differentiable.
+class FusedCpuAttention : public torch::autograd::Function<FusedCpuAttention> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& keep, double scale) {
+    const auto in = fused_attention_inputs(q, k, v, keep);
+    const auto lse = torch::empty({in.B, in.H, in.T}, in.q.options());
+    const auto out = fused_attention_forward(in, scale, lse);
+    ctx->save_for_backward({in.q, in.k, in.v, out, lse, in.mask});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["pair"] = in.pair;
+    ctx->saved_data["dtypes"] = std::vector<int64_t>{static_cast<int64_t>(q.scalar_type()),
+                                                     static_cast<int64_t>(k.scalar_type()),
+                                                     static_cast<int64_t>(v.scalar_type())};
+    return out.to(q.scalar_type());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4], &mask = saved[5];
+    const auto dout = grads[0].to(torch::kFloat32).contiguous();
+    const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    const bool pair = ctx->saved_data["pair"].toBool();
+    const auto dtypes = ctx->saved_data["dtypes"].toIntVector();
+    auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
+    const int64_t H = q.size(1), T = q.size(2), Dh = q.size(3), head = T * Dh;
+    const int64_t scratch = detail::fused_attention_backward_scratch_floats(T, Dh);
+    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    const float *op = out.data_ptr<float>(), *gp = dout.data_ptr<float>(), *lp = lse.data_ptr<float>();
+    const bool* mp = mask.data_ptr<bool>();
+    float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+    at::parallel_for(0, q.size(0) * H, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> buffer(static_cast<size_t>(scratch));
+      for (int64_t bh = begin; bh < end; ++bh) {
+        const int64_t b = bh / H, at = bh * head;
+        detail::attend_one_head_backward(qp + at, kp + at, vp + at, op + at, gp + at, lp + bh * T,
+                                         pair ? nullptr : mp + b * T, pair ? mp + b * T * T : nullptr, T, Dh, scale,
+                                         dqp + at, dkp + at, dvp + at, buffer.data());
+      }
+    });
+    const auto as = [&](torch::Tensor g, size_t i) { return g.to(static_cast<torch::ScalarType>(dtypes[i])); };
+    return {as(dq, 0), as(dk, 1), as(dv, 2), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// q, k, v [B, H, T, Dh]; keep: [B, 1, 1, T] key mask or [B, 1, T, T] pair mask (bool). Returned in q's dtype.
+torch::Tensor fused_cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& keep, double scale) {
+  if (needs_gradient(q, k, v)) return FusedCpuAttention::apply(q, k, v, keep, scale);
+  return fused_attention_forward(fused_attention_inputs(q, k, v, keep), scale, torch::Tensor()).to(q.scalar_type());
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Compute dtype: CPU bf16 detection from /proc/cpuinfo and the --dtype choice shared by the commands.
 #include "sapling/compute_dtype.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -84,6 +86,26 @@ std::string describe_compute(torch::ScalarType dtype, const torch::Device& devic
     if (!device.is_cuda()) os << " (" << cpu_matrix_units().describe() << "; matrix products through oneDNN)";
   }
   return os.str();
+}
+
+double measure_peak_tflops(const torch::Device& device, torch::ScalarType dtype) {
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  const auto options = torch::TensorOptions().device(device).dtype(dtype);
+  const auto a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
+  const auto wait = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
+  auto c = torch::mm(a, b);  // warm-up: thread pools, oneDNN primitive creation
+  wait();
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c = torch::mm(a, b);
+    wait();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * static_cast<double>(n * n * n) / seconds / 1e12);
+  }
+  return best;
 }
 
 }  // namespace sapling

@@ -1,8 +1,9 @@
-// The fused CPU attention kernel of attention() (see cpu_attention_kernel.hpp): GCC vector extensions, one
+// The fused CPU attention kernels of attention() (see cpu_attention_kernel.hpp): GCC vector extensions, one
 // 16-float vector type that each target_clones clone maps onto its own registers.
 #include "cpu_attention_kernel.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -59,6 +60,35 @@ inline float horizontal_sum(f16v x) {
   return s;
 }
 
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+// Rows [T][Dh] into blocks [Tp / 16][Dh][16] (a block's Dh vectors contiguous), zero beyond T: the layout in
+// which one vector load feeds four query rows' products against 16 keys.
+void block_rows(const float* x, int64_t T, int64_t Dh, float* blocked) {
+  const int64_t blocks = round_up(T) / kLanes;
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t d = 0; d < Dh; ++d)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const int64_t j = b * kLanes + l;
+        blocked[(b * Dh + d) * kLanes + l] = j < T ? x[j * Dh + d] : 0.0f;
+      }
+}
+
+// Rows [T][Dh] into [T][Dp], each row padded with zeros to a multiple of 16.
+void pad_rows(const float* x, int64_t T, int64_t Dh, float* padded) {
+  const int64_t Dp = round_up(Dh);
+  for (int64_t j = 0; j < T; ++j) {
+    std::copy(x + j * Dh, x + (j + 1) * Dh, padded + j * Dp);
+    std::fill(padded + j * Dp + Dh, padded + (j + 1) * Dp, 0.0f);
+  }
+}
+
+// [Tp]: 0 for kept keys, -inf for masked keys and padding (added to every score).
+void key_bias(const bool* key_keep, int64_t T, float* bias) {
+  for (int64_t j = 0; j < round_up(T); ++j)
+    bias[j] = j < T && (key_keep == nullptr || key_keep[j]) ? 0.0f : kMinusInf;
+}
+
 }  // namespace
 
 int64_t fused_attention_scratch_floats(int64_t T, int64_t Dh) {
@@ -70,25 +100,15 @@ int64_t fused_attention_scratch_floats(int64_t T, int64_t Dh) {
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 void attend_one_head(const float* q, const float* k, const float* v, const bool* key_keep, const bool* pair_keep,
-                     int64_t T, int64_t Dh, float scale, float* out, float* scratch) {
+                     int64_t T, int64_t Dh, float scale, float* out, float* row_lse, float* scratch) {
   const int64_t Tp = round_up(T), Dp = round_up(Dh), blocks = Tp / kLanes;
-  // Keys blocked as [Tp / 16][Dh][16]: a block's Dh vectors are contiguous. Zero beyond T.
-  float* kb = scratch;
-  float* bias = kb + Tp * Dh;  // [Tp]: 0 for kept keys, -inf for masked keys and padding
+  float* kb = scratch;         // keys, blocked
+  float* bias = kb + Tp * Dh;  // [Tp]
   float* s = bias + Tp;        // [kRows][Tp]: scores, then unnormalised probabilities
-  float* vp = s + kRows * Tp;  // [T][Dp]: values, rows padded with zeros to a multiple of 16
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t d = 0; d < Dh; ++d)
-      for (int64_t l = 0; l < kLanes; ++l) {
-        const int64_t j = b * kLanes + l;
-        kb[(b * Dh + d) * kLanes + l] = j < T ? k[j * Dh + d] : 0.0f;
-      }
-  for (int64_t j = 0; j < T; ++j) {
-    std::copy(v + j * Dh, v + (j + 1) * Dh, vp + j * Dp);
-    std::fill(vp + j * Dp + Dh, vp + (j + 1) * Dp, 0.0f);
-  }
-  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < Tp; ++j) bias[j] = j < T && (key_keep == nullptr || key_keep[j]) ? 0.0f : kMinusInf;
+  float* vp = s + kRows * Tp;  // [T][Dp]: values, padded rows
+  block_rows(k, T, Dh, kb);
+  pad_rows(v, T, Dh, vp);
+  key_bias(key_keep, T, bias);
 
   for (int64_t i0 = 0; i0 < T; i0 += kRows) {
     const int64_t rows = std::min(kRows, T - i0);
@@ -129,7 +149,9 @@ void attend_one_head(const float* q, const float* k, const float* v, const bool*
         store(sr + b * kLanes, e);
         sum += e;
       }
-      inv_sum[r] = 1.0f / horizontal_sum(sum);
+      const float total = horizontal_sum(sum);
+      inv_sum[r] = 1.0f / total;
+      if (row_lse != nullptr) row_lse[i0 + r] = row_max + std::log(total);
     }
     // Values: out[i0 + r] = sum_j p[r][j] v[j] / sum[r], 16 output features at a time in registers.
     for (int64_t c = 0; c < Dp; c += kLanes) {
@@ -147,6 +169,125 @@ void attend_one_head(const float* q, const float* k, const float* v, const bool*
         for (int64_t l = 0; l < width; ++l) out[(i0 + r) * Dh + c + l] = o[r][l];
     }
   }
+}
+
+int64_t fused_attention_backward_scratch_floats(int64_t T, int64_t Dh) {
+  const int64_t Tp = round_up(T), Dp = round_up(Dh);
+  return 2 * Tp * Dh + Tp + 2 * kRows * Tp + 3 * T * Dp;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void attend_one_head_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
+                              const float* row_lse, const bool* key_keep, const bool* pair_keep, int64_t T, int64_t Dh,
+                              float scale, float* dq, float* dk, float* dv, float* scratch) {
+  const int64_t Tp = round_up(T), Dp = round_up(Dh), blocks = Tp / kLanes;
+  float* kb = scratch;           // keys, blocked (scores)
+  float* vb = kb + Tp * Dh;      // values, blocked (dO V^T)
+  float* bias = vb + Tp * Dh;    // [Tp]
+  float* p = bias + Tp;          // [kRows][Tp]: probabilities of the current query rows
+  float* ds = p + kRows * Tp;    // [kRows][Tp]: first dO V^T, then the score gradients dS
+  float* kp = ds + kRows * Tp;   // [T][Dp]: keys, padded rows (dQ = dS K)
+  float* dkp = kp + T * Dp;      // [T][Dp]: dK accumulated over query blocks
+  float* dvp = dkp + T * Dp;     // [T][Dp]: dV accumulated over query blocks
+  block_rows(k, T, Dh, kb);
+  block_rows(v, T, Dh, vb);
+  pad_rows(k, T, Dh, kp);
+  key_bias(key_keep, T, bias);
+  std::fill(dkp, dkp + 2 * T * Dp, 0.0f);
+
+  for (int64_t i0 = 0; i0 < T; i0 += kRows) {
+    const int64_t rows = std::min(kRows, T - i0);
+    // Scaled query rows and output-gradient rows, zero-padded to Dp and to kRows rows.
+    float qs[kRows][kFusedAttentionMaxHeadDim] = {}, go[kRows][kFusedAttentionMaxHeadDim] = {};
+    float delta[kRows] = {0, 0, 0, 0};  // rowsum(dO * O): the softmax Jacobian's correction term
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t d = 0; d < Dh; ++d) {
+        qs[r][d] = scale * q[(i0 + r) * Dh + d];
+        go[r][d] = dout[(i0 + r) * Dh + d];
+        delta[r] += go[r][d] * out[(i0 + r) * Dh + d];
+      }
+    // Scores (into p) and dO V^T (into ds), 16 keys at a time.
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float *kblock = kb + b * Dh * kLanes, *vblock = vb + b * Dh * kLanes;
+      f16v a0 = load(bias + b * kLanes), a1 = a0, a2 = a0, a3 = a0;
+      f16v g0 = {}, g1 = {}, g2 = {}, g3 = {};
+      for (int64_t d = 0; d < Dh; ++d) {
+        const f16v kv = load(kblock + d * kLanes), vv = load(vblock + d * kLanes);
+        a0 += qs[0][d] * kv;
+        a1 += qs[1][d] * kv;
+        a2 += qs[2][d] * kv;
+        a3 += qs[3][d] * kv;
+        g0 += go[0][d] * vv;
+        g1 += go[1][d] * vv;
+        g2 += go[2][d] * vv;
+        g3 += go[3][d] * vv;
+      }
+      store(p + b * kLanes, a0);
+      store(p + Tp + b * kLanes, a1);
+      store(p + 2 * Tp + b * kLanes, a2);
+      store(p + 3 * Tp + b * kLanes, a3);
+      store(ds + b * kLanes, g0);
+      store(ds + Tp + b * kLanes, g1);
+      store(ds + 2 * Tp + b * kLanes, g2);
+      store(ds + 3 * Tp + b * kLanes, g3);
+    }
+    // P = exp(score - lse) (0 where masked) and dS = P * (dO V^T - delta). Rows past the end of the head get
+    // zeros, so they add nothing to dK and dV.
+    for (int64_t r = 0; r < kRows; ++r) {
+      float *pr = p + r * Tp, *dsr = ds + r * Tp;
+      if (r >= rows) {
+        std::fill(pr, pr + Tp, 0.0f);
+        std::fill(dsr, dsr + Tp, 0.0f);
+        continue;
+      }
+      if (pair_keep != nullptr) {
+        const bool* keep = pair_keep + (i0 + r) * T;
+        for (int64_t j = 0; j < T; ++j) pr[j] = keep[j] ? pr[j] : kMinusInf;
+      }
+      const float lse = row_lse[i0 + r], dr = delta[r];
+      for (int64_t b = 0; b < blocks; ++b) {
+        const f16v x = load(pr + b * kLanes);
+        const f16v e = x == kMinusInf ? f16v{} : exp_nonpositive(x - lse);
+        store(pr + b * kLanes, e);
+        store(dsr + b * kLanes, e * (load(dsr + b * kLanes) - dr));
+      }
+    }
+    // dQ rows = scale * dS K, 16 features at a time in registers.
+    for (int64_t c = 0; c < Dp; c += kLanes) {
+      f16v o0 = {}, o1 = {}, o2 = {}, o3 = {};
+      for (int64_t j = 0; j < T; ++j) {
+        const f16v kv = load(kp + j * Dp + c);
+        o0 += ds[j] * kv;
+        o1 += ds[Tp + j] * kv;
+        o2 += ds[2 * Tp + j] * kv;
+        o3 += ds[3 * Tp + j] * kv;
+      }
+      const f16v o[kRows] = {o0 * scale, o1 * scale, o2 * scale, o3 * scale};
+      const int64_t width = std::min(kLanes, Dh - c);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t l = 0; l < width; ++l) dq[(i0 + r) * Dh + c + l] = o[r][l];
+    }
+    // dK += dS^T (scale Q) and dV += P^T dO, key by key.
+    for (int64_t j = 0; j < T; ++j) {
+      const float s0 = ds[j], s1 = ds[Tp + j], s2 = ds[2 * Tp + j], s3 = ds[3 * Tp + j];
+      const float p0 = p[j], p1 = p[Tp + j], p2 = p[2 * Tp + j], p3 = p[3 * Tp + j];
+      for (int64_t c = 0; c < Dp; c += kLanes) {
+        float* dkr = dkp + j * Dp + c;
+        float* dvr = dvp + j * Dp + c;
+        store(dkr, load(dkr) + s0 * load(qs[0] + c) + s1 * load(qs[1] + c) + s2 * load(qs[2] + c) +
+                       s3 * load(qs[3] + c));
+        store(dvr, load(dvr) + p0 * load(go[0] + c) + p1 * load(go[1] + c) + p2 * load(go[2] + c) +
+                       p3 * load(go[3] + c));
+      }
+    }
+  }
+  for (int64_t j = 0; j < T; ++j)
+    for (int64_t d = 0; d < Dh; ++d) {
+      dk[j * Dh + d] = dkp[j * Dp + d];
+      dv[j * Dh + d] = dvp[j * Dp + d];
+    }
 }
 
 }  // namespace sapling::detail

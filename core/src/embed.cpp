@@ -216,6 +216,7 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
       }
     }
     result.residues += batch_residues;
+    result.tokens += ids.numel();
     progress.advance(static_cast<double>(batch_residues));
   }
   progress.finish();

@@ -32,4 +32,9 @@ SAPLING_API std::string compute_dtype_name(torch::ScalarType dtype);
 // One line for the log: "bf16 autocast on the CPU (avx512_bf16)", "float32 on cuda:0", ...
 SAPLING_API std::string describe_compute(torch::ScalarType dtype, const torch::Device& device);
 
+// The measured peak of a compute path in TFLOP/s, the denominator of an MFU: the best of three n x n x n
+// products in `dtype` on `device` after one warm-up (n = 2048 on the CPU, 8192 on CUDA). float32 on the CPU is
+// the system BLAS; bf16 on the CPU is oneDNN (AVX512-BF16 or AMX). About a second on a small CPU.
+SAPLING_API double measure_peak_tflops(const torch::Device& device, torch::ScalarType dtype);
+
 }  // namespace sapling

@@ -38,6 +38,7 @@ struct EmbedOptions {
 struct EmbedResult {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   int64_t residues = 0;    // residues embedded (after truncation)
+  int64_t tokens = 0;      // token positions run through the model: residues, specials and padding
   int64_t truncated = 0;   // sequences over the limit
   int64_t limit = 0;       // the residue limit that was applied
   double seconds = 0;

@@ -1,7 +1,9 @@
 // `sapling embed` end to end with ESM2: reproduces the fixture's last hidden state and contacts
 // through the CLI, batching does not change results, and the long-sequence and error policies hold.
 #include <catch2/catch.hpp>
+
 #include <fstream>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "sapling/safetensors.hpp"
@@ -161,15 +163,28 @@ TEST_CASE("sapling embed --dtype bf16 on the CPU stays within the accuracy budge
   const auto dir = sapling::test::temp_dir("embed-dtype");
   const auto model = esm2_test::bundled_model().string();
   const auto in = three_lengths_fasta(dir, true).string();
-  const auto run = [&](const std::string& env, const std::string& dtype, const std::string& name) {
+  const auto run = [&](const std::string& env, const std::string& dtype, const std::string& name,
+                       const std::string& extra = "") {
     auto r = run_command(env + " " + sapling::test::sapling_exe() + " embed --threads 2 --model " + model +
                          " --fasta " + in + " --out " + (dir / name).string() + " --include per_tok,mean" +
-                         (dtype.empty() ? std::string() : " --dtype " + dtype));
+                         (dtype.empty() ? std::string() : " --dtype " + dtype) + extra);
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     return r.output;
   };
-  CHECK_THAT(run("", "fp32", "fp32.safetensors"), Catch::Contains("compute: float32 on cpu"));
+  const auto fp32_log = run("", "fp32", "fp32.safetensors", " --mfu");
+  CHECK_THAT(fp32_log, Catch::Contains("compute: float32 on cpu"));
+  {
+    // --mfu: the model FLOP/s of the run against the measured float32 peak. Sequences of 10, 159 and 800
+    // residues plus BOS and EOS each: at least 975 tokens (more with padding).
+    INFO(fp32_log);
+    std::smatch m;
+    REQUIRE(std::regex_search(fp32_log, m, std::regex(R"(parameters: (\d+); tokens: (\d+); model TFLOP/s: ([0-9.e-]+); MFU: ([0-9.e-]+)% of ([0-9.e-]+) TFLOP/s \(float32 on cpu)")));
+    CHECK(std::stoll(m[1]) == 7512474);
+    CHECK(std::stoll(m[2]) >= 975);
+    CHECK(std::stod(m[4]) > 0);
+    CHECK(std::stod(m[5]) > 0);
+  }
   CHECK_THAT(run("", "bf16", "bf16.safetensors"), Catch::Contains("compute: bf16 autocast on cpu"));
   sapling::SafetensorsFile fp32(dir / "fp32.safetensors"), bf16(dir / "bf16.safetensors");
   const auto cosine = [](const torch::Tensor& a, const torch::Tensor& b, int64_t dim) {
