@@ -1,5 +1,5 @@
-// One attention function for every pLM: explicit float32-softmax path (weights returned) and the
-// fused scaled_dot_product_attention path of LibTorch >= 2 when weights are not needed.
+// One attention function for every pLM: explicit float32-softmax path (weights returned); without weights, the
+// fused CPU kernels (forward, and backward under autograd) or LibTorch >= 2.1's scaled_dot_product_attention.
 #pragma once
 #include <torch/torch.h>
 
@@ -17,7 +17,9 @@ struct AttentionResult {
 // [B, 1, T, T] (query x key, packed rows: packed_attention_mask()) in which
 // every query row allows at least one key. `scale` multiplies
 // q k^T (pass 1.0 when q was pre-scaled, as ESM2 does). The softmax runs in
-// float32 and is cast back to q's dtype, as the reference implementations do.
+// float32 and is cast back to q's dtype, as the reference implementations do. Without weights on the CPU
+// (float32 or bf16, heads up to 128 wide) the fused kernels run, differentiable to first order; second
+// derivatives through attention() are not supported there.
 SAPLING_API AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                       const torch::Tensor& key_mask, double scale, bool need_weights);
 
