@@ -66,9 +66,10 @@ for shape in $SHAPES; do
   done
   for dtype in fp32 auto; do
     build/sapling embed --model "$model" --fasta "$fasta" --out "$WORK/e.safetensors" --include per_tok,mean \
-      --toks-per-batch 4096 --threads "$THREADS" --dtype "$dtype" > "$WORK/log" 2>&1 || true
+      --toks-per-batch 4096 --threads "$THREADS" --dtype "$dtype" --mfu > "$WORK/log" 2>&1 || true
     cell embed "$shape" "sapling $dtype" "$WORK/log"
     [[ $dtype == auto ]] && grep -m1 '^compute:' "$WORK/log" | sed 's/^/    /'
+    grep -m1 '^parameters:' "$WORK/log" | sed 's/^/    /' || true
   done
   train=(--model "$model" --fasta "$BENCH/embed_100.fasta" --threads "$THREADS" --warmup 1 --steps "$STEPS" --batch "$(batch "$shape")")
   "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" > "$WORK/log" 2>&1 || true
