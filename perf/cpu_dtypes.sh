@@ -8,7 +8,8 @@
 # Needs the data sets esm2_t6_8M_uniprot and embed_bench (`sapling data fetch esm2_t6_8M_uniprot embed_bench`, or
 # MIRROR=DIR to copy them from a mirror such as ../shared into SAPLING_DATA_DIR, default out/perf/data).
 # Knobs (environment): THREADS (1), SHAPES ("8M 35M 150M 650M"), PYTHON
-# (needs torch + numpy), STEPS (2 timed train steps after 1 warm-up), KEEP (a folder to keep the preset models in),
+# (needs torch + numpy), STEPS (2 timed train steps), WARMUP (3 untimed steps before them: the first steps of a
+# 35M+ model grow the heap and fault in fresh pages, 1 warm-up step under-measured both sides), KEEP (a folder to keep the preset models in),
 # TORCH_HEAP (1: PyTorch runs with the glibc heap settings sapling sets for itself, tune_allocator_for_tensors(),
 # so that fresh score matrices cost it no page faults: the stricter comparison; 0: PyTorch's defaults).
 set -euo pipefail
@@ -22,6 +23,7 @@ BENCH=$DATA/bench
 MODEL8M=$DATA/models/esm2_t6_8M_uniprot
 PYTHON=${PYTHON:-/usr/bin/python3}
 STEPS=${STEPS:-2}
+WARMUP=${WARMUP:-3}
 TORCH_HEAP=${TORCH_HEAP:-1}
 torch_env=()
 (( TORCH_HEAP )) && torch_env=(env MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824)
@@ -71,7 +73,7 @@ for shape in $SHAPES; do
     [[ $dtype == auto ]] && grep -m1 '^compute:' "$WORK/log" | sed 's/^/    /'
     grep -m1 '^parameters:' "$WORK/log" | sed 's/^/    /' || true
   done
-  train=(--model "$model" --fasta "$BENCH/embed_100.fasta" --threads "$THREADS" --warmup 1 --steps "$STEPS" --batch "$(batch "$shape")")
+  train=(--model "$model" --fasta "$BENCH/embed_100.fasta" --threads "$THREADS" --warmup "$WARMUP" --steps "$STEPS" --batch "$(batch "$shape")")
   "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" > "$WORK/log" 2>&1 || true
   cell train "$shape" "torch float32" "$WORK/log"
   "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" --dtype bf16 > "$WORK/log" 2>&1 || true
