@@ -33,44 +33,48 @@ bool needs_gradient(const torch::Tensor& q, const torch::Tensor& k, const torch:
 
 // What the fused kernels take: float32 [B, H, T, Dh] copies (bf16 inputs from CPU autocast are computed in
 // float32, like the tensor path's float32 softmax) and the mask as one bool row per batch element ([B, T]) or
-// one per query ([B, T, T]).
+// one per query ([B, 1, T, T]).
 struct FusedAttentionInputs {
   torch::Tensor q, k, v, mask;
-  bool pair = false;
-  int64_t B = 0, H = 0, T = 0, Dh = 0;
 };
 
 FusedAttentionInputs fused_attention_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                             const torch::Tensor& keep) {
-  FusedAttentionInputs in;
-  in.q = q.to(torch::kFloat32).contiguous();
-  in.k = k.to(torch::kFloat32).contiguous();
-  in.v = v.to(torch::kFloat32).contiguous();
-  in.B = q.size(0), in.H = q.size(1), in.T = q.size(2), in.Dh = q.size(3);
-  in.pair = keep.size(2) != 1;
-  in.mask = in.pair ? keep.expand({in.B, 1, in.T, in.T}).contiguous() : keep.reshape({in.B, in.T}).contiguous();
-  return in;
+  const int64_t B = q.size(0), T = q.size(2);
+  const bool pair = keep.size(2) != 1;
+  return {q.to(torch::kFloat32).contiguous(), k.to(torch::kFloat32).contiguous(), v.to(torch::kFloat32).contiguous(),
+          pair ? keep.expand({B, 1, T, T}).contiguous() : keep.reshape({B, T}).contiguous()};
 }
 
-// The forward over every (batch, head), in parallel. lse: a [B, H, T] float32 tensor to fill, or undefined.
+// Calls body(bh, key_keep, pair_keep, scratch) for every (batch, head) of q's [B, H, T, Dh] in parallel, with
+// the kernels' mask arguments for that head (one of them null) and `scratch_floats` of per-thread scratch.
+template <typename Body>
+void for_each_head(const torch::Tensor& q, const torch::Tensor& mask, int64_t scratch_floats, const Body& body) {
+  const int64_t H = q.size(1), T = q.size(2);
+  const bool pair = mask.dim() == 4;
+  const bool* mp = mask.data_ptr<bool>();
+  at::parallel_for(0, q.size(0) * H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(static_cast<size_t>(scratch_floats));
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / H;
+      body(bh, pair ? nullptr : mp + b * T, pair ? mp + b * T * T : nullptr, scratch.data());
+    }
+  });
+}
+
+// The forward over every (batch, head). lse: a [B, H, T] float32 tensor to fill, or undefined.
 torch::Tensor fused_attention_forward(const FusedAttentionInputs& in, double scale, const torch::Tensor& lse) {
   auto out = torch::empty_like(in.q);
   const float *qp = in.q.data_ptr<float>(), *kp = in.k.data_ptr<float>(), *vp = in.v.data_ptr<float>();
-  const bool* mp = in.mask.data_ptr<bool>();
   float* op = out.data_ptr<float>();
   float* lp = lse.defined() ? lse.data_ptr<float>() : nullptr;
-  const int64_t H = in.H, T = in.T, Dh = in.Dh, head = T * Dh;
-  const int64_t scratch = detail::fused_attention_scratch_floats(T, Dh);
-  const bool pair = in.pair;
-  at::parallel_for(0, in.B * H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buffer(static_cast<size_t>(scratch));
-    for (int64_t bh = begin; bh < end; ++bh) {
-      const int64_t b = bh / H;
-      detail::attend_one_head(qp + bh * head, kp + bh * head, vp + bh * head, pair ? nullptr : mp + b * T,
-                              pair ? mp + b * T * T : nullptr, T, Dh, static_cast<float>(scale), op + bh * head,
-                              lp != nullptr ? lp + bh * T : nullptr, buffer.data());
-    }
-  });
+  const int64_t T = in.q.size(2), Dh = in.q.size(3), head = T * Dh;
+  for_each_head(in.q, in.mask, detail::fused_attention_scratch_floats(T, Dh),
+                [&](int64_t bh, const bool* key_keep, const bool* pair_keep, float* scratch) {
+                  detail::attend_one_head(qp + bh * head, kp + bh * head, vp + bh * head, key_keep, pair_keep, T, Dh,
+                                          static_cast<float>(scale), op + bh * head,
+                                          lp != nullptr ? lp + bh * T : nullptr, scratch);
+                });
   return out;
 }
 
@@ -82,14 +86,12 @@ class FusedCpuAttention : public torch::autograd::Function<FusedCpuAttention> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& keep, double scale) {
     const auto in = fused_attention_inputs(q, k, v, keep);
-    const auto lse = torch::empty({in.B, in.H, in.T}, in.q.options());
+    const auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, in.q.options());
     const auto out = fused_attention_forward(in, scale, lse);
     ctx->save_for_backward({in.q, in.k, in.v, out, lse, in.mask});
     ctx->saved_data["scale"] = scale;
-    ctx->saved_data["pair"] = in.pair;
-    ctx->saved_data["dtypes"] = std::vector<int64_t>{static_cast<int64_t>(q.scalar_type()),
-                                                     static_cast<int64_t>(k.scalar_type()),
-                                                     static_cast<int64_t>(v.scalar_type())};
+    // q, k and v share one dtype (fused_cpu_attention_applies); their gradients are returned in it.
+    ctx->saved_data["dtype"] = static_cast<int64_t>(q.scalar_type());
     return out.to(q.scalar_type());
   }
 
@@ -99,26 +101,20 @@ class FusedCpuAttention : public torch::autograd::Function<FusedCpuAttention> {
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4], &mask = saved[5];
     const auto dout = grads[0].to(torch::kFloat32).contiguous();
     const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
-    const bool pair = ctx->saved_data["pair"].toBool();
-    const auto dtypes = ctx->saved_data["dtypes"].toIntVector();
+    const auto dtype = static_cast<torch::ScalarType>(ctx->saved_data["dtype"].toInt());
     auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
-    const int64_t H = q.size(1), T = q.size(2), Dh = q.size(3), head = T * Dh;
-    const int64_t scratch = detail::fused_attention_backward_scratch_floats(T, Dh);
+    const int64_t T = q.size(2), Dh = q.size(3), head = T * Dh;
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
     const float *op = out.data_ptr<float>(), *gp = dout.data_ptr<float>(), *lp = lse.data_ptr<float>();
-    const bool* mp = mask.data_ptr<bool>();
     float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
-    at::parallel_for(0, q.size(0) * H, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> buffer(static_cast<size_t>(scratch));
-      for (int64_t bh = begin; bh < end; ++bh) {
-        const int64_t b = bh / H, at = bh * head;
-        detail::attend_one_head_backward(qp + at, kp + at, vp + at, op + at, gp + at, lp + bh * T,
-                                         pair ? nullptr : mp + b * T, pair ? mp + b * T * T : nullptr, T, Dh, scale,
-                                         dqp + at, dkp + at, dvp + at, buffer.data());
-      }
-    });
-    const auto as = [&](torch::Tensor g, size_t i) { return g.to(static_cast<torch::ScalarType>(dtypes[i])); };
-    return {as(dq, 0), as(dk, 1), as(dv, 2), torch::Tensor(), torch::Tensor()};
+    for_each_head(q, mask, detail::fused_attention_backward_scratch_floats(T, Dh),
+                  [&](int64_t bh, const bool* key_keep, const bool* pair_keep, float* scratch) {
+                    const int64_t at = bh * head;
+                    detail::attend_one_head_backward(qp + at, kp + at, vp + at, op + at, gp + at, lp + bh * T,
+                                                     key_keep, pair_keep, T, Dh, scale, dqp + at, dkp + at, dvp + at,
+                                                     scratch);
+                  });
+    return {dq.to(dtype), dk.to(dtype), dv.to(dtype), torch::Tensor(), torch::Tensor()};
   }
 };
 

@@ -89,6 +89,48 @@ void key_bias(const bool* key_keep, int64_t T, float* bias) {
     bias[j] = j < T && (key_keep == nullptr || key_keep[j]) ? 0.0f : kMinusInf;
 }
 
+// Four rows (kRows x Dh, zero rows past the end) dotted with one block of 16 keys ([Dh][16], block_rows'
+// layout), each added to `init`: row r's 16 results go to out + r * stride.
+inline __attribute__((always_inline)) void dot_rows_with_block(const float (*rows)[kFusedAttentionMaxHeadDim],
+                                                               const float* block, int64_t Dh, f16v init, float* out,
+                                                               int64_t stride) {
+  f16v a0 = init, a1 = init, a2 = init, a3 = init;
+  for (int64_t d = 0; d < Dh; ++d) {
+    const f16v x = load(block + d * kLanes);
+    a0 += rows[0][d] * x;
+    a1 += rows[1][d] * x;
+    a2 += rows[2][d] * x;
+    a3 += rows[3][d] * x;
+  }
+  store(out, a0);
+  store(out + stride, a1);
+  store(out + 2 * stride, a2);
+  store(out + 3 * stride, a3);
+}
+
+// For each of four rows r: row_scale[r] * sum_j weights[r * stride + j] * padded[j], over the T rows of `padded`
+// ([T][Dp], pad_rows' layout), 16 output features at a time in registers. The first `rows` results are written
+// to dest ([rows][Dh] row-major).
+inline __attribute__((always_inline)) void weighted_row_sums(const float* weights, int64_t stride, const float* padded,
+                                                             int64_t T, int64_t Dh, const float* row_scale,
+                                                             int64_t rows, float* dest) {
+  const int64_t Dp = round_up(Dh);
+  for (int64_t c = 0; c < Dp; c += kLanes) {
+    f16v o0 = {}, o1 = {}, o2 = {}, o3 = {};
+    for (int64_t j = 0; j < T; ++j) {
+      const f16v x = load(padded + j * Dp + c);
+      o0 += weights[j] * x;
+      o1 += weights[stride + j] * x;
+      o2 += weights[2 * stride + j] * x;
+      o3 += weights[3 * stride + j] * x;
+    }
+    const f16v o[kRows] = {o0 * row_scale[0], o1 * row_scale[1], o2 * row_scale[2], o3 * row_scale[3]};
+    const int64_t width = std::min(kLanes, Dh - c);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t l = 0; l < width; ++l) dest[r * Dh + c + l] = o[r][l];
+  }
+}
+
 }  // namespace
 
 int64_t fused_attention_scratch_floats(int64_t T, int64_t Dh) {
@@ -116,21 +158,8 @@ void attend_one_head(const float* q, const float* k, const float* v, const bool*
     for (int64_t r = 0; r < kRows; ++r)
       for (int64_t d = 0; d < Dh; ++d) qs[r][d] = r < rows ? scale * q[(i0 + r) * Dh + d] : 0.0f;
     // Scores: for each block of 16 keys, kRows accumulators over the Dh products.
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float* kblock = kb + b * Dh * kLanes;
-      f16v a0 = load(bias + b * kLanes), a1 = a0, a2 = a0, a3 = a0;
-      for (int64_t d = 0; d < Dh; ++d) {
-        const f16v kv = load(kblock + d * kLanes);
-        a0 += qs[0][d] * kv;
-        a1 += qs[1][d] * kv;
-        a2 += qs[2][d] * kv;
-        a3 += qs[3][d] * kv;
-      }
-      store(s + b * kLanes, a0);
-      store(s + Tp + b * kLanes, a1);
-      store(s + 2 * Tp + b * kLanes, a2);
-      store(s + 3 * Tp + b * kLanes, a3);
-    }
+    for (int64_t b = 0; b < blocks; ++b)
+      dot_rows_with_block(qs, kb + b * Dh * kLanes, Dh, load(bias + b * kLanes), s + b * kLanes, Tp);
     // Softmax numerators (float32) and row sums.
     float inv_sum[kRows] = {0, 0, 0, 0};
     for (int64_t r = 0; r < rows; ++r) {
@@ -153,21 +182,8 @@ void attend_one_head(const float* q, const float* k, const float* v, const bool*
       inv_sum[r] = 1.0f / total;
       if (row_lse != nullptr) row_lse[i0 + r] = row_max + std::log(total);
     }
-    // Values: out[i0 + r] = sum_j p[r][j] v[j] / sum[r], 16 output features at a time in registers.
-    for (int64_t c = 0; c < Dp; c += kLanes) {
-      f16v o0 = {}, o1 = {}, o2 = {}, o3 = {};
-      for (int64_t j = 0; j < T; ++j) {
-        const f16v vv = load(vp + j * Dp + c);
-        o0 += s[j] * vv;
-        o1 += s[Tp + j] * vv;
-        o2 += s[2 * Tp + j] * vv;
-        o3 += s[3 * Tp + j] * vv;
-      }
-      const f16v o[kRows] = {o0 * inv_sum[0], o1 * inv_sum[1], o2 * inv_sum[2], o3 * inv_sum[3]};
-      const int64_t width = std::min(kLanes, Dh - c);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t l = 0; l < width; ++l) out[(i0 + r) * Dh + c + l] = o[r][l];
-    }
+    // Values: out[i0 + r] = sum_j p[r][j] v[j] / sum[r].
+    weighted_row_sums(s, Tp, vp, T, Dh, inv_sum, rows, out + i0 * Dh);
   }
 }
 
@@ -210,28 +226,8 @@ void attend_one_head_backward(const float* q, const float* k, const float* v, co
       }
     // Scores (into p) and dO V^T (into ds), 16 keys at a time.
     for (int64_t b = 0; b < blocks; ++b) {
-      const float *kblock = kb + b * Dh * kLanes, *vblock = vb + b * Dh * kLanes;
-      f16v a0 = load(bias + b * kLanes), a1 = a0, a2 = a0, a3 = a0;
-      f16v g0 = {}, g1 = {}, g2 = {}, g3 = {};
-      for (int64_t d = 0; d < Dh; ++d) {
-        const f16v kv = load(kblock + d * kLanes), vv = load(vblock + d * kLanes);
-        a0 += qs[0][d] * kv;
-        a1 += qs[1][d] * kv;
-        a2 += qs[2][d] * kv;
-        a3 += qs[3][d] * kv;
-        g0 += go[0][d] * vv;
-        g1 += go[1][d] * vv;
-        g2 += go[2][d] * vv;
-        g3 += go[3][d] * vv;
-      }
-      store(p + b * kLanes, a0);
-      store(p + Tp + b * kLanes, a1);
-      store(p + 2 * Tp + b * kLanes, a2);
-      store(p + 3 * Tp + b * kLanes, a3);
-      store(ds + b * kLanes, g0);
-      store(ds + Tp + b * kLanes, g1);
-      store(ds + 2 * Tp + b * kLanes, g2);
-      store(ds + 3 * Tp + b * kLanes, g3);
+      dot_rows_with_block(qs, kb + b * Dh * kLanes, Dh, load(bias + b * kLanes), p + b * kLanes, Tp);
+      dot_rows_with_block(go, vb + b * Dh * kLanes, Dh, f16v{}, ds + b * kLanes, Tp);
     }
     // P = exp(score - lse) (0 where masked) and dS = P * (dO V^T - delta). Rows past the end of the head get
     // zeros, so they add nothing to dK and dV.
@@ -254,21 +250,9 @@ void attend_one_head_backward(const float* q, const float* k, const float* v, co
         store(dsr + b * kLanes, e * (load(dsr + b * kLanes) - dr));
       }
     }
-    // dQ rows = scale * dS K, 16 features at a time in registers.
-    for (int64_t c = 0; c < Dp; c += kLanes) {
-      f16v o0 = {}, o1 = {}, o2 = {}, o3 = {};
-      for (int64_t j = 0; j < T; ++j) {
-        const f16v kv = load(kp + j * Dp + c);
-        o0 += ds[j] * kv;
-        o1 += ds[Tp + j] * kv;
-        o2 += ds[2 * Tp + j] * kv;
-        o3 += ds[3 * Tp + j] * kv;
-      }
-      const f16v o[kRows] = {o0 * scale, o1 * scale, o2 * scale, o3 * scale};
-      const int64_t width = std::min(kLanes, Dh - c);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t l = 0; l < width; ++l) dq[(i0 + r) * Dh + c + l] = o[r][l];
-    }
+    // dQ rows = scale * dS K.
+    const float scales[kRows] = {scale, scale, scale, scale};
+    weighted_row_sums(ds, Tp, kp, T, Dh, scales, rows, dq + i0 * Dh);
     // dK += dS^T (scale Q) and dV += P^T dO, key by key.
     for (int64_t j = 0; j < T; ++j) {
       const float s0 = ds[j], s1 = ds[Tp + j], s2 = ds[2 * Tp + j], s3 = ds[3 * Tp + j];
