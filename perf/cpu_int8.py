@@ -8,6 +8,8 @@ Two measurements, both in PyTorch (Debian's 1.13, the LibTorch sapling links), o
 2. End to end: perf/torch_esm2.py's ESM2 (the plugin's forward, operation for operation) embedding the first
    --sequences of --fasta in float32, int8 dynamic (every nn.Linear, onednn engine) and bf16 autocast:
    residues/s and the per-residue cosine of the last hidden state against float32.
+Data: the data sets esm2_t6_8M_uniprot and embed_bench where `sapling data fetch ... --to DIR` puts them
+(SAPLING_DATA_DIR, default out/perf/data, as perf/cpu_dtypes.sh fetches them; or --model / --fasta).
 Run with the glibc heap settings sapling gives itself (perf/cpu_dtypes.sh does the same for its PyTorch rows):
   MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 python3 perf/cpu_int8.py [--preset NAME]
 """
@@ -65,15 +67,19 @@ def embed(model, seqs, batches, autocast):
 
 
 def main():
+    data = os.environ.get("SAPLING_DATA_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "out",
+                                                           "perf", "data"))
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models",
-                                                   "esm2_t6_8M_uniprot"))
+    p.add_argument("--model", default=os.path.join(data, "models", "esm2_t6_8M_uniprot"))
     p.add_argument("--preset", choices=sorted(te.PRESETS), help="a randomly initialised released size instead")
-    p.add_argument("--fasta", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench",
-                                                   "embed_100.fasta"))
+    p.add_argument("--fasta", default=os.path.join(data, "bench", "embed_100.fasta"))
     p.add_argument("--sequences", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    for path in [args.fasta] + ([] if args.preset else [args.model]):
+        if not os.path.exists(path):
+            sys.exit(f"error: {path} does not exist: `build/sapling data fetch esm2_t6_8M_uniprot embed_bench "
+                     f"--to {data}` (add --mirror DIR for a local mirror), or pass --model / --fasta")
     torch.set_num_threads(args.threads)
     for name, gflops in layer_rates():
         print(f"linear 4096 x 320 -> 1280, {name}: {gflops:.1f} GFLOP/s")
