@@ -4,9 +4,14 @@
 include(CMakePackageConfigHelpers)
 set(SAPLING_CMAKE_INSTALL_DIR lib/cmake/sapling)
 
-# The installed CLI finds the installed core; both keep the link path of a LibTorch outside the system.
-set_target_properties(sapling PROPERTIES INSTALL_RPATH "$ORIGIN/../lib" INSTALL_RPATH_USE_LINK_PATH ON)
-set_target_properties(sapling_core PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON EXPORT_NAME core)
+# The installed CLI finds the installed core; both keep the link path of a LibTorch outside the system, and the torch
+# wheel's lib/ (inside the checkout's .venv, which the link-path rule leaves out as part of the project).
+set(_torch_wheel_rpath "")
+if(SAPLING_TORCH_SITE)
+  set(_torch_wheel_rpath "${SAPLING_TORCH_SITE}/torch/lib")
+endif()
+set_target_properties(sapling PROPERTIES INSTALL_RPATH "$ORIGIN/../lib;${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON)
+set_target_properties(sapling_core PROPERTIES INSTALL_RPATH "${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON EXPORT_NAME core)
 install(TARGETS sapling RUNTIME DESTINATION bin)
 install(TARGETS sapling_core EXPORT saplingTargets LIBRARY DESTINATION lib)
 install(DIRECTORY core/include/sapling DESTINATION include)

@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# Installs everything sapling needs on Debian 12 (build tools, LibTorch, Boost, TOML++, Gemmi, Catch2, OpenBLAS, gnuplot,
-# and PyTorch for Python, which the golden loss test and the PyTorch comparisons run);
-# with --sanitizers also clang-14 + libFuzzer for the sanitizer and fuzz jobs.
+# Installs everything sapling needs on Debian 12: build tools and libraries from Debian's packages, and LibTorch
+# from PyPI (the `torch` wheel, pinned below) in the project's own virtual environment `.venv/` (git ignores it).
+# The same venv's Python runs the golden loss test and the PyTorch comparisons.
+#   --sanitizers       also clang-14 + libFuzzer, and Debian's CPU LibTorch 1.13 that the sanitizer and fuzz
+#                      build links (scripts/sanitized-build.sh; docs/reliability.md says why)
+#   SAPLING_LIBTORCH=system   skip the wheel: build against Debian's LibTorch 1.13 (CPU only), the light option
 set -euo pipefail
+cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+# The GPU machines sapling runs on have PyTorch 2.11 built for CUDA 13.0; PyPI's 2.11.0 wheel is that build.
+TORCH_VERSION_PIN=${SAPLING_TORCH_VERSION:-2.11.0}
+LIBTORCH=${SAPLING_LIBTORCH:-pypi}
 PACKAGES=(
   cmake ninja-build g++ ccache pkg-config
-  libtorch-dev libopenblas0-openmp libgloo-dev
+  python3 python3-venv
   libboost-dev libboost-program-options-dev
   libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev libssl-dev
   gemmi-dev tao-pegtl-dev
   catch2
-  python3-numpy python3-torch
+  # Headers only, for c10d's ProcessGroupGloo.hpp: the torch wheel ships that header but not Gloo's own, and
+  # no Gloo library is linked (Gloo's code is the copy inside libtorch_cpu). third_party/README.md.
+  libgloo-dev
   gnuplot-nox
 )
-# --sanitizers: clang with libFuzzer and the sanitizer runtimes, for scripts/sanitize.sh and scripts/fuzz.sh (CI).
+if [[ "$LIBTORCH" == system || "${1:-}" == --sanitizers ]]; then
+  PACKAGES+=(libtorch-dev libopenblas0-openmp python3-numpy python3-torch)
+fi
 if [[ "${1:-}" == --sanitizers ]]; then
   PACKAGES+=(clang-14 libclang-rt-14-dev llvm-14)
 fi
@@ -28,7 +39,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# Debian's LibTorch falls back to the reference BLAS (~30x slower) unless OpenBLAS is the alternative.
-if ! update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -q "^Value: .*openblas"; then
-  echo "warning: libblas.so.3 does not point at OpenBLAS; matrix products will be slow" >&2
+if [[ "$LIBTORCH" == system || "${1:-}" == --sanitizers ]]; then
+  # Debian's LibTorch falls back to the reference BLAS (~30x slower) unless OpenBLAS is the alternative.
+  if ! update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -q "^Value: .*openblas"; then
+    echo "warning: libblas.so.3 does not point at OpenBLAS; matrix products will be slow" >&2
+  fi
+fi
+if [[ "$LIBTORCH" == pypi ]]; then
+  # Debian's /usr/bin/python3 makes the venv (a python3 earlier on PATH, e.g. pyenv's, would tie it to that).
+  PY=/usr/bin/python3
+  [[ -x $PY ]] || PY=python3
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "creating .venv (the project's virtual environment)"
+    "$PY" -m venv .venv
+  fi
+  # Pinned: the wheel's LibTorch is what CMake builds against (cmake/SaplingTorch.cmake); numpy for the tests.
+  want=("torch==$TORCH_VERSION_PIN" "numpy==2.2.6")
+  if ! .venv/bin/python - "${want[@]}" <<'EOF' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+for spec in sys.argv[1:]:
+    name, pinned = spec.split("==")
+    if version(name).split("+")[0] != pinned:
+        sys.exit(1)
+EOF
+    echo "installing into .venv: ${want[*]} (the torch wheel and its CUDA libraries are about 3 GB)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "${want[@]}"
+  fi
 fi

@@ -76,7 +76,7 @@ SAPLING_PLUGIN_PATH="$PWD/build" "$PREFIX/bin/sapling" train "$PREFIX/share/sapl
   --out "$WORK/run" --set model.path="$TINY_ESM2" --set data.dataset="$WORK/dataset" \
   --set data.train_split=train --set data.valid_split=valid --set data.high_quality_only=false \
   --set selector.component=my_selector_threshold --set selector.threshold=1000 \
-  --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens --set data.tokens_per_batch=512 \
+  --set train.global_batch=0 --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens --set data.tokens_per_batch=512 \
   --set train.valid_max_batches=1 --set train.valid_every=2 --max-steps 2 --threads 2 | tee "$WORK/train.txt"
 grep -q "trained 2 steps" "$WORK/train.txt" || fail "training did not report 2 steps"
 [[ $(grep -c '"type":"train"' "$WORK/run/metrics.jsonl") == 2 ]] || fail "metrics.jsonl has no 2 train lines"

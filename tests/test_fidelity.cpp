@@ -54,12 +54,11 @@ TEST_CASE("golden loss: the published recipe's losses, selection and total equal
                           "terms.contrastive.seq_to_struct.reference_loss", "total"})
     CHECK(stored.contains(key));
   // The published batch is 8 proteins; the test's 4 (the constant's B follows proteins_per_batch).
-  // Debian's interpreter, which has python3-torch (a python3 earlier on PATH, e.g. pyenv's, may not).
-  const std::string python = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  const std::string python = sapling::test::python();
   r = run_command(python + " " + quote(sapling::test::source_dir() / "tests/golden/published_losses.py") + " " +
                   quote(dump) + " --batch-size 4 --tolerance 1e-5");
   std::cout << r.output;
-  INFO("needs python3-torch (scripts/install-deps.sh installs it)");
+  INFO("needs PyTorch in " << python << " (scripts/install-deps.sh installs it in .venv)");
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("selected residues: identical"));
   fs::remove_all(root);

@@ -62,8 +62,9 @@ TEST_CASE("safetensors round trip keeps every dtype, shape and the metadata", "[
 }
 
 TEST_CASE("files written by sapling are read by an independent Python reader", "[safetensors][python]") {
-  if (sapling::test::run_command("/usr/bin/python3 -c 'import numpy'").exit_code != 0) {
-    WARN("skipped: /usr/bin/python3 with numpy not available");
+  const auto python = sapling::test::python();
+  if (sapling::test::run_command(python + " -c 'import numpy'").exit_code != 0) {
+    WARN("skipped: " << python << " with numpy not available");
     return;
   }
   const auto dir = sapling::test::temp_dir("stpy");
@@ -78,7 +79,7 @@ TEST_CASE("files written by sapling are read by an independent Python reader", "
       "assert (get('b','<i8')==np.array([7,8])).all() and (8+n)%8==0\n"
       "print('python-ok')\n";
   std::ofstream(dir / "check.py") << script;
-  auto r = sapling::test::run_command("/usr/bin/python3 " + (dir / "check.py").string() + " " + (dir / "t.safetensors").string());
+  auto r = sapling::test::run_command(python + " " + (dir / "check.py").string() + " " + (dir / "t.safetensors").string());
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK(r.output.find("python-ok") != std::string::npos);

@@ -26,6 +26,13 @@ inline std::filesystem::path shared_dir() {
   const char* env = std::getenv("SAPLING_SHARED_DIR");
   return env ? std::filesystem::path(env) : std::filesystem::path(SAPLING_SHARED_DIR);
 }
+// The Python with PyTorch and NumPy that the golden and reader tests run: the project's .venv (the torch wheel
+// LibTorch comes from), or Debian's /usr/bin/python3 with python3-torch in a SAPLING_LIBTORCH=system build.
+// SAPLING_PYTHON in the environment overrides it.
+inline std::string python() {
+  const char* env = std::getenv("SAPLING_PYTHON");
+  return env ? std::string(env) : std::string(SAPLING_TEST_PYTHON);
+}
 // Small golden fixtures, in the repository (tests/fixtures/README.md).
 inline std::filesystem::path fixtures_dir() { return source_dir() / "tests" / "fixtures"; }
 
@@ -165,7 +172,7 @@ inline std::string small_train_command(const std::string& recipe, const std::fil
                                        const std::filesystem::path& out, const std::string& extra) {
   return sapling_exe() + " train " + quote(source_dir() / "recipes" / recipe) + " --out " + quote(out) +
          " --set model.path=" + quote(model) + " --set data.dataset=" + quote(sample_dataset()) +
-         " --set train.accumulate=1 --set data.max_length=128 --set data.proteins_per_batch=4"
+         " --set train.global_batch=0 --set train.accumulate=1 --set data.max_length=128 --set data.proteins_per_batch=4"
          " --set train.valid_max_batches=2 --set train.valid_every=2 --set train.precision=fp32 --threads 2 " +
          extra;
 }

@@ -15,12 +15,16 @@ namespace {
 // The fused kernels serve CPU attention without weights to return: a square self-attention, heads of at most
 // kFusedAttentionMaxHeadDim, float32 or bf16. With gradients required they run inside an autograd Function
 // (fused forward that keeps each row's log-sum-exp, fused backward). SAPLING_CPU_ATTENTION=reference forces the
-// tensor path (A/B benchmarks and the parity tests compare the two in one process).
+// tensor path, =sdpa LibTorch 2.x's scaled_dot_product_attention (A/B benchmarks: docs/performance.md; the parity
+// tests compare the paths in one process).
+const char* cpu_attention_override() {
+  static const char* value = std::getenv("SAPLING_CPU_ATTENTION");
+  return value ? value : "";
+}
+
 bool fused_cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  static const bool disabled = [] {
-    const char* env = std::getenv("SAPLING_CPU_ATTENTION");
-    return env != nullptr && std::strcmp(env, "reference") == 0;
-  }();
+  static const bool disabled = std::strcmp(cpu_attention_override(), "reference") == 0 ||
+                               (std::strcmp(cpu_attention_override(), "sdpa") == 0 && has_fused_attention());
   if (disabled || !q.device().is_cpu() || q.dim() != 4 || q.size(2) != k.size(2)) return false;
   if (q.size(-1) > detail::kFusedAttentionMaxHeadDim) return false;
   const auto dtype = q.scalar_type();
@@ -128,7 +132,7 @@ torch::Tensor fused_cpu_attention(const torch::Tensor& q, const torch::Tensor& k
 }  // namespace
 
 bool has_fused_attention() {
-#if TORCH_VERSION_MAJOR >= 2
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
   return true;
 #else
   return false;
@@ -142,8 +146,9 @@ AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const 
   // A key mask [B, T] broadcasts over heads and queries; a pair mask [B, 1, T, T] (packed rows) over heads.
   auto keep = key_mask.dim() == 4 ? key_mask.to(torch::kBool) : key_mask.to(torch::kBool).view({B, 1, 1, T});
   if (!need_weights && fused_cpu_attention_applies(q, k, v)) return {fused_cpu_attention(q, k, v, keep, scale), {}};
-#if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1)
-  if (!need_weights) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  static const bool reference_only = std::strcmp(cpu_attention_override(), "reference") == 0;
+  if (!need_weights && !(reference_only && q.device().is_cpu())) {
     // Fused kernel (flash / memory-efficient on CUDA). It takes the scale directly.
     return {at::scaled_dot_product_attention(q, k, v, keep, 0.0, false, scale), torch::Tensor()};
   }

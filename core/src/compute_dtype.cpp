@@ -108,4 +108,9 @@ double measure_peak_tflops(const torch::Device& device, torch::ScalarType dtype)
   return best;
 }
 
+torch::Tensor to_device(const torch::Tensor& host, const torch::Device& device) {
+  if (!device.is_cuda() || !host.device().is_cpu()) return host.to(device);
+  return host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 }  // namespace sapling

@@ -1,4 +1,4 @@
-// c10d Gloo process group from torchrun-style environment variables; flattened all-reduce and broadcast.
+// c10d process group (Gloo or NCCL) from torchrun-style environment variables; flattened all-reduce and broadcast.
 #include "sapling/distributed.hpp"
 
 #include <csignal>
@@ -7,9 +7,16 @@
 
 #include "sapling/error.hpp"
 
+#if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
 #ifdef SAPLING_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef SAPLING_HAVE_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace sapling {
@@ -38,11 +45,10 @@ int integer_variable(const char* name, int fallback, bool required) {
   return value;
 }
 
-#ifdef SAPLING_HAVE_GLOO
-// One float32 CPU buffer holding every tensor, so a call is one collective.
-torch::Tensor flatten(const std::vector<torch::Tensor>& tensors) {
+// One float32 buffer holding every tensor, on `device`, so a call is one collective.
+torch::Tensor flatten(const std::vector<torch::Tensor>& tensors, const torch::Device& device) {
   std::vector<torch::Tensor> parts;
-  for (const auto& t : tensors) parts.push_back(t.detach().reshape({-1}).to(torch::kCPU, torch::kFloat32));
+  for (const auto& t : tensors) parts.push_back(t.detach().reshape({-1}).to(device, torch::kFloat32));
   return torch::cat(parts);
 }
 
@@ -55,7 +61,6 @@ void unflatten_into(const torch::Tensor& buffer, const std::vector<torch::Tensor
     offset += n;
   }
 }
-#endif
 
 }  // namespace
 
@@ -78,53 +83,137 @@ LaunchEnvironment launch_environment() {
   return env;
 }
 
-#ifdef SAPLING_HAVE_GLOO
+CollectiveBackend resolve_backend(const std::string& name, const torch::Device& device, const std::string& setting) {
+  if (name == "auto") return device.is_cuda() ? CollectiveBackend::Nccl : CollectiveBackend::Gloo;
+  if (name == "gloo") return CollectiveBackend::Gloo;
+  if (name == "nccl") {
+    if (!device.is_cuda())
+      fail(setting, " = \"nccl\" needs a CUDA device, but the run's device is ", device.str(),
+           " (NCCL reduces GPU memory; use \"gloo\" or \"auto\" on the CPU)");
+    return CollectiveBackend::Nccl;
+  }
+  fail(setting, " = \"", name, "\": expected \"auto\", \"gloo\" or \"nccl\"");
+}
+
+const char* backend_name(CollectiveBackend backend) { return backend == CollectiveBackend::Nccl ? "nccl" : "gloo"; }
+
+torch::Device process_device(const std::string& name, const LaunchEnvironment& environment, const std::string& setting) {
+  if (name == "cpu") return torch::kCPU;
+  const bool available = torch::cuda::is_available();
+  if (name == "auto" && !available) return torch::kCPU;
+  if (!available) fail(setting, " = \"", name, "\" but no CUDA device is available in this build or machine");
+  torch::Device device = torch::kCPU;
+  try {
+    device = torch::Device(name == "auto" ? std::string("cuda") : name);
+  } catch (const std::exception&) {
+    device = torch::kCPU;
+  }
+  if (!device.is_cuda()) fail(setting, " = \"", name, "\": expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  const int index = device.has_index() ? device.index() : environment.local_rank;
+  if (index < 0 || index >= count)
+    fail(setting, " = \"", name, "\": ", device.has_index() ? "device index " : "LOCAL_RANK=", index,
+         " but this machine has ", count, " CUDA device", count == 1 ? "" : "s",
+         device.has_index() ? "" : " (one process per GPU: LOCAL_RANK is 0..GPUs-1 on each node)");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+#if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
 struct DataParallel::Group {
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> process_group;
+  c10::intrusive_ptr<c10d::Backend> process_group;
 };
 #else
 struct DataParallel::Group {};
 #endif
 
-DataParallel::DataParallel(const LaunchEnvironment& environment, double timeout_seconds)
-    : rank_(environment.rank), world_size_(environment.world_size) {
-  if (world_size_ == 1) return;
+namespace {
+
+#if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
+c10::intrusive_ptr<c10d::Store> connect_store(const LaunchEnvironment& environment, int world_size,
+                                              std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<uint16_t>(environment.master_port);
+  store_options.isServer = environment.rank == 0;
+  store_options.numWorkers = static_cast<size_t>(world_size);
+  store_options.waitWorkers = true;
+  store_options.timeout = timeout;
+  return c10::make_intrusive<c10d::TCPStore>(environment.master_addr, store_options);
+}
+#endif
+
 #ifdef SAPLING_HAVE_GLOO
+c10::intrusive_ptr<c10d::Backend> gloo_group(const c10::intrusive_ptr<c10d::Store>& store, const LaunchEnvironment& environment,
+                                             int world_size, std::chrono::milliseconds timeout) {
   // Gloo writes with writev(2), which raises SIGPIPE when a peer has died; the
   // default action would kill this rank silently (exit 141) before the failed
   // collective can name the peer. Python ignores SIGPIPE, so PyTorch never
   // sees it; we do the same so the write returns EPIPE and becomes our error.
   std::signal(SIGPIPE, SIG_IGN);
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  // GLOO_SOCKET_IFNAME picks the interface as in PyTorch; a loopback master
+  // needs a loopback device (the host name may not resolve in containers).
+  const auto interface = environment_value("GLOO_SOCKET_IFNAME");
+  if (!interface.empty())
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
+  else if (environment.master_addr == "127.0.0.1" || environment.master_addr == "localhost")
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, environment.rank, world_size, options);
+}
+#endif
+
+#ifdef SAPLING_HAVE_NCCL
+c10::intrusive_ptr<c10d::Backend> nccl_group(const c10::intrusive_ptr<c10d::Store>& store, const LaunchEnvironment& environment,
+                                             int world_size, std::chrono::milliseconds timeout, const torch::Device& device) {
+  // Blocking wait: a collective that exceeds the timeout throws in wait() (the dead-worker promise: a named
+  // error, not a hang or a watchdog abort of the process). An explicit setting in the environment wins.
+  setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+  c10::cuda::set_device(device.index());
+  auto options = c10d::ProcessGroupNCCL::Options::create();
+  options->timeout = timeout;
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, environment.rank, world_size, options);
+}
+#endif
+
+}  // namespace
+
+DataParallel::DataParallel(const LaunchEnvironment& environment, double timeout_seconds, CollectiveBackend backend,
+                           torch::Device device)
+    : rank_(environment.rank), world_size_(environment.world_size), backend_(backend),
+      device_(backend == CollectiveBackend::Nccl ? device : torch::Device(torch::kCPU)) {
+  if (backend_ == CollectiveBackend::Nccl && !device.is_cuda())
+    fail("data-parallel launch: the NCCL backend needs the process's CUDA device, got ", device.str());
+  if (world_size_ == 1) return;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000.0));
-  c10d::TCPStoreOptions store_options;
-  store_options.port = static_cast<uint16_t>(environment.master_port);
-  store_options.isServer = rank_ == 0;
-  store_options.numWorkers = static_cast<size_t>(world_size_);
-  store_options.waitWorkers = true;
-  store_options.timeout = timeout;
+#ifndef SAPLING_HAVE_GLOO
+  if (backend_ == CollectiveBackend::Gloo)
+    fail("data-parallel launch: WORLD_SIZE=", world_size_, " with the Gloo backend, but this build has no c10d Gloo "
+         "(Gloo's headers, libgloo-dev, were not found at configure time)");
+#endif
+#ifndef SAPLING_HAVE_NCCL
+  if (backend_ == CollectiveBackend::Nccl)
+    fail("data-parallel launch: WORLD_SIZE=", world_size_, " with the NCCL backend, but this build has no c10d NCCL "
+         "(a CUDA build with nccl.h is needed; [train] backend = \"gloo\" reduces through the CPU)");
+#endif
+#if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
   try {
-    auto store = c10::make_intrusive<c10d::TCPStore>(environment.master_addr, store_options);
-    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-    // GLOO_SOCKET_IFNAME picks the interface as in PyTorch; a loopback master
-    // needs a loopback device (the host name may not resolve in containers).
-    const auto interface = environment_value("GLOO_SOCKET_IFNAME");
-    if (!interface.empty())
-      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
-    else if (environment.master_addr == "127.0.0.1" || environment.master_addr == "localhost")
-      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    else
-      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    auto store = connect_store(environment, world_size_, timeout);
     group_ = std::make_unique<Group>();
-    group_->process_group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank_, world_size_, options);
+#ifdef SAPLING_HAVE_NCCL
+    if (backend_ == CollectiveBackend::Nccl) group_->process_group = nccl_group(store, environment, world_size_, timeout, device_);
+#endif
+#ifdef SAPLING_HAVE_GLOO
+    if (backend_ == CollectiveBackend::Gloo) group_->process_group = gloo_group(store, environment, world_size_, timeout);
+#endif
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail("data-parallel launch: rank ", rank_, " of ", world_size_, " could not join the group at ",
-         environment.master_addr, ":", environment.master_port, ": ", e.what());
+    fail("data-parallel launch: rank ", rank_, " of ", world_size_, " could not join the ", backend_name(backend_),
+         " group at ", environment.master_addr, ":", environment.master_port, ": ", e.what());
   }
 #else
-  (void)timeout_seconds;
-  fail("data-parallel launch: WORLD_SIZE=", world_size_, " but this build has no c10d Gloo backend (libgloo-dev headers were not found at configure time)");
+  (void)timeout;
 #endif
 }
 
@@ -132,12 +221,12 @@ DataParallel::~DataParallel() = default;
 
 void DataParallel::all_reduce(const std::vector<torch::Tensor>& tensors, bool average) {
   if (world_size_ == 1 || tensors.empty()) return;
-#ifdef SAPLING_HAVE_GLOO
-  std::vector<torch::Tensor> buffer{flatten(tensors)};
+#if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
+  std::vector<torch::Tensor> buffer{flatten(tensors, device_)};
   try {
     group_->process_group->allreduce(buffer)->wait();
   } catch (const std::exception& e) {
-    fail("data-parallel all-reduce failed on rank ", rank_, " (a peer died or timed out): ", e.what());
+    fail("data-parallel all-reduce (", backend_name(backend_), ") failed on rank ", rank_, " (a peer died or timed out): ", e.what());
   }
   if (average) buffer[0].div_(world_size_);
   unflatten_into(buffer[0], tensors);
@@ -151,12 +240,12 @@ void DataParallel::sum(const std::vector<torch::Tensor>& tensors) { all_reduce(t
 
 void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>& tensors) {
   if (world_size_ == 1 || tensors.empty()) return;
-#ifdef SAPLING_HAVE_GLOO
-  std::vector<torch::Tensor> buffer{flatten(tensors)};
+#if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
+  std::vector<torch::Tensor> buffer{flatten(tensors, device_)};
   try {
     group_->process_group->broadcast(buffer)->wait();
   } catch (const std::exception& e) {
-    fail("data-parallel broadcast failed on rank ", rank_, " (a peer died or timed out): ", e.what());
+    fail("data-parallel broadcast (", backend_name(backend_), ") failed on rank ", rank_, " (a peer died or timed out): ", e.what());
   }
   unflatten_into(buffer[0], tensors);
 #endif
@@ -165,7 +254,7 @@ void DataParallel::broadcast_from_main(const std::vector<torch::Tensor>& tensors
 void DataParallel::barrier() {
   if (world_size_ == 1) return;
   // An all-reduce of one value: unlike Gloo's barrier it honours the timeout.
-  auto token = torch::zeros({1});
+  auto token = torch::zeros({1}, torch::TensorOptions().device(device_));
   sum({token});
 }
 

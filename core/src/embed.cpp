@@ -2,6 +2,7 @@
 #include "sapling/embed.hpp"
 
 #include "sapling/autocast.hpp"
+#include "sapling/compute_dtype.hpp"
 
 #include <algorithm>
 #include <numeric>
@@ -175,14 +176,14 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
     torch::Tensor ids, mask;
     if (options.packed) {
       auto packed = pack_tokens(encoded, 0, tokenizer.pad_id());
-      ids = packed.ids.to(options.device);
-      mask = packed.mask.to(options.device);
-      request.segments = packed.segments.to(options.device);
+      ids = to_device(packed.ids, options.device);
+      mask = to_device(packed.mask, options.device);
+      request.segments = to_device(packed.segments, options.device);
       places = std::move(packed.placements);
     } else {
       auto tokens = tokenizer.pad(encoded);
-      ids = tokens.ids.to(options.device);
-      mask = tokens.mask.to(options.device);
+      ids = to_device(tokens.ids, options.device);
+      mask = to_device(tokens.mask, options.device);
       for (size_t b = 0; b < batch.size(); ++b) places.push_back({static_cast<int64_t>(b), 0});
     }
     auto out = model.forward(ids, mask, request);

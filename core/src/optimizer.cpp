@@ -11,13 +11,19 @@ namespace sapling {
 AdamW::AdamW(std::vector<ParameterGroup> groups, AdamWSettings settings)
     : groups_(std::move(groups)), settings_(settings) {
   for (const auto& group : groups_) {
-    std::vector<torch::Tensor> m, v;
+    std::vector<torch::Tensor> m, v, master;
     for (const auto& p : group.parameters) {
-      m.push_back(torch::zeros_like(p.tensor, torch::MemoryFormat::Preserve));
-      v.push_back(torch::zeros_like(p.tensor, torch::MemoryFormat::Preserve));
+      // A bf16 / float16 parameter (precision = "bf16-pure") is updated through a float32 master copy with float32
+      // moments, as DeepSpeed's bf16 optimiser does; a float32 parameter is its own master (no copy).
+      const bool low_precision = p.tensor.scalar_type() != torch::kFloat32 && p.tensor.is_floating_point();
+      master.push_back(low_precision ? p.tensor.detach().to(torch::kFloat32).clone() : torch::Tensor());
+      const auto& like = low_precision ? master.back() : p.tensor;
+      m.push_back(torch::zeros_like(like, torch::MemoryFormat::Preserve));
+      v.push_back(torch::zeros_like(like, torch::MemoryFormat::Preserve));
     }
     exp_avg_.push_back(std::move(m));
     exp_avg_sq_.push_back(std::move(v));
+    master_.push_back(std::move(master));
   }
 }
 
@@ -30,8 +36,10 @@ void AdamW::step() {
     const auto& group = groups_[g];
     for (size_t i = 0; i < group.parameters.size(); ++i) {
       auto param = group.parameters[i].tensor;
-      const auto& grad = param.grad();
-      if (!grad.defined()) continue;
+      const auto& master = master_[g][i];
+      if (!param.grad().defined()) continue;
+      const auto grad = master.defined() ? param.grad().to(torch::kFloat32) : param.grad();
+      if (master.defined()) param = master;
       // Same operation order as torch.optim.AdamW's single-tensor path.
       param.mul_(1.0 - group.lr * group.weight_decay);
       auto& m = exp_avg_[g][i];
@@ -40,6 +48,7 @@ void AdamW::step() {
       v.mul_(settings_.beta2).addcmul_(grad, grad, 1.0 - settings_.beta2);
       const auto denom = (v.sqrt() / std::sqrt(bias2)).add_(settings_.eps);
       param.addcdiv_(m, denom, -group.lr / bias1);
+      if (master.defined()) group.parameters[i].tensor.copy_(master);
     }
   }
 }
@@ -59,6 +68,7 @@ NamedTensors AdamW::state() const {
       const auto& name = groups_[g].parameters[i].name;
       out.emplace_back("exp_avg." + name, exp_avg_[g][i]);
       out.emplace_back("exp_avg_sq." + name, exp_avg_sq_[g][i]);
+      if (master_[g][i].defined()) out.emplace_back("master." + name, master_[g][i]);
     }
   out.emplace_back("step", torch::tensor(step_, torch::kInt64));
   return out;
@@ -80,6 +90,12 @@ void AdamW::load_state(const NamedTensors& state, const std::string& source) {
       const auto& name = groups_[g].parameters[i].name;
       exp_avg_[g][i] = take("exp_avg." + name, exp_avg_[g][i]);
       exp_avg_sq_[g][i] = take("exp_avg_sq." + name, exp_avg_sq_[g][i]);
+      if (master_[g][i].defined()) {
+        // A state written without master weights (a float32 run resumed in bf16-pure) starts them from the parameter.
+        if (by_name.count("master." + name)) master_[g][i] = take("master." + name, master_[g][i]);
+        torch::NoGradGuard no_grad;
+        groups_[g].parameters[i].tensor.copy_(master_[g][i]);
+      }
     }
   step_ = step_it->second.item<int64_t>();
 }

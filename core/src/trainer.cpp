@@ -27,6 +27,26 @@ namespace {
 constexpr uint64_t kValidationEpoch = 0x7fffffffULL;
 constexpr uint64_t kDropoutStream = 0xd50bULL;
 
+// Micro-batches per optimiser step on this process: [train] accumulate, or derived from [train] global_batch (proteins
+// per optimiser step over all processes), so that a recipe trains with the same step batch on any number of processes.
+int64_t accumulation_steps(const Options& train, const Options& data, int world_size) {
+  const int64_t global_batch = train.get_int("global_batch");
+  if (global_batch == 0) return train.get_int("accumulate");
+  if (train.origin("accumulate") != "default")
+    fail(train.origin("global_batch"), ": [train] global_batch = ", global_batch, " and accumulate = ",
+         train.get_int("accumulate"), " (", train.origin("accumulate"),
+         ") both set the step batch; keep one (--set train.global_batch=0 uses accumulate)");
+  if (data.get_string("batching") != "proteins")
+    fail(train.origin("global_batch"), ": [train] global_batch counts proteins, which needs [data] batching = "
+         "\"proteins\" (batching = \"", data.get_string("batching"), "\"); use accumulate instead");
+  const int64_t per_micro_batch = data.get_int("proteins_per_batch") * world_size;
+  if (global_batch % per_micro_batch != 0)
+    fail(train.origin("global_batch"), ": [train] global_batch = ", global_batch, " is not a multiple of proteins_per_batch (",
+         data.get_int("proteins_per_batch"), ") x WORLD_SIZE (", world_size, ") = ", per_micro_batch,
+         ": run on a world size that divides it, or change global_batch");
+  return global_batch / per_micro_batch;
+}
+
 std::string digest(const std::string& text) {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
@@ -144,7 +164,12 @@ class Trainer {
  public:
   Trainer(const Recipe& recipe, const TrainRunOptions& run)
       : recipe_(recipe), run_(run), train_(recipe.settings("train")), optim_(recipe.settings("optim")),
-        dp_(launch_environment(), train_.get_float("distributed_timeout")) {}
+        launch_(launch_environment()),
+        // Before the process group: a world size that does not divide [train] global_batch fails at once.
+        accumulate_(accumulation_steps(train_, recipe.settings("data"), launch_.world_size)),
+        device_(process_device(train_.get_string("device"), launch_, "[train] device")),
+        dp_(launch_, train_.get_float("distributed_timeout"),
+            resolve_backend(train_.get_string("backend"), device_, "[train] backend"), device_) {}
 
   TrainSummary run();
   void inspect(const fs::path& file);
@@ -169,6 +194,9 @@ class Trainer {
   const Recipe& recipe_;
   TrainRunOptions run_;
   Options train_, optim_;
+  LaunchEnvironment launch_;
+  int64_t accumulate_;    // micro-batches per optimiser step on this process
+  torch::Device device_;  // this process's device (cuda:LOCAL_RANK with CUDA)
   DataParallel dp_;
   TrainingSetup setup_;
   Plan plan_;
@@ -215,7 +243,7 @@ void Trainer::plan_data() {
     plan_.valid_lengths = lengths(plan_.valid_chains);
     if (plan_.valid_chains.empty()) warn("[data] valid_split '", valid_split, "' has no chains: training without validation");
   }
-  plan_.accumulate = train_.get_int("accumulate");
+  plan_.accumulate = accumulate_;
   plan_.micro_per_step = plan_.accumulate * dp_.world_size();
   const auto first_epoch = plan_epoch(plan_.train_lengths, plan_.batching, plan_.seed, 0);
   plan_.steps_per_epoch = static_cast<int64_t>(first_epoch.size()) / plan_.micro_per_step;
@@ -490,8 +518,19 @@ TrainSummary Trainer::run() {
   const int64_t patience = train_.get_int("early_stop_patience");
   if (dp_.is_main()) {
     info("training ", setup_.model->family(), " (", trainable_parameters(setup_).size(), " tensors) on ",
-         setup_.device.str(), " (", describe_compute(setup_.autocast, setup_.device), "), ", dp_.world_size(),
+         setup_.device.str(), " (",
+         setup_.parameters == torch::kBFloat16
+             ? std::string("bf16-pure: weights, activations and losses in bf16, float32 master weights in the optimiser")
+             : describe_compute(setup_.autocast, setup_.device),
+         "), ", dp_.world_size(),
          " process(es); ", setup_.data->describe());
+    info("step batch: ", plan_.accumulate, " micro-batch(es) per process x ", dp_.world_size(), " process(es) (",
+         backend_name(dp_.backend()), ")",
+         plan_.batching.mode == Batching::Proteins
+             ? " x " + std::to_string(plan_.batching.proteins_per_batch) + " proteins = " +
+                   std::to_string(plan_.micro_per_step * plan_.batching.proteins_per_batch) + " proteins per optimiser step"
+             : std::string(""),
+         train_.get_int("global_batch") > 0 ? " ([train] global_batch)" : "");
     info(plan_.train_chains.size(), " training and ", plan_.valid_chains.size(), " validation chains; ",
          plan_.steps_per_epoch, " steps per epoch, ", plan_.total_steps, " steps, warm-up ", plan_.warmup,
          "; crops at ", plan_.max_length, " residues; output ", out_.string());

@@ -8,6 +8,7 @@
 
 #include "sapling/autocast.hpp"
 #include "sapling/compute_dtype.hpp"
+#include "sapling/distributed.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/structure_vocab.hpp"
@@ -69,14 +70,6 @@ std::shared_ptr<SequenceEncoder> build_encoder(const Recipe& recipe, const std::
   }
 }
 
-torch::Device pick_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) fail("[train] device = \"cuda\" but no CUDA device is available in this build or machine");
-    return torch::kCUDA;
-  }
-  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
 
 }  // namespace
 
@@ -280,10 +273,15 @@ TrainingSetup build_setup(const Recipe& recipe) {
   sapling::check_loss_fields(recipe);
   TrainingSetup setup;
   const auto train = recipe.settings("train");
-  setup.device = pick_device(train.get_string("device"));
+  setup.device = process_device(train.get_string("device"), launch_environment(), "[train] device");
   // The commands' --dtype choice, with the same vocabulary: auto is bf16 where the device has bf16 matrix
   // units (CUDA; a CPU with AVX512-BF16 or AMX: within the 200-step budget of docs/performance.md).
-  setup.autocast = resolve_compute_dtype(train.get_string("precision"), setup.device, "[train] precision");
+  const auto precision = train.get_string("precision");
+  if (precision == "bf16-pure") {
+    setup.parameters = torch::kBFloat16;
+  } else {
+    setup.autocast = resolve_compute_dtype(precision, setup.device, "[train] precision");
+  }
 
   const auto masking = recipe.settings("masking");
   setup.masking.probability = masking.get_float("probability");
@@ -303,8 +301,8 @@ TrainingSetup build_setup(const Recipe& recipe) {
   // Heads are initialised from the seed, so two runs of a recipe start equal.
   torch::manual_seed(static_cast<uint64_t>(train.get_int("seed")));
   setup.model = build_encoder(recipe, "model");
-  setup.model->to(torch::kFloat32);  // master weights in float32 (bundled models may be float16)
-  setup.model->to(setup.device);
+  // Float32 weights (bundled models may be float16), or bf16 in bf16-pure (the optimiser keeps float32 masters).
+  setup.model->to(setup.device, setup.parameters);
   setup.model->train();
 
   {
@@ -317,7 +315,7 @@ TrainingSetup build_setup(const Recipe& recipe) {
   }
   const DataDimensions dimensions{setup.data->embedding_dim(), setup.data->token_layout().num_states};
   setup.losses = build_losses(recipe, setup.model->hidden_size(), dimensions);
-  for (auto& head : setup.losses) head.loss->to(setup.device);
+  for (auto& head : setup.losses) head.loss->to(setup.device, setup.parameters);
 
   if (recipe.has_section("selector")) {
     auto [plugin, options] = recipe.component("selector");
@@ -333,8 +331,7 @@ TrainingSetup build_setup(const Recipe& recipe) {
       fail(recipe.path().string(), ": [selector] component = \"", setup.selector_name,
            "\" needs a [reference_model] (a model folder from a reference training run)");
     setup.reference = build_encoder(recipe, "reference_model");
-    setup.reference->to(torch::kFloat32);
-    setup.reference->to(setup.device);
+    setup.reference->to(setup.device, setup.parameters);
     setup.reference->eval();
     for (auto& p : setup.reference->parameters()) p.set_requires_grad(false);
     setup.reference_losses = build_losses(recipe, setup.reference->hidden_size(), dimensions);
@@ -342,7 +339,7 @@ TrainingSetup build_setup(const Recipe& recipe) {
     if (!ref_options.has("path")) fail("[reference_model]: set 'path' to the reference run's model folder (it holds ", kHeadsFile, ")");
     load_heads(setup.reference_losses, ref_options.get_path("path") / kHeadsFile);
     for (auto& head : setup.reference_losses) {
-      head.loss->to(setup.device);
+      head.loss->to(setup.device, setup.parameters);
       head.loss->eval();
       for (auto& p : head.loss->parameters()) p.set_requires_grad(false);
     }
@@ -403,9 +400,9 @@ ScoredHeads score(SequenceEncoder& model, std::vector<LossHead>& heads, const Lo
   ScoredHeads scored;
   ForwardRequest request;
   request.logits = true;
-  if (batch.segments.defined()) request.segments = batch.segments.to(device);
-  const auto ids = batch.ids.to(device);
-  scored.output = model.forward(ids, batch.mask.to(device), request);
+  if (batch.segments.defined()) request.segments = to_device(batch.segments, device);
+  const auto ids = to_device(batch.ids, device);
+  scored.output = model.forward(ids, to_device(batch.mask, device), request);
   LossInputs inputs = base;
   inputs.plm = &scored.output;
   for (auto& head : heads) {
@@ -433,12 +430,13 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, boo
   };
   const auto& device = setup.device;
   LossInputs inputs;
-  inputs.ids = batch.ids.to(device);
-  inputs.residue_mask = batch.residue_mask.to(device);
-  inputs.mlm_labels = batch.mlm_labels.to(device);
-  if (batch.structure_tokens.defined()) inputs.structure_tokens = batch.structure_tokens.to(device);
-  if (batch.pgnn_embeddings.defined()) inputs.pgnn_embeddings = batch.pgnn_embeddings.to(device);
-  for (const auto& [name, values] : batch.fields) inputs.fields[name] = values.to(device);
+  inputs.ids = to_device(batch.ids, device);
+  inputs.residue_mask = to_device(batch.residue_mask, device);
+  inputs.mlm_labels = to_device(batch.mlm_labels, device);
+  if (batch.structure_tokens.defined()) inputs.structure_tokens = to_device(batch.structure_tokens, device);
+  // The pGNN rows meet the heads' weights in a matrix product: in the parameters' dtype (bf16 in bf16-pure).
+  if (batch.pgnn_embeddings.defined()) inputs.pgnn_embeddings = to_device(batch.pgnn_embeddings, device).to(setup.parameters);
+  for (const auto& [name, values] : batch.fields) inputs.fields[name] = to_device(values, device);
 
   AutocastGuard autocast(device, setup.autocast);
   auto current = score(*setup.model, setup.losses, inputs, batch, device);

@@ -80,6 +80,9 @@ std::set<std::string> extra_loss_fields(const Recipe& recipe);
 struct TrainingSetup {
   torch::Device device = torch::kCPU;
   torch::ScalarType autocast = torch::kFloat32;  // kBFloat16 = bf16 autocast (CUDA, or the CPU when asked)
+  // The dtype of the trainee's, its heads' and the reference's parameters: kBFloat16 with precision = "bf16-pure"
+  // (the official DeepSpeed bf16: no autocast, everything in bf16, float32 master weights in the optimiser).
+  torch::ScalarType parameters = torch::kFloat32;
   std::shared_ptr<SequenceEncoder> model;
   std::vector<LossHead> losses;
   std::string selector_name;

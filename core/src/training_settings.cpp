@@ -131,14 +131,28 @@ SectionSpec train_section() {
   o.add("accumulate", OptionType::Int)
       .default_value(int64_t{1})
       .min(1)
-      .doc("micro-batches per optimiser step and process (effective batch = proteins x accumulate x processes)");
-  o.add("device", OptionType::String).default_value(std::string("auto")).one_of({"auto", "cpu", "cuda"}).doc("auto: CUDA when available");
+      .doc("micro-batches per optimiser step and process (effective batch = proteins x accumulate x processes); "
+           "derived from global_batch when that is set");
+  o.add("global_batch", OptionType::Int)
+      .default_value(int64_t{0})
+      .min(0)
+      .doc("proteins per optimiser step over all processes (published 8 GPUs x 8 x 80 = 5120); each process's "
+           "accumulate = global_batch / (proteins_per_batch x WORLD_SIZE), which must divide exactly; needs batching = "
+           "\"proteins\"; 0 = use accumulate");
+  o.add("device", OptionType::String)
+      .default_value(std::string("auto"))
+      .doc("auto (CUDA when available), cpu, cuda or cuda:N; cuda without an index is cuda:LOCAL_RANK (one process per GPU)");
+  o.add("backend", OptionType::String)
+      .default_value(std::string("auto"))
+      .one_of({"auto", "gloo", "nccl"})
+      .doc("data-parallel collectives: auto = NCCL when the device is CUDA, Gloo on the CPU");
   o.add("precision", OptionType::String)
       .default_value(std::string("auto"))
-      .one_of({"auto", "fp32", "bf16"})
+      .one_of({"auto", "fp32", "bf16", "bf16-pure"})
       .doc("bf16 = autocast: matrix products in bf16 on CUDA or through oneDNN on the CPU (weights, optimiser, norms, "
            "softmax and losses stay float32); auto = bf16 on CUDA and on a CPU with bf16 units (AVX512-BF16, AMX), "
-           "fp32 elsewhere");
+           "fp32 elsewhere; bf16-pure = the official code's DeepSpeed bf16: the model, heads and reference model "
+           "held in bf16, cross-entropy on bf16 logits, float32 master weights in the optimiser");
   o.add("normalization", OptionType::String)
       .default_value(std::string("token_mean"))
       .one_of({"token_mean", "published"})

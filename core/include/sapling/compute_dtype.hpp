@@ -1,4 +1,5 @@
-// The compute dtype of a run (--dtype auto|fp32|bf16|fp16): what the CPU's matrix units support, and the choice.
+// The compute dtype of a run (--dtype auto|fp32|bf16|fp16): what the CPU's matrix units support, and the choice;
+// host batches onto the run's device.
 #pragma once
 #include <torch/torch.h>
 
@@ -36,5 +37,10 @@ SAPLING_API std::string describe_compute(torch::ScalarType dtype, const torch::D
 // products in `dtype` on `device` after one warm-up (n = 2048 on the CPU, 8192 on CUDA). float32 on the CPU is
 // the system BLAS; bf16 on the CPU is oneDNN (AVX512-BF16 or AMX). About a second on a small CPU.
 SAPLING_API double measure_peak_tflops(const torch::Device& device, torch::ScalarType dtype);
+
+// A host batch tensor on `device`. On CUDA through page-locked memory and an asynchronous copy on the current stream
+// (PyTorch's DataLoader pin_memory=True with .to(device, non_blocking=True)): the copy overlaps the host's work on the
+// next tensors, and the stream orders it before the kernels that read it. Elsewhere a plain .to(device).
+SAPLING_API torch::Tensor to_device(const torch::Tensor& host, const torch::Device& device);
 
 }  // namespace sapling

@@ -29,7 +29,8 @@ struct AdamWSettings {
 
 // torch.optim.AdamW (amsgrad off, maximize off) with the update written out,
 // so the state is plain named tensors: exp_avg.<name>, exp_avg_sq.<name>,
-// and one step count. Written here rather than torch::optim::AdamW because
+// and one step count; a bf16 or float16 parameter also has a float32 master
+// copy (master.<name>) that the update runs on and rounds into the parameter. Written here rather than torch::optim::AdamW because
 // LibTorch serialises optimiser state keyed by tensor addresses and parameter
 // order; named state survives reordering and is readable from Python.
 class SAPLING_API AdamW {
@@ -55,6 +56,7 @@ class SAPLING_API AdamW {
   AdamWSettings settings_;
   int64_t step_ = 0;
   std::vector<std::vector<torch::Tensor>> exp_avg_, exp_avg_sq_;
+  std::vector<std::vector<torch::Tensor>> master_;  // float32 copies of lower-precision parameters, else undefined
 };
 
 // Total gradient norm (L2 over every gradient, as torch.nn.utils.clip_grad_norm_)

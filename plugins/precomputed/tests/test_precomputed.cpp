@@ -378,7 +378,7 @@ TEST_CASE("ablation recipes: GearNet and precomputed GearNet embeddings train to
         q(sapling::test::fixtures_dir() / "esm2_tiny") + " --set data.dataset=" +
         q(name == "gearnet" ? with_gearnet : root / "dataset") +
         (name == "precomputed" ? " --set pgnn.dir=" + q(root / "emb") : std::string()) +
-        " --set train.accumulate=1 --set data.max_length=96 --set data.proteins_per_batch=4"
+        " --set train.global_batch=0 --set train.accumulate=1 --set data.max_length=96 --set data.proteins_per_batch=4"
         " --set data.batching=proteins --set train.valid_every=100 --set train.precision=fp32 --max-steps 2 --threads 2";
     r = run_command(command);
     INFO(r.output);

@@ -119,7 +119,7 @@ TEST_CASE("vq features are invariant to a rotation and translation of the chain"
   REQUIRE_FALSE(chains.empty());
   ChainStructure moved = chains[0];
   torch::manual_seed(11);
-  auto [q, r] = torch::linalg::qr(torch::randn({3, 3}, torch::kFloat64));
+  auto [q, r] = torch::linalg_qr(torch::randn({3, 3}, torch::kFloat64));
   if (torch::det(q).item<double>() < 0) q = -q;  // a proper rotation
   const torch::Tensor shift = torch::tensor({31.0, -12.5, 7.25}, torch::kFloat64);
   moved.coords = (torch::matmul(chains[0].coords.to(torch::kFloat64), q.t()) + shift).to(torch::kFloat32);
