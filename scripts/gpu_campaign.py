@@ -10,12 +10,20 @@
   compare-transformers EMB MODEL FASTA --out F  sapling's CPU per_tok against transformers' EsmModel (needs torch,
                                                transformers), on CUDA when there is one; times transformers too
   add-fields --out F [--set k=v ...]           a JSON line from stdin (or {}) with the fields added
+  launch-check LOG --metrics M --rc RC --expect-backend B --expect-device D --expect-processes N
+               --expect-accumulate A --expect-steps S --label L --out F [--set k=v ...]
+                                               what `sapling train` says it launched (device, processes, backend,
+                                               micro-batches per process) against what was asked, and its steps
+  refusal-check LOG --rc RC --expect REGEX --label L --out F   a run that must fail at once, naming the setting
+  bm5-subset INDEX --train-complexes N|all --files OUT --stats OUT   the files of a prepared BM5's held-out complexes
+                                               and of its first N training complexes (SHA-256 order of the id)
   summary OUTDIR                               prints OUTDIR's summary in Markdown
 
 Only the standard library, except compare (numpy) and compare-transformers: the summary must run wherever the
 campaign does.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -285,6 +293,101 @@ def cmd_seconds_per_step(args):
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- launches
+
+
+def cmd_launch_check(args):
+    """The trainer's start-up lines: 'training <family> (N tensors) on DEVICE (...), P process(es); ...' and
+    'step batch: A micro-batch(es) per process x P process(es) (BACKEND) ...'."""
+    text = open(args.log, errors="replace").read() if os.path.exists(args.log) else ""
+    record = {"check": args.label, "exit_status": args.rc}
+    m = re.search(r"training \S+ \(\d+ tensors\) on (\S+) \(.*?\), (\d+) process\(es\)", text)
+    if m:
+        record["device"], record["processes"] = m.group(1), int(m.group(2))
+    m = re.search(r"step batch: (\d+) micro-batch\(es\) per process x (\d+) process\(es\) \((\w+)\)", text)
+    if m:
+        record["accumulate"], record["backend"] = int(m.group(1)), m.group(3)
+    lines = train_lines(args.metrics) if args.metrics else []
+    record["steps"] = len(lines)
+    if lines:
+        record["loss_first"], record["loss_last"] = lines[0].get("loss"), lines[-1].get("loss")
+    expected = {"device": args.expect_device, "processes": args.expect_processes, "backend": args.expect_backend,
+                "accumulate": args.expect_accumulate}
+    record["expected"] = {k: v for k, v in expected.items() if v is not None}
+    problems = [f"{k} {record.get(k, 'not printed')} (expected {v})" for k, v in record["expected"].items()
+                if record.get(k) != v]
+    if args.rc != 0:
+        problems.append(f"exit status {args.rc}")
+    if len(lines) < args.expect_steps:
+        problems.append(f"{len(lines)} train steps in the metrics (expected {args.expect_steps})")
+    finite = [x for x in (record.get("loss_first"), record.get("loss_last")) if isinstance(x, (int, float))]
+    if lines and (len(finite) < 2 or any(x != x or abs(x) == float("inf") for x in finite)):
+        problems.append("loss missing or not finite")
+    error = next((line for line in text.splitlines() if line.startswith("error")), None)
+    if error:
+        record["error"] = error[:300]
+    record["ok"] = not problems
+    if problems:
+        record["problems"] = problems
+    record.update(parse_sets(args.set))
+    append(args.out, record)
+    print(f"{args.label}: {'ok' if record['ok'] else 'FAILED: ' + '; '.join(problems)} (device {record.get('device')}, "
+          f"backend {record.get('backend')}, {record.get('processes')} process(es), {record.get('accumulate')} "
+          f"micro-batch(es) per process, {len(lines)} steps)")
+    return 0 if record["ok"] else 1
+
+
+def cmd_refusal_check(args):
+    text = open(args.log, errors="replace").read() if os.path.exists(args.log) else ""
+    error = next((line for line in text.splitlines() if line.startswith("error")), "")
+    named = re.search(args.expect, error, re.I) is not None
+    timed_out = args.rc in (124, 137)
+    ok = args.rc != 0 and not timed_out and named
+    record = {"check": "refused: " + args.label, "exit_status": args.rc, "expected": {"error matching": args.expect},
+              "error": error[:300] or text[-300:], "ok": ok}
+    append(args.out, record)
+    print(f"refused: {args.label}: {'ok' if ok else 'FAILED'} (exit {args.rc}{', timed out' if timed_out else ''}): "
+          f"{error or 'no error line'}")
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------------------------- staging
+
+
+def cmd_bm5_subset(args):
+    """Every held-out (non-train) complex of a prepared BM5 and the first N training complexes in the order of the
+    SHA-256 of their split group (the complex id): deterministic, and a larger N keeps the smaller N's complexes."""
+    with open(args.index) as fh:
+        chains = json.load(fh)["chains"]
+    groups = {}
+    for c in chains:
+        g = groups.setdefault(c["group"], {"splits": set(), "files": set(), "residues": 0, "chains": 0})
+        g["splits"].add(c["split"])
+        g["files"].add(c["source"])
+        g["residues"] += c.get("length", 0)
+        g["chains"] += 1
+    train = sorted((k for k, g in groups.items() if g["splits"] == {"train"}),
+                   key=lambda k: hashlib.sha256(k.encode()).hexdigest())
+    held_out = sorted(k for k in groups if k not in set(train))
+    n = len(train) if args.train_complexes == "all" else int(args.train_complexes)
+    if n < 1 or n > len(train):
+        print(f"--train-complexes {args.train_complexes}: between 1 and {len(train)}, or all", file=sys.stderr)
+        return 1
+    chosen = train[:n] + held_out
+    files = sorted(f for k in chosen for f in groups[k]["files"])
+    with open(args.files, "w") as fh:
+        fh.write("\n".join(files) + "\n")
+    stats = {"bm5_train_complexes": f"{n} of {len(train)}", "bm5_held_out_complexes": len(held_out),
+             "bm5_files": len(files), "bm5_chains": sum(groups[k]["chains"] for k in chosen),
+             "bm5_residues": sum(groups[k]["residues"] for k in chosen),
+             "bm5_train_residues": sum(groups[k]["residues"] for k in train[:n]),
+             "bm5_all_residues": sum(g["residues"] for g in groups.values())}
+    with open(args.stats, "w") as fh:
+        fh.write("".join(f"{k}={v}\n" for k, v in stats.items()))
+    print(", ".join(f"{k} {v}" for k, v in stats.items()))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- summary
 
 
@@ -342,6 +445,33 @@ def section_parity(outdir):
              ", ".join(f"{g} {fmt(v, 2)}" for g, v in r.get("groups", {}).items()) or r.get("error", "")] for r in records]
     return ("Scaled difference: max |a - b| / max(1, max |a|) over each tensor (loss and gradient norm: relative).\n\n"
             + table(["comparison", "max scaled diff", "tolerance", "within", "per group"], rows))
+
+
+def section_nccl(outdir, versions):
+    records = read_jsonl(os.path.join(outdir, "nccl", "results.jsonl"))
+    if not records:
+        return "Nothing was recorded."
+    rows = []
+    for r in records:
+        expected = ", ".join(f"{k} {v}" for k, v in r.get("expected", {}).items())
+        if "device" in r or "backend" in r:
+            observed = (f"device {r.get('device', '?')}, backend {r.get('backend', '?')}, {r.get('processes', '?')} "
+                        f"process(es), accumulate {r.get('accumulate', '?')}; {r.get('steps', 0)} steps, loss "
+                        f"{fmt(r.get('loss_first'), 4)} -> {fmt(r.get('loss_last'), 4)}")
+        else:
+            observed = f"exit {r.get('exit_status')}: `{r.get('error', '').replace('|', '/')[:160]}`"
+        if r.get("problems"):
+            observed += " (" + "; ".join(r["problems"]) + ")"
+        rows.append([r.get("check", "?"), expected, observed, "yes" if r.get("ok") else "**no**"])
+    backends = versions.get("build_features", "")
+    return ("`sapling train` launched as torchrun launches one process (WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR "
+            "MASTER_PORT): the tiny fixture, masked LM only, on the sample, `[train] backend` set (NCCL on CUDA, Gloo in the CPU "
+            "rehearsal), `device = \"cuda\"` (which is cuda:LOCAL_RANK), `global_batch` = 2 x proteins_per_batch "
+            "(accumulate derived from WORLD_SIZE); then settings that must be refused by name. With one process the "
+            "trainer makes no process group: this checks the backend's resolution, the device choice and the launch, "
+            "not NCCL's collectives, which need 2 or more GPUs (NCCL refuses two ranks on one device; "
+            "tests/test_training.cpp's `[nccl]` test). Compiled-in: " + (backends or "n/a") + ".\n\n"
+            + table(["check", "expected", "observed", "as expected"], rows))
 
 
 def section_mlm(outdir, versions):
@@ -441,17 +571,26 @@ def cmd_summary(args):
     if rehearsal:
         lines += ["**Rehearsal**: every step on the CPU with tiny shapes and a few steps, on the repository's own "
                   "sample; the numbers check the plumbing, not performance or science.", ""]
-    lines += [table(["", ""], [
+    rows = [
         ["machine", f"{gpu}; driver {v.get('driver', 'n/a')}; {v.get('cpu', '?')}"],
-        ["LibTorch", f"{v.get('libtorch_version', '?')} ({v.get('libtorch', '?')})"],
+        ["LibTorch", f"{v.get('libtorch_version', '?')} (SAPLING_LIBTORCH={v.get('libtorch_route') or '?'}; "
+                     f"{v.get('libtorch') or v.get('sapling_python') or '?'})"],
+        ["compiled in", v.get("build_features") or "n/a"],
         ["Python torch", v.get("python_torch", "?")],
         ["compiler", v.get("cxx", "?")],
         ["commit", v.get("commit", "?")],
-        ["wall time", f"{v.get('wall', '?')} s of {v.get('budget', '?')} s ({v.get('time', '')})"],
-    ]), "", "## Steps", ""]
+    ]
+    if v.get("stage_bm5_train_complexes"):  # what --stage packed (GPU runs)
+        rows.append(["staged data", f"BM5 subset: {v['stage_bm5_train_complexes']} training complexes and all "
+                     f"{v.get('stage_bm5_held_out_complexes', '?')} held-out ones ({v.get('stage_bm5_chains', '?')} chains, "
+                     f"{v.get('stage_bm5_residues', '?')} of {v.get('stage_bm5_all_residues', '?')} residues); "
+                     f"{v.get('stage_bm5_eval_files', '?')} held-out unbound structures; staged {v.get('stage_staged', '?')}"])
+    rows.append(["wall time", f"{v.get('wall', '?')} s of {v.get('budget', '?')} s ({v.get('time', '')})"])
+    lines += [table(["", ""], rows), "", "## Steps", ""]
     lines.append(table(["step", "status", "seconds", "cap (s)", "notes"],
                        [[s[0], s[1] if s[1] == "passed" else f"**{s[1]}**", s[2], s[3], s[4]] for s in steps]))
     lines += ["", "## 2. Parity: CUDA against CPU", "", section_parity(outdir),
+              "", "## 2b. Data-parallel backend in a one-process world", "", section_nccl(outdir, v),
               "", "## 3. MLM step: sapling against PyTorch eager, same GPU, same run", "", section_mlm(outdir, v),
               "", "## 4. The full SaESM2 step on BM5's chain lengths, per batching", "", section_saesm2(outdir),
               "", "## 5. Science: full method against the MLM-only control", "",
@@ -460,6 +599,8 @@ def cmd_summary(args):
               "`esm2_mlm_only.toml` (the control) with the same seed, batching (2048-token batches, crops of 512) and "
               "steps, so on the same residues; the reference is `esm2_reference.toml` (PSICOV high-quality chains, its "
               "best validation weights). Steps per arm: what the time left allowed (see the science step's notes). "
+              "On the GPU the BM5 training chains are the staged subset (\"staged data\" above; all of BM5's held-out "
+              "complexes travel, so the held-out set is the reproduction's). "
               "Contacts on the unbound structures of the held-out BM5 complexes (20 proteins fit the regression / "
               "probe, the rest test).", "",
               section_science(outdir), ""]
@@ -493,12 +634,25 @@ def main():
     c = sub.add_parser("compare-transformers")
     c.add_argument("embeddings"), c.add_argument("model"), c.add_argument("fasta")
     c.add_argument("--tolerance", type=float, default=1e-4), c.add_argument("--out", required=True)
+    c = sub.add_parser("launch-check")
+    c.add_argument("log"), c.add_argument("--metrics"), c.add_argument("--rc", type=int, required=True)
+    c.add_argument("--expect-backend"), c.add_argument("--expect-device")
+    c.add_argument("--expect-processes", type=int), c.add_argument("--expect-accumulate", type=int)
+    c.add_argument("--expect-steps", type=int, default=1), c.add_argument("--label", required=True)
+    c.add_argument("--out", required=True), c.add_argument("--set", nargs="*")
+    c = sub.add_parser("refusal-check")
+    c.add_argument("log"), c.add_argument("--rc", type=int, required=True), c.add_argument("--expect", required=True)
+    c.add_argument("--label", required=True), c.add_argument("--out", required=True)
+    c = sub.add_parser("bm5-subset")
+    c.add_argument("index"), c.add_argument("--train-complexes", required=True)
+    c.add_argument("--files", required=True), c.add_argument("--stats", required=True)
     c = sub.add_parser("summary")
     c.add_argument("outdir")
     args = p.parse_args()
     handlers = {"compare": cmd_compare, "compare-metrics": cmd_compare_metrics, "bench-log": cmd_bench_log,
                 "add-fields": cmd_add_fields, "train-metrics": cmd_train_metrics,
                 "seconds-per-step": cmd_seconds_per_step, "compare-transformers": cmd_compare_transformers,
+                "launch-check": cmd_launch_check, "refusal-check": cmd_refusal_check, "bm5-subset": cmd_bm5_subset,
                 "summary": cmd_summary}
     return handlers[args.command](args)
 

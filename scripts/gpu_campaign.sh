@@ -1,38 +1,52 @@
 #!/usr/bin/env bash
-# The GPU campaign (issue #18): build, CUDA/CPU parity, MLM throughput beside PyTorch, the SaESM2 step per batching, a short science run and a dated summary, in one capped command.
+# The GPU campaign (issues #18, #28): build, CUDA/CPU parity, the NCCL backend in a one-GPU world, MLM throughput beside
+# PyTorch, the SaESM2 step per batching, a short science run and a dated summary, in one capped command.
 #
 # Usage:
 #   MIRROR=../shared scripts/gpu_campaign.sh --stage here, with apt and a local build: fill gpu/ (ignored)
-#                                                    with what travels to the GPU machine (.deb files, the prepared
-#                                                    BM5 dataset, the contact-evaluation structures, the benchmark
-#                                                    FASTA), check the size of the whole tree that travels, print `carry`
+#                                                    with what travels to the GPU machine (.deb files; data.tar.xz:
+#                                                    a BM5 subset prepared, its held-out unbound structures, PSICOV
+#                                                    prepared, the MLM batch), check the size of the whole tree that
+#                                                    travels, print `carry`
 #   scripts/gpu_campaign.sh OUTDIR                   on a CUDA machine: every step, each under its own time cap
 #   scripts/gpu_campaign.sh --cpu-rehearsal OUTDIR   every step on the CPU with tiny shapes and the repository's own
 #                                                    sample, on an existing build (SAPLING_BUILD_DIR, default build/);
 #                                                    nothing is configured or built (ctest gpu_campaign_rehearsal)
-# Steps: 1 build, 2 parity, 3 mlm, 4 saesm2, 5 science, then the summary. A step that fails or runs out of time is
-# recorded as such and the next one runs; the exit status is 0 only when every step passed. Everything a run writes
-# is under OUTDIR: summary.md, steps.tsv, one folder per step (logs, JSON lines), campaign.tar.gz (all of it, for a
-# tool that brings back only a few files). Trained weights stay in a scratch folder that is removed at the end.
+# Steps: 1 build, 2 parity, 2b nccl, 3 mlm, 4 saesm2, 5 science, then the summary. A step that fails or runs out of
+# time is recorded as such and the next one runs; the exit status is 0 only when every step passed. Everything a run
+# writes is under OUTDIR: summary.md, steps.tsv, one folder per step (logs, JSON lines), campaign.tar.gz (all of it,
+# for a tool that brings back only a few files). Trained weights stay in a scratch folder that is removed at the end.
 # Environment knobs (defaults for the GPU run; the rehearsal sets its own small ones):
 #   CAMPAIGN_SECONDS=540  wall-clock budget of the whole command; SUMMARY_RESERVE=15 kept for the summary
-#   CAP_BUILD=240 CAP_PARITY=45 CAP_MLM=90 CAP_SAESM2=90  per-step caps; the science step gets what is left
+#   CAP_BUILD=240 CAP_PARITY=45 CAP_NCCL=40 CAP_MLM=90 CAP_SAESM2=90  per-step caps; the science step gets what is left
+#   NCCL_STEPS=3 (optimiser steps of the one-GPU-world run)
 #   MLM_SHAPES, MLM_BATCH=8, MLM_TOKENS=512, PEAK_TFLOPS=790 (H100/H200 dense bf16)
 #   SAESM2_TRAINEE, SAESM2_REFERENCE (ESM2 presets), SAESM2_ARMS ("proteins tokens packed"; batching[:pack_row_tokens]),
 #   SAESM2_STEPS=12; SCIENCE_ARM_SECONDS=120, SCIENCE_EVAL_RESERVE=60; BUILD_DIR=build-cuda; SAPLING_GPU_STAGE=gpu;
-#   BUILD_TARGETS, TORCH_CMAKE_PREFIX (instead of the local PyTorch's), PYTHON, CAMPAIGN_KEEP_WORK=1 (keep the scratch)
+#   BUILD_TARGETS, PYTHON (the interpreter whose torch the build uses), SAPLING_CUDA=on (off: a CPU build against it),
+#   TORCH_CMAKE_PREFIX (a LibTorch found by find_package instead: -DSAPLING_LIBTORCH=system), CAMPAIGN_KEEP_WORK=1
+#   (keep the scratch)
+# Staging knobs: BM5_TRAIN_COMPLEXES=60 (training complexes staged, "all" for every one; the held-out ones always
+#   travel), STAGE_LIMIT_MIB=48, MIRROR, SAPLING_BUILD_DIR, SAPLING_DATA_DIR
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF=$REPO/scripts/gpu_campaign.sh
 HELPER=$REPO/scripts/gpu_campaign.py
 STAGE=${SAPLING_GPU_STAGE:-$REPO/gpu}
-# The size the device tool accepts is 64 MiB for the whole tree; leave room for edits made after staging (2 MiB of
-# text is far more than a session edits; 60 stopped the staging of 2026-12-01 at 60.0 MiB: checkout 25.1, gpu/ 34.9).
-STAGE_LIMIT_MIB=${STAGE_LIMIT_MIB:-62}
+# The size the device tool accepts is 64 MiB for the whole tree. The staging of 2026-12-01 stopped at 60.0 MiB
+# (checkout 25.1, gpu/ 34.9: all of BM5 prepared, 16.7 MiB); with a BM5 subset and the data compressed the tree is
+# about 46 MiB, and 48 keeps the rest of the 64 for the checkout to grow.
+STAGE_LIMIT_MIB=${STAGE_LIMIT_MIB:-48}
+# Training complexes of BM5 that travel (prepared, 3Di tokens), the first ones in the order of the SHA-256 of their
+# id; every held-out complex travels (validation, and the contact evaluation's unbound structures). "all": every one.
+BM5_TRAIN_COMPLEXES=${BM5_TRAIN_COMPLEXES:-60}
 # Debian 12 packages the build needs that the GPU machine lacks (no -dev packages there); LibTorch is its PyTorch's.
-# libssl3 (libcrypto.so.3 itself, 2 MB) stays behind: the machine's Python needs it, so it is there.
+# libssl3 (libcrypto.so.3 itself, 2 MB) stays behind: the machine's Python needs it, so it is there. libgloo-dev
+# (49 kB): Gloo's headers only, which the torch wheel does not ship (c10d's ProcessGroupGloo.hpp includes them); Gloo's
+# code is the copy inside libtorch_cpu, and the .deb's library link is removed after unpacking. NCCL's header comes
+# with the machine's torch (the nvidia-nccl wheel).
 DEBS="libboost1.74-dev libboost-program-options1.74-dev libboost-program-options1.74.0 libtomlplusplus-dev
-  libtomlplusplus3 nlohmann-json3-dev gemmi-dev tao-pegtl-dev zlib1g-dev libssl-dev"
+  libtomlplusplus3 nlohmann-json3-dev gemmi-dev tao-pegtl-dev zlib1g-dev libssl-dev libgloo-dev"
 BASE_MODEL=$REPO/datasets/models/esm2_t6_8M_uniprot_f16
 TINY_MODEL=$REPO/tests/fixtures/esm2_tiny
 SAMPLE_FASTA=$REPO/datasets/sample/bm5_foldseek.aa.fasta
@@ -54,12 +68,13 @@ part_failed() { echo "FAILED: $*" >&2; echo "$*" >> "$STEP_OUT/failed.txt"; PART
 note() { echo "$*" >> "$STEP_OUT/note.txt"; }
 helper() { "$PY" "$HELPER" "$@"; }
 
-# An interpreter with numpy (the helper's tensor comparisons), preferably with torch too (the PyTorch arms):
-# on Debian, /usr/bin/python3 has python3-torch while a python3 earlier on PATH (pyenv) may not.
+# An interpreter with numpy (the helper's tensor comparisons), preferably with torch too (the PyTorch arms): the
+# checkout's .venv (scripts/install-deps.sh: PyPI's torch and numpy; it does not travel to the GPU machine), else the
+# machine's python3 (on Debian, /usr/bin/python3 may have python3-torch while a python3 earlier on PATH may not).
 pick_python() {
   local p
   for need in 'import numpy, torch' 'import numpy'; do
-    for p in ${PYTHON:-} python3 /usr/bin/python3; do
+    for p in ${PYTHON:-} "$REPO/.venv/bin/python" python3 /usr/bin/python3; do
       command -v "$p" > /dev/null && "$p" -c "$need" 2> /dev/null && { echo "$p"; return; }
     done
   done
@@ -125,7 +140,19 @@ source "$REPO/scripts/repro_data.sh"
 
 # ---------------------------------------------------------------------------------------------- 1. build
 
+# What a build compiled in, from its build.ninja: "cuda" (SAPLING_WITH_CUDA), and the c10d backends that
+# core/src/distributed.cpp has ("gloo", "nccl"; LibTorch's own USE_C10D_* flags say nothing about sapling's).
+build_features() {
+  [[ -f $1/build.ninja ]] || return 0
+  awk '/src\/distributed\.cpp\.o:/ { f = 1; next } f && /DEFINES =/ {
+      if ($0 ~ /-DSAPLING_WITH_CUDA( |$)/) printf "cuda "
+      if ($0 ~ /-DSAPLING_HAVE_GLOO( |$)/) printf "gloo "
+      if ($0 ~ /-DSAPLING_HAVE_NCCL( |$)/) printf "nccl "
+      exit }' "$1/build.ninja" | sed 's/ $//'
+}
+
 step_build() {
+  local features
   if [[ $MODE == rehearsal ]]; then
     # The rehearsal builds nothing: it checks that the build it is given has what the campaign runs.
     local f
@@ -133,9 +160,10 @@ step_build() {
       plugins/sapling_gearnet.so plugins/sapling_foldseek_3di.so plugins/sapling_evaluation.so; do
       [[ -e $BUILD_DIR/$f ]] || die "$BUILD_DIR/$f is missing (build first: ninja -C $BUILD_DIR)"
     done
-    note "rehearsal: existing build $BUILD_DIR checked, nothing built"
+    features=$(build_features "$BUILD_DIR")
+    note "rehearsal: existing build $BUILD_DIR checked, nothing built (compiled in: ${features:-unknown})"
   else
-    local deps=$BUILD_DIR/deps torch_prefix zlib crypto f
+    local deps=$BUILD_DIR/deps zlib crypto f torch_python torch_args what
     compgen -G "$STAGE/debs/*.deb" > /dev/null || die "no .deb files in $STAGE/debs: run scripts/gpu_campaign.sh --stage here and carry gpu"
     mkdir -p "$deps"
     for f in "$STAGE"/debs/*.deb; do dpkg -x "$f" "$deps" || die "dpkg -x $f"; done
@@ -147,22 +175,46 @@ step_build() {
     crypto=$(ldconfig -p | awk '/libcrypto\.so\.3 .*x86-64/ { print $NF; exit }')
     [[ -n $crypto ]] || die "no libcrypto.so.3 on this machine (bring libssl3's .deb)"
     rm -f "$deps/usr/lib/x86_64-linux-gnu/libcrypto.a" "$deps/usr/lib/x86_64-linux-gnu/libssl.a"
-    torch_prefix=${TORCH_CMAKE_PREFIX:-$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')} || die "$PY has no torch"
-    echo "zlib $zlib; libcrypto $crypto; torch cmake prefix $torch_prefix; reusing $BUILD_DIR: $([[ -f $BUILD_DIR/CMakeCache.txt ]] && echo yes || echo no)"
+    # Gloo: headers only. libgloo-dev's libgloo.so link (to libgloo0, which does not travel) and CMake package go, so
+    # that nothing can link Debian's Gloo beside the copy inside libtorch_cpu.
+    rm -rf "$deps/usr/lib/libgloo.so" "$deps/usr/share/cmake/Gloo"
+    if [[ -n ${TORCH_CMAKE_PREFIX:-} ]]; then
+      # An override: a LibTorch that find_package(Torch) finds under the given prefix (cmake/SaplingTorch.cmake, system).
+      torch_args=(-DSAPLING_LIBTORCH=system -DCMAKE_PREFIX_PATH="$TORCH_CMAKE_PREFIX;$deps/usr")
+      what="find_package(Torch) under TORCH_CMAKE_PREFIX=$TORCH_CMAKE_PREFIX"
+    else
+      # As CI builds against PyPI's torch: cmake/SaplingTorch.cmake asks this Python for torch.utils.cmake_prefix_path,
+      # the wheel's version and CUDA, and its site-packages (nvidia/nccl/include for nccl.h).
+      torch_python=$("$PY" -c 'import sys, torch; print(sys.executable)' 2> /dev/null) \
+        || die "$PY cannot import torch (PYTHON=/path/to/python with the machine's torch, or TORCH_CMAKE_PREFIX=...)"
+      torch_args=(-DSAPLING_LIBTORCH=pypi -DSAPLING_PYTHON="$torch_python" -DCMAKE_PREFIX_PATH="$deps/usr")
+      what="pypi: $torch_python, torch $("$PY" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)' 2> /dev/null)"
+    fi
+    echo "zlib $zlib; libcrypto $crypto; LibTorch $what; reusing $BUILD_DIR: $([[ -f $BUILD_DIR/CMakeCache.txt ]] && echo yes || echo no)"
     # gemmi 0.5.7's headers use std::uint*_t without <cstdint>, which g++ 13 no longer pulls in transitively.
     cmake -S "$REPO" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSAPLING_BUILD_TESTS=OFF \
-      -DCMAKE_PREFIX_PATH="$torch_prefix;$deps/usr" -DCMAKE_CXX_FLAGS="-include cstdint" -DOPENSSL_ROOT_DIR="$deps/usr" \
+      "${torch_args[@]}" -DSAPLING_CUDA="${SAPLING_CUDA:-on}" \
+      -DCMAKE_CXX_FLAGS="-include cstdint" -DOPENSSL_ROOT_DIR="$deps/usr" \
       -DOPENSSL_INCLUDE_DIR="$deps/usr/include" -DOPENSSL_CRYPTO_LIBRARY="$crypto" \
       -U 'ZLIB*' -DZLIB_INCLUDE_DIR="$deps/usr/include" -DZLIB_LIBRARY_RELEASE="$zlib" -DZLIB_LIBRARY="$zlib" \
       > "$STEP_OUT/configure.log" 2>&1 || { tail -40 "$STEP_OUT/configure.log"; die "cmake configure failed"; }
+    grep -E '^-- sapling:|Gloo headers not found|nccl.h not found' "$STEP_OUT/configure.log"
     # Only what the campaign runs: no tests, no AMPLIFY, no template.
     ninja -C "$BUILD_DIR" -j "$(nproc)" ${BUILD_TARGETS:-sapling sapling_plugin_esm2 sapling_plugin_alignment \
       sapling_plugin_gearnet sapling_plugin_foldseek_3di sapling_plugin_evaluation sapling_bench_mlm_train} > "$STEP_OUT/build.log" 2>&1 \
       || { grep -E "error|Error" -A3 "$STEP_OUT/build.log" | head -60; die "build failed"; }
-    note "built $BUILD_DIR ($(grep -c '^\[' "$STEP_OUT/build.log") ninja steps)"
+    features=$(build_features "$BUILD_DIR")
+    note "built $BUILD_DIR ($(grep -c '^\[' "$STEP_OUT/build.log") ninja steps; LibTorch $what; compiled in: ${features:-unknown})"
+    # The CUDA build must have both data-parallel backends: NCCL for the GPUs, Gloo for CPU runs of the same binary.
+    local need="cuda gloo nccl"
+    [[ ${SAPLING_CUDA:-on} == off ]] && need=gloo
+    for f in $need; do
+      [[ " $features " == *" $f "* ]] || part_failed "the build has no $f (configure.log: $(grep -m1 -iE "$f.*(not found|no )" "$STEP_OUT/configure.log" | cut -c1-120))"
+    done
   fi
   "$SAPLING" --help > /dev/null || die "$SAPLING does not run"
   "$SAPLING" plugins list > "$STEP_OUT/plugins.txt" 2>&1 || die "sapling plugins list failed"
+  return $PART_FAILED
 }
 
 # What the summary names: machine, GPU, driver, LibTorch, compiler, commit. Runs whatever the build step did.
@@ -180,9 +232,14 @@ record_versions() {
     echo "python_torch=$("$PY" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)' 2> /dev/null || echo none)"
     if [[ -f $BUILD_DIR/CMakeCache.txt ]]; then
       echo "libtorch=$(sed -n 's/^Torch_DIR:PATH=//p' "$BUILD_DIR/CMakeCache.txt")"
+      echo "libtorch_route=$(sed -n 's/^SAPLING_LIBTORCH:STRING=//p' "$BUILD_DIR/CMakeCache.txt")"
+      echo "sapling_python=$(sed -n 's/^SAPLING_PYTHON:FILEPATH=//p' "$BUILD_DIR/CMakeCache.txt")"
       echo "cxx=$("$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")" --version 2> /dev/null | head -1)"
     fi
     echo "libtorch_version=$(grep -o -m1 'LibTorch [0-9][0-9a-z.+]*' "$OUTDIR/build/plugins.txt" 2> /dev/null | cut -d' ' -f2)"
+    echo "build_features=$(build_features "$BUILD_DIR")"
+    # What --stage packed: the BM5 subset and its sizes (the GPU run only; the rehearsal uses the sample).
+    [[ $MODE == gpu && -f $STAGE/stage.txt ]] && grep -v '^commit=' "$STAGE/stage.txt" | sed 's/^/stage_/'
     if commit=$(git -C "$REPO" rev-parse --short HEAD 2> /dev/null); then
       [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2> /dev/null) ]] && dirty=" (uncommitted changes)"
       echo "commit=$commit$dirty"
@@ -253,6 +310,83 @@ step_parity() {
     --label "one optimiser step, loss and gradient norm: $DEVICE vs cpu, float32" || part_failed "train step metrics $DEVICE vs cpu"
   helper compare "$d/train_ref/final/model.safetensors" "$d/train_test/final/model.safetensors" --tolerance 1e-3 --out "$out" \
     --label "weights after one AdamW step: $DEVICE vs cpu, float32" || part_failed "weights after one step $DEVICE vs cpu"
+  return $PART_FAILED
+}
+
+# ---------------------------------------------------------------------------------------------- 2b. nccl
+
+# [train] backend in a one-process world launched as torchrun launches (WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR
+# MASTER_PORT): on CUDA `backend = "nccl"` with `device = "cuda"`, which must resolve to cuda:LOCAL_RANK = cuda:0; in
+# the rehearsal the same run with Gloo on the CPU. A few optimiser steps of the tiny fixture on the sample, with
+# [train] global_batch = 2 x proteins_per_batch so that the per-process accumulation is derived from WORLD_SIZE (2).
+# With WORLD_SIZE=1 the trainer makes no process group (every collective is a no-op), so this checks the backend's
+# resolution, the device choice and the launch plumbing, not NCCL's collectives: those need 2 or more GPUs (NCCL
+# refuses two ranks on one device), tests/test_training.cpp's [nccl] test. Then the refusals, which must fail at
+# once and name the setting: NCCL on the CPU, and (on CUDA) a LOCAL_RANK beyond the machine's GPUs.
+step_nccl() {
+  local d=$WORK/nccl out=$STEP_OUT/results.jsonl backend=gloo device=cpu expect_device=cpu port rc gpus
+  [[ $DEVICE == cuda ]] && backend=nccl device=cuda expect_device=cuda:0
+  mkdir -p "$d"
+  ensure_sample || die "sapling prepare of the sample failed"
+  port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2> /dev/null) \
+    || port=$(( 29500 + RANDOM % 2000 ))
+  # Masked LM only, on its own (no base recipe): the launch is what is checked, and the step batch comes from
+  # global_batch alone (a base recipe's explicit accumulate would conflict with it).
+  cat > "$d/recipe.toml" <<TOML
+# Written by scripts/gpu_campaign.sh (step 2b): the tiny fixture, masked LM, 2 proteins per micro-batch, 4 per step.
+[model]
+component = "esm2"
+path = "$TINY_MODEL"
+
+[losses.mlm]
+component = "mlm"
+weight = 1.0
+
+[data]
+dataset = "$WORK/sample"
+valid_split = ""
+batching = "proteins"
+proteins_per_batch = 2
+max_length = 64
+
+[train]
+global_batch = 4
+precision = "fp32"
+checkpoint_every = 0
+seed = 0
+distributed_timeout = 30
+TOML
+  cp "$d/recipe.toml" "$STEP_OUT/recipe.toml"
+  WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port timeout "$(cap 60)" "$SAPLING" train \
+    "$d/recipe.toml" --set "train.device=$device" --set "train.backend=$backend" --max-steps "$NCCL_STEPS" \
+    --out "$d/run" > "$STEP_OUT/train_world1.log" 2>&1
+  rc=$?
+  cat "$STEP_OUT/train_world1.log"
+  helper launch-check "$STEP_OUT/train_world1.log" --metrics "$d/run/metrics.jsonl" --rc "$rc" --out "$out" \
+    --label "WORLD_SIZE=1, backend $backend, device $device" --expect-backend "$backend" \
+    --expect-device "$expect_device" --expect-processes 1 --expect-accumulate 2 --expect-steps "$NCCL_STEPS" \
+    --set world_size=1 "master_port=$port" || part_failed "one-process world with $backend"
+  [[ -f $d/run/metrics.jsonl ]] && cp "$d/run/metrics.jsonl" "$STEP_OUT/metrics_world1.jsonl"
+  # Refusals: the trainer refuses these at start-up, before it trains.
+  WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port timeout "$(cap 30)" "$SAPLING" train \
+    "$d/recipe.toml" --set train.device=cpu --set train.backend=nccl --max-steps 1 --out "$d/refused_cpu" \
+    > "$STEP_OUT/refuse_nccl_on_cpu.log" 2>&1
+  helper refusal-check "$STEP_OUT/refuse_nccl_on_cpu.log" --rc $? --out "$out" --label "backend nccl on the CPU" \
+    --expect 'nccl.*CUDA' || part_failed "backend nccl on the CPU was not refused by name"
+  if [[ $DEVICE == cuda ]]; then
+    # One rank past the last GPU: RANK = LOCAL_RANK = the GPU count in a world one larger. process_device() refuses
+    # it before the process group is made, so no peer is waited for.
+    gpus=$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2> /dev/null || nvidia-smi -L 2> /dev/null | grep -c '^GPU')
+    [[ $gpus =~ ^[1-9][0-9]*$ ]] || gpus=1
+    WORLD_SIZE=$(( gpus + 1 )) RANK=$gpus LOCAL_RANK=$gpus MASTER_ADDR=127.0.0.1 MASTER_PORT=$port timeout "$(cap 30)" \
+      "$SAPLING" train "$d/recipe.toml" --set train.device=cuda --set train.backend=nccl --max-steps 1 \
+      --out "$d/refused_rank" > "$STEP_OUT/refuse_local_rank.log" 2>&1
+    helper refusal-check "$STEP_OUT/refuse_local_rank.log" --rc $? --out "$out" \
+      --label "LOCAL_RANK=$gpus on a machine with $gpus GPU(s)" --expect "LOCAL_RANK=$gpus\\b" \
+      || part_failed "LOCAL_RANK beyond the GPUs was not refused by name"
+  fi
+  note "WORLD_SIZE=1 checks the backend resolution and device choice, not collectives (tests/test_training.cpp [nccl], 2+ GPUs)"
+  rm -rf "$d"
   return $PART_FAILED
 }
 
@@ -338,9 +472,10 @@ preset = "$SAESM2_TRAINEE"
 component = "esm2"
 path = "$RUNS/saesm2_reference/final"
 TOML
-  local sets=(--set "data.dataset=$BM5" --set 'data.valid_split=""' --set train.accumulate=1 --set train.save_best=false
-    --set train.checkpoint_every=0 --set train.keep_checkpoints=1 --set train.seed=0 --set data.proteins_per_batch=8
-    --set data.tokens_per_batch=4096 --set optim.warmup_steps=0)
+  # One micro-batch per optimiser step: accumulate 1, and no global_batch (method.toml's published 5120 proteins).
+  local sets=(--set "data.dataset=$BM5" --set 'data.valid_split=""' --set train.accumulate=1 --set train.global_batch=0
+    --set train.save_best=false --set train.checkpoint_every=0 --set train.keep_checkpoints=1 --set train.seed=0
+    --set data.proteins_per_batch=8 --set data.tokens_per_batch=4096 --set optim.warmup_steps=0)
   [[ -n ${SAESM2_PGNN_DIMS:-} ]] && sets+=(--set "pgnn.hidden_dims=$SAESM2_PGNN_DIMS")
   [[ $DEVICE == cpu ]] && sets+=(--set train.device=cpu)
   local extra
@@ -449,10 +584,13 @@ step_science() {
 # ---------------------------------------------------------------------------------------------- stage
 
 # Here, before a GPU run: everything the campaign reads that is not in the repository goes into $STAGE (one ignored
-# folder), and the whole tree that travels is measured against the device tool's limit.
+# folder), and the whole tree that travels is measured against the device tool's limit. $STAGE holds the .deb files
+# (already compressed) and data.tar.xz: the prepared BM5 subset (bm5/), its held-out unbound structures (bm5_eval/),
+# the prepared PSICOV (psicov/) and the MLM batch (mlm_batch.fasta); prepared data halve under xz.
 stage() {
   local build=${SAPLING_BUILD_DIR:-$REPO/build} data=${SAPLING_DATA_DIR:-$REPO/out/data}
   [[ -x $build/sapling ]] || die "$build/sapling not found: build first (SAPLING_BUILD_DIR=...)"
+  PY=$(pick_python)
   # The data sets through sapling's data mechanism, checksums verified: copied from MIRROR when given (CI's and
   # this machine's mirror is ../shared), else already in $data (`sapling data fetch --to`).
   echo "== data sets bm5, psicov, embed_bench -> $data"
@@ -460,42 +598,69 @@ stage() {
   else "$build/sapling" data verify bm5 psicov embed_bench --to "$data" --quiet; fi \
     || die "the data sets bm5, psicov and embed_bench are not in $data (MIRROR=DIR copies them from a mirror)"
   local structures=$data/data/structures
-  mkdir -p "$STAGE/debs" "$STAGE/data"
+  # gpu/data/ was the uncompressed layout before data.tar.xz: it would travel twice.
+  rm -rf "$STAGE/data"
+  mkdir -p "$STAGE/debs"
   echo "== .deb files -> $STAGE/debs"
   (cd "$STAGE/debs" && for p in $DEBS; do compgen -G "${p}_*.deb" > /dev/null || apt-get download "$p" 2>&1 | grep -v '^W: ' ; done)
   for p in $DEBS; do compgen -G "$STAGE/debs/${p}_*.deb" > /dev/null || die "apt-get download $p failed"; done
-  echo "== prepared BM5 (3Di tokens, 15% of complexes held out, as scripts/repro.sh) -> $STAGE/data/bm5"
-  if [[ ! -f $STAGE/data/bm5/index.json ]]; then
-    # From the structures' folder, so that index.json records short relative sources (it travels too).
-    (cd "$structures" && "$build/sapling" prepare bm5 --out "$STAGE/data/bm5" --tokenizer foldseek_3di \
-      --valid-fraction 0.15 --seed 0 --split-by complex --quiet) || die "sapling prepare failed"
-  fi
-  echo "== contact-evaluation structures (unbound chains of the held-out complexes) -> $STAGE/data/bm5_eval"
-  rm -rf "$STAGE/data/bm5_eval" && mkdir -p "$STAGE/data/bm5_eval"
-  held_out_unbound "$STAGE/data/bm5/index.json" | while read -r f; do cp "$structures/$f" "$STAGE/data/bm5_eval/"; done
-  echo "== prepared PSICOV (high-quality full entries, the reference model's data, as scripts/repro.sh) -> $STAGE/data/psicov"
-  [[ -f $STAGE/data/psicov/index.json ]] || (cd "$structures" && prepare_psicov "$build/sapling" psicov "$STAGE/data/psicov" --quiet) \
-    || die "sapling prepare of PSICOV failed"
+  scratch=$(mktemp -d "${TMPDIR:-/tmp}/sapling-stage.XXXXXX") || die "mktemp"  # global: the trap runs after stage()
+  trap 'rm -rf "$scratch"' EXIT
+  mkdir -p "$scratch/data"
+  # All of BM5 first, for its split only: the split is a hash of each complex's id and the seed, so a subset prepared
+  # with the same options keeps every complex in the split it has here (as scripts/repro.sh splits it).
+  local split=(--tokenizer foldseek_3di --valid-fraction 0.15 --seed 0 --split-by complex --quiet) files
+  echo "== BM5 split (3Di tokens, 15% of complexes held out, as scripts/repro.sh); subset: $BM5_TRAIN_COMPLEXES training complexes"
+  # From the structures' folder, so that index.json records short relative sources (it travels too).
+  (cd "$structures" && "$build/sapling" prepare bm5 --out "$scratch/bm5_all" "${split[@]}") || die "sapling prepare failed"
+  "$PY" "$HELPER" bm5-subset "$scratch/bm5_all/index.json" --train-complexes "$BM5_TRAIN_COMPLEXES" \
+    --files "$scratch/bm5_files.txt" --stats "$scratch/bm5_stats.txt" || die "choosing the BM5 subset failed"
+  mapfile -t files < "$scratch/bm5_files.txt"
+  echo "== prepared BM5 subset ($(sed -n 's/^bm5_train_complexes=//p' "$scratch/bm5_stats.txt") training complexes, every held-out one)"
+  (cd "$structures" && "$build/sapling" prepare "${files[@]}" --out "$scratch/data/bm5" "${split[@]}") || die "sapling prepare of the BM5 subset failed"
+  # The subset's held-out unbound structures must be those of all of BM5 (the same contact evaluation set).
+  cmp -s <(held_out_unbound "$scratch/bm5_all/index.json") <(held_out_unbound "$scratch/data/bm5/index.json") \
+    || die "the BM5 subset's held-out complexes differ from all of BM5's"
+  echo "== contact-evaluation structures (unbound chains of the held-out complexes)"
+  mkdir -p "$scratch/data/bm5_eval"
+  held_out_unbound "$scratch/data/bm5/index.json" | while read -r f; do cp "$structures/$f" "$scratch/data/bm5_eval/"; done
+  echo "== prepared PSICOV (high-quality full entries, the reference model's data, as scripts/repro.sh)"
+  (cd "$structures" && prepare_psicov "$build/sapling" psicov "$scratch/data/psicov" --quiet) || die "sapling prepare of PSICOV failed"
   # The MLM step's batch only: the first sequences long enough for its crop (what both sides take from the file).
   awk -v need=$(( MLM_TOKENS_MAX - 2 )) -v n=8 '/^>/ { if (seq != "" && length(seq) >= need && k < n) { print head; print seq; k++ }
       head = $0; seq = ""; next } { seq = seq $0 }
     END { if (seq != "" && length(seq) >= need && k < n) { print head; print seq } }' "$data/bench/embed_500.fasta" \
-    > "$STAGE/data/mlm_batch.fasta"
-  (( $(grep -c '^>' "$STAGE/data/mlm_batch.fasta") == 8 )) || die "embed_500.fasta has fewer than 8 sequences of $(( MLM_TOKENS_MAX - 2 )) residues"
+    > "$scratch/data/mlm_batch.fasta"
+  (( $(grep -c '^>' "$scratch/data/mlm_batch.fasta") == 8 )) || die "embed_500.fasta has fewer than 8 sequences of $(( MLM_TOKENS_MAX - 2 )) residues"
+  echo "== $STAGE/data.tar.xz"
+  du -sh "$scratch"/data/* | sed 's/^/  uncompressed /'
+  tar -C "$scratch/data" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bm5 bm5_eval psicov mlm_batch.fasta \
+    | xz -6 -T1 > "$STAGE/data.tar.xz" || die "packing the staged data failed"
   { echo "commit=$(git -C "$REPO" rev-parse --short HEAD)"; echo "staged=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "bm5_eval_files=$(ls "$STAGE/data/bm5_eval" | wc -l)"; } > "$STAGE/stage.txt"
+    cat "$scratch/bm5_stats.txt"
+    echo "bm5_eval_files=$(ls "$scratch/data/bm5_eval" | wc -l)"
+    echo "data_tar_xz_bytes=$(stat -c %s "$STAGE/data.tar.xz")"; } > "$STAGE/stage.txt"
   # What the device tool sends: tracked files, untracked files git does not ignore, and the carried folder.
   local tree staged total
   tree=$(cd "$REPO" && { git ls-files -z; git ls-files -z -o --exclude-standard; } | xargs -0 -r stat -c %s 2> /dev/null | awk '{ s += $1 } END { print s + 0 }')
   staged=$(du -sb "$STAGE" | cut -f1)
   total=$(( tree + staged ))
   echo
-  du -sh "$STAGE"/debs "$STAGE"/data/* | sed 's/^/  /'
+  du -sh "$STAGE"/debs "$STAGE"/data.tar.xz | sed 's/^/  /'
   printf 'checkout %.1f MiB + %s %.1f MiB = %.1f MiB (limit %s MiB)\n' "$(awk -v b="$tree" 'BEGIN { print b / 2^20 }')" \
     "${STAGE#"$REPO"/}" "$(awk -v b="$staged" 'BEGIN { print b / 2^20 }')" "$(awk -v b="$total" 'BEGIN { print b / 2^20 }')" "$STAGE_LIMIT_MIB"
-  (( total <= STAGE_LIMIT_MIB * 1048576 )) || die "what would travel is over $STAGE_LIMIT_MIB MiB"
+  (( total <= STAGE_LIMIT_MIB * 1048576 )) || die "what would travel is over $STAGE_LIMIT_MIB MiB (fewer BM5_TRAIN_COMPLEXES?)"
   echo "carry: [\"${STAGE#"$REPO"/}\"]"
   echo "command: bash scripts/gpu_campaign.sh /tmp/campaign; cp /tmp/campaign/summary.md /tmp/campaign/campaign.tar.gz \$OUT/"
+}
+
+# On the GPU machine: $STAGE/data.tar.xz into DIR (tar with xz, else Python's tarfile).
+unpack_stage_data() {
+  local archive=$STAGE/data.tar.xz
+  [[ -f $archive ]] || { echo "no $archive: run scripts/gpu_campaign.sh --stage here and carry gpu" >&2; return 1; }
+  mkdir -p "$1"
+  tar -C "$1" -xJf "$archive" 2> /dev/null \
+    || "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' "$archive" "$1"
 }
 
 # ---------------------------------------------------------------------------------------------- main
@@ -506,6 +671,7 @@ settings() {
     BUILD_DIR=${SAPLING_BUILD_DIR:-$REPO/build}
     DEVICE=cpu THREADS=${SAPLING_NUM_THREADS:-1}  # 1: OpenMP threads spin badly when ctest runs tests side by side
     : "${CAMPAIGN_SECONDS:=280}" "${CAP_BUILD:=20}" "${CAP_PARITY:=60}" "${CAP_MLM:=60}" "${CAP_SAESM2:=60}" "${SUMMARY_RESERVE:=15}"
+    : "${CAP_NCCL:=30}"
     : "${MLM_SHAPES:=esm2_t6_8M_UR50D}" "${MLM_BATCH:=2}" "${MLM_TOKENS:=66}" "${MLM_WARMUP:=1}" "${MLM_STEPS:=1}" "${PEAK_TFLOPS:=1}"
     : "${SAESM2_TRAINEE:=esm2_t6_8M_UR50D}" "${SAESM2_REFERENCE:=esm2_t6_8M_UR50D}" "${SAESM2_STEPS:=2}" "${SAESM2_SKIP:=0}"
     : "${SAESM2_PGNN_DIMS:=[16, 16]}" "${SCIENCE_STEPS:=2}" "${SCIENCE_ARM_SECONDS:=30}" "${SCIENCE_EVAL_RESERVE:=0}"
@@ -519,6 +685,7 @@ settings() {
     BUILD_DIR=${BUILD_DIR:-$REPO/build-cuda}
     DEVICE=cuda THREADS=$(nproc)
     : "${CAMPAIGN_SECONDS:=540}" "${CAP_BUILD:=240}" "${CAP_PARITY:=45}" "${CAP_MLM:=90}" "${CAP_SAESM2:=90}" "${SUMMARY_RESERVE:=15}"
+    : "${CAP_NCCL:=40}"
     : "${MLM_SHAPES:=esm2_t12_35M_UR50D esm2_t30_150M_UR50D esm2_t33_650M_UR50D}" "${MLM_BATCH:=8}" "${MLM_TOKENS:=512}"
     : "${MLM_WARMUP:=2}" "${MLM_STEPS:=5}" "${PEAK_TFLOPS:=790}"
     : "${SAESM2_TRAINEE:=esm2_t33_650M_UR50D}" "${SAESM2_REFERENCE:=esm2_t30_150M_UR50D}" "${SAESM2_STEPS:=12}" "${SAESM2_SKIP:=2}"
@@ -527,12 +694,12 @@ settings() {
     : "${SAESM2_EXTRA_SETS:=}" "${SCIENCE_EXTRA_SETS:=}"
     export LD_LIBRARY_PATH=$BUILD_DIR/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   fi
-  : "${SAESM2_ARMS:=proteins tokens packed}" "${SAESM2_PGNN_DIMS:=}" "${SCIENCE_EVAL_ARMS:=base mlm_only full}"
+  : "${SAESM2_ARMS:=proteins tokens packed}" "${SAESM2_PGNN_DIMS:=}" "${SCIENCE_EVAL_ARMS:=base mlm_only full}" "${NCCL_STEPS:=3}"
   SAPLING=$BUILD_DIR/sapling
   export PY BUILD_DIR DEVICE THREADS SAPLING CAMPAIGN_SECONDS SUMMARY_RESERVE MLM_SHAPES MLM_BATCH MLM_TOKENS MLM_WARMUP \
     MLM_STEPS PEAK_TFLOPS SAESM2_TRAINEE SAESM2_REFERENCE SAESM2_STEPS SAESM2_SKIP SAESM2_PGNN_DIMS SAESM2_ARMS \
     SCIENCE_STEPS SCIENCE_ARM_SECONDS SCIENCE_EVAL_RESERVE EVAL_UNSUP_OPTIONS EVAL_PROBE_OPTIONS SCIENCE_REFERENCE_OPTIONS \
-    PARITY_SEQUENCES SAESM2_EXTRA_SETS SCIENCE_EXTRA_SETS SCIENCE_EVAL_ARMS
+    PARITY_SEQUENCES SAESM2_EXTRA_SETS SCIENCE_EXTRA_SETS SCIENCE_EVAL_ARMS NCCL_STEPS
   export SAPLING_NUM_THREADS=$THREADS
 }
 
@@ -582,7 +749,9 @@ campaign() {
   if [[ $MODE == rehearsal ]]; then
     BM5=$WORK/sample EVAL_DIR=$WORK/sample_eval PSICOV=$WORK/sample_psicov MLM_FASTA=$SAMPLE_FASTA
   else
-    BM5=$STAGE/data/bm5 EVAL_DIR=$STAGE/data/bm5_eval PSICOV=$STAGE/data/psicov MLM_FASTA=$STAGE/data/mlm_batch.fasta
+    # The staged data travel as one archive (--stage); unpacked into the scratch folder for this run.
+    unpack_stage_data "$WORK/data" || echo "warning: no staged data: the steps that read BM5, PSICOV or the MLM batch will fail"
+    BM5=$WORK/data/bm5 EVAL_DIR=$WORK/data/bm5_eval PSICOV=$WORK/data/psicov MLM_FASTA=$WORK/data/mlm_batch.fasta
   fi
   export MODE OUTDIR WORK RUNS BM5 EVAL_DIR PSICOV MLM_FASTA
   rm -f "$OUTDIR/steps.tsv"
@@ -590,6 +759,7 @@ campaign() {
   run_step build "$CAP_BUILD"
   record_versions
   run_step parity "$CAP_PARITY"
+  run_step nccl "$CAP_NCCL"
   run_step mlm "$CAP_MLM"
   run_step saesm2 "$CAP_SAESM2"
   run_step science 0

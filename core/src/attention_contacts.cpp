@@ -1,6 +1,7 @@
 // attention() and the contact-feature helpers declared in attention.hpp and contacts.hpp.
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -8,24 +9,31 @@
 #include "cpu_attention_kernel.hpp"
 #include "sapling/attention.hpp"
 #include "sapling/contacts.hpp"
+#include "sapling/log.hpp"
 
 namespace sapling {
 namespace {
 
-// The fused kernels serve CPU attention without weights to return: a square self-attention, heads of at most
-// kFusedAttentionMaxHeadDim, float32 or bf16. With gradients required they run inside an autograd Function
-// (fused forward that keeps each row's log-sum-exp, fused backward). SAPLING_CPU_ATTENTION=reference forces the
-// tensor path, =sdpa LibTorch 2.x's scaled_dot_product_attention (A/B benchmarks: docs/performance.md; the parity
-// tests compare the paths in one process).
-const char* cpu_attention_override() {
-  static const char* value = std::getenv("SAPLING_CPU_ATTENTION");
-  return value ? value : "";
+CpuAttentionKernel kernel_from_environment() {
+  const char* value = std::getenv("SAPLING_CPU_ATTENTION");
+  if (value == nullptr || *value == 0) return CpuAttentionKernel::Measured;
+  if (std::strcmp(value, "fused") == 0) return CpuAttentionKernel::Fused;
+  if (std::strcmp(value, "sdpa") == 0) return CpuAttentionKernel::Sdpa;
+  if (std::strcmp(value, "reference") == 0) return CpuAttentionKernel::Reference;
+  warn("SAPLING_CPU_ATTENTION=", value, " is not fused, sdpa or reference: ignored");
+  return CpuAttentionKernel::Measured;
 }
 
-bool fused_cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  static const bool disabled = std::strcmp(cpu_attention_override(), "reference") == 0 ||
-                               (std::strcmp(cpu_attention_override(), "sdpa") == 0 && has_fused_attention());
-  if (disabled || !q.device().is_cpu() || q.dim() != 4 || q.size(2) != k.size(2)) return false;
+std::atomic<CpuAttentionKernel>& kernel_choice() {
+  static std::atomic<CpuAttentionKernel> choice{kernel_from_environment()};
+  return choice;
+}
+
+// The fused kernels serve CPU attention without weights to return: a square self-attention, heads of at most
+// kFusedAttentionMaxHeadDim, float32 or bf16. With gradients required they run inside an autograd Function
+// (fused forward that keeps each row's log-sum-exp, fused backward).
+bool fused_kernels_fit(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  if (!q.device().is_cpu() || q.dim() != 4 || q.size(2) != k.size(2)) return false;
   if (q.size(-1) > detail::kFusedAttentionMaxHeadDim) return false;
   const auto dtype = q.scalar_type();
   return (dtype == torch::kFloat32 || dtype == torch::kBFloat16) && k.scalar_type() == dtype && v.scalar_type() == dtype;
@@ -131,6 +139,9 @@ torch::Tensor fused_cpu_attention(const torch::Tensor& q, const torch::Tensor& k
 
 }  // namespace
 
+CpuAttentionKernel cpu_attention_kernel() { return kernel_choice().load(); }
+void set_cpu_attention_kernel(CpuAttentionKernel kernel) { kernel_choice().store(kernel); }
+
 bool has_fused_attention() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
   return true;
@@ -145,14 +156,22 @@ AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const 
   const auto T = k.size(2);
   // A key mask [B, T] broadcasts over heads and queries; a pair mask [B, 1, T, T] (packed rows) over heads.
   auto keep = key_mask.dim() == 4 ? key_mask.to(torch::kBool) : key_mask.to(torch::kBool).view({B, 1, 1, T});
-  if (!need_weights && fused_cpu_attention_applies(q, k, v)) return {fused_cpu_attention(q, k, v, keep, scale), {}};
+  if (!need_weights) {
+    auto kernel = q.device().is_cpu() ? cpu_attention_kernel() : CpuAttentionKernel::Sdpa;
+    if (kernel == CpuAttentionKernel::Sdpa && !has_fused_attention()) kernel = CpuAttentionKernel::Fused;
+    if (kernel == CpuAttentionKernel::Measured)
+      // LibTorch 2.11 on the CPU: SDPA's float32 backward beat the fused one by 3-6% in the 8M train step, the fused
+      // kernels won everywhere else (bf16 training by 30%, inference by 0-5%).
+      kernel = has_fused_attention() && q.scalar_type() == torch::kFloat32 && needs_gradient(q, k, v)
+                   ? CpuAttentionKernel::Sdpa
+                   : CpuAttentionKernel::Fused;
+    if (kernel == CpuAttentionKernel::Fused && fused_kernels_fit(q, k, v)) return {fused_cpu_attention(q, k, v, keep, scale), {}};
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-  static const bool reference_only = std::strcmp(cpu_attention_override(), "reference") == 0;
-  if (!need_weights && !(reference_only && q.device().is_cpu())) {
-    // Fused kernel (flash / memory-efficient on CUDA). It takes the scale directly.
-    return {at::scaled_dot_product_attention(q, k, v, keep, 0.0, false, scale), torch::Tensor()};
-  }
+    // flash / memory-efficient on CUDA, LibTorch's own CPU kernels otherwise. It takes the scale directly.
+    if (kernel != CpuAttentionKernel::Reference)
+      return {at::scaled_dot_product_attention(q, k, v, keep, 0.0, false, scale), torch::Tensor()};
 #endif
+  }
   auto logits = torch::matmul(q, k.transpose(-1, -2));
   if (scale != 1.0) logits = logits * scale;
   logits = logits.to(torch::kFloat32).masked_fill(keep.logical_not(), -std::numeric_limits<float>::infinity());

@@ -23,7 +23,16 @@ struct AttentionResult {
 SAPLING_API AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                       const torch::Tensor& key_mask, double scale, bool need_weights);
 
-// True when this LibTorch has a fused attention kernel (LibTorch >= 2.0).
+// True when this LibTorch has scaled_dot_product_attention (LibTorch >= 2.1).
 SAPLING_API bool has_fused_attention();
+
+// The kernel of CPU attention without weights. Measured (the default) takes the faster per path as measured on
+// LibTorch 2.11 (docs/performance.md, "CPU attention: fused kernels against SDPA"): SDPA for float32 with gradients
+// (a training step), the fused kernels otherwise; without SDPA (LibTorch 1.13) always the fused kernels. Fused, Sdpa
+// and Reference (the explicit float32-softmax tensor path) force one, for A/B benchmarks and tests; the environment
+// variable SAPLING_CPU_ATTENTION=fused|sdpa|reference sets the starting choice.
+enum class CpuAttentionKernel { Measured, Fused, Sdpa, Reference };
+SAPLING_API CpuAttentionKernel cpu_attention_kernel();
+SAPLING_API void set_cpu_attention_kernel(CpuAttentionKernel kernel);
 
 }  // namespace sapling
