@@ -43,6 +43,7 @@ int run(const std::vector<std::string>& args) {
       ("pgnn-option", po::value<std::vector<std::string>>(), "encoder option key=value (repeatable, e.g. hidden_dims=[128,128])")
       ("objective-option", po::value<std::vector<std::string>>(), "objective option key=value (repeatable)")
       ("init-weights", po::value<std::string>(), "start from these encoder weights instead of a random initialisation")
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]: where the encoder and the objective run (graphs are built on the CPU)")
       ("checkpoint-every", po::value<int64_t>()->default_value(100), "write --out every N steps (and at the end)")
       ("time-limit", po::value<double>(), "stop after the step that passes this many seconds (checkpoint written)")
       ("plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
@@ -99,6 +100,11 @@ int run(const std::vector<std::string>& args) {
   std::shared_ptr<StructureEncoder> encoder = encoder_reg.factory(
       options_from_pairs(encoder_reg.schema, strings(vm, "pgnn-option"), "--pgnn-option", "pgnn"));
   if (vm.count("init-weights")) encoder->load_weights(vm["init-weights"].as<std::string>());
+  const auto device = parse_device(vm["device"].as<std::string>());
+  if (device.is_cuda() && !torch::cuda::is_available())
+    fail("--device ", vm["device"].as<std::string>(), ": CUDA is not available in this build or machine");
+  // Before attach(): the objective puts its own head on the encoder's device.
+  encoder->to(device);
   std::shared_ptr<StructurePretrainingObjective> objective = objective_reg.factory(
       options_from_pairs(objective_reg.schema, strings(vm, "objective-option"), "--objective-option", "objective"));
   objective->attach(encoder);
@@ -119,7 +125,7 @@ int run(const std::vector<std::string>& args) {
   std::cout << "pretrain-pgnn: " << encoder_name << " (" << num_encoder_parameters << " parameters, output dim "
             << encoder->output_dim() << ") with " << objective_name << " on " << pool.size() << " chains of "
             << dataset.path().string() << " (split " << split << "), batch " << batch_size << ", " << steps
-            << " steps, Adam lr " << lr << ", seed " << seed << std::endl;
+            << " steps, Adam lr " << lr << ", seed " << seed << ", on " << device.str() << std::endl;
 
   const double time_limit = vm.count("time-limit") ? vm["time-limit"].as<double>() : 0.0;
   const auto start = std::chrono::steady_clock::now();
