@@ -21,7 +21,10 @@ if [[ -n ${MIRROR:-} ]]; then build/sapling data fetch esm2_t6_8M_uniprot embed_
 else build/sapling data verify esm2_t6_8M_uniprot embed_bench --to "$DATA" --quiet; fi
 BENCH=$DATA/bench
 MODEL8M=$DATA/models/esm2_t6_8M_uniprot
-PYTHON=${PYTHON:-/usr/bin/python3}
+# The project's venv: the torch wheel sapling's LibTorch comes from (the light 1.13 build: Debian's /usr/bin/python3).
+PYTHON=${PYTHON:-$( [[ -x .venv/bin/python ]] && echo .venv/bin/python || echo /usr/bin/python3 )}
+# PyTorch's attention: SDPA where the torch has it (2.x), what a PyTorch user picks; TORCH_ATTENTION=manual for 1.13.
+TORCH_ATTENTION=${TORCH_ATTENTION:-$("$PYTHON" -c 'import torch.nn.functional as F; print("sdpa" if hasattr(F, "scaled_dot_product_attention") else "manual")')}
 STEPS=${STEPS:-2}
 WARMUP=${WARMUP:-3}
 TORCH_HEAP=${TORCH_HEAP:-1}
@@ -34,8 +37,9 @@ mkdir -p "$WORK"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); bf16 units:" \
   "$(grep -o -w 'amx_bf16\|avx512_bf16' /proc/cpuinfo | sort -u | xargs || echo none); threads $THREADS;" \
   "PyTorch heap settings as sapling's: $TORCH_HEAP"
-echo "LibTorch $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || echo '?'), python torch" \
-  "$("$PYTHON" -c 'import torch; print(torch.__version__)'); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "sapling's LibTorch: $(sed -n 's/^SAPLING_LIBTORCH:STRING=//p' build/CMakeCache.txt 2>/dev/null) build" \
+  "($(sed -n 's/^Torch_DIR:PATH=//p' build/CMakeCache.txt 2>/dev/null)), python torch" \
+  "$("$PYTHON" -c 'import torch; print(torch.__version__)') with $TORCH_ATTENTION attention; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 # shape -> preset name, sequences embedded, train batch (proteins of 256 tokens)
 preset() { case $1 in 8M) echo esm2_t6_8M_UR50D;; 35M) echo esm2_t12_35M_UR50D;; 150M) echo esm2_t30_150M_UR50D;; 650M) echo esm2_t33_650M_UR50D;; esac; }
@@ -63,6 +67,7 @@ for shape in $SHAPES; do
   echo "== $shape: embed $(sequences "$shape") sequences of embed_500.fasta, train $(batch "$shape") x 256 tokens"
   for dtype in float32 bf16; do
     "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode embed --model "$model" --fasta "$fasta" --threads "$THREADS" --dtype "$dtype" \
+      --attention "$TORCH_ATTENTION" \
       > "$WORK/log" 2>&1 || true
     cell embed "$shape" "torch $dtype" "$WORK/log"
   done
@@ -74,9 +79,9 @@ for shape in $SHAPES; do
     grep -m1 '^parameters:' "$WORK/log" | sed 's/^/    /' || true
   done
   train=(--model "$model" --fasta "$BENCH/embed_100.fasta" --threads "$THREADS" --warmup "$WARMUP" --steps "$STEPS" --batch "$(batch "$shape")")
-  "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" > "$WORK/log" 2>&1 || true
+  "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" --attention "$TORCH_ATTENTION" > "$WORK/log" 2>&1 || true
   cell train "$shape" "torch float32" "$WORK/log"
-  "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" --dtype bf16 > "$WORK/log" 2>&1 || true
+  "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" --attention "$TORCH_ATTENTION" --dtype bf16 > "$WORK/log" 2>&1 || true
   cell train "$shape" "torch bf16" "$WORK/log"
   build/perf/sapling_bench_mlm_train "${train[@]}" > "$WORK/log" 2>&1 || true
   cell train "$shape" "sapling fp32" "$WORK/log"

@@ -429,7 +429,8 @@ def mode_save_preset(args):
 
 
 def mode_embed(args):
-    model = (ESM2.from_preset(args.preset) if args.preset else ESM2.from_folder(args.model)).eval()
+    sdpa = args.attention == "sdpa"
+    model = (ESM2.from_preset(args.preset, sdpa=sdpa) if args.preset else ESM2.from_folder(args.model, sdpa=sdpa)).eval()
     records = read_fasta(args.fasta)
     seqs = [s[: args.truncation] for _, s in records]
     batches = token_batches([len(s) for s in seqs], args.toks_per_batch)

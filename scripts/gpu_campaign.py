@@ -470,7 +470,7 @@ def section_nccl(outdir, versions):
             "(accumulate derived from WORLD_SIZE); then settings that must be refused by name. With one process the "
             "trainer makes no process group: this checks the backend's resolution, the device choice and the launch, "
             "not NCCL's collectives, which need 2 or more GPUs (NCCL refuses two ranks on one device; "
-            "tests/test_training.cpp's `[nccl]` test). Compiled-in: " + (backends or "n/a") + ".\n\n"
+            "tests/test_train_cli.cpp's `[nccl]` test). Compiled-in: " + (backends or "n/a") + ".\n\n"
             + table(["check", "expected", "observed", "as expected"], rows))
 
 

@@ -321,7 +321,7 @@ step_parity() {
 # [train] global_batch = 2 x proteins_per_batch so that the per-process accumulation is derived from WORLD_SIZE (2).
 # With WORLD_SIZE=1 the trainer makes no process group (every collective is a no-op), so this checks the backend's
 # resolution, the device choice and the launch plumbing, not NCCL's collectives: those need 2 or more GPUs (NCCL
-# refuses two ranks on one device), tests/test_training.cpp's [nccl] test. Then the refusals, which must fail at
+# refuses two ranks on one device), tests/test_train_cli.cpp's [nccl] test. Then the refusals, which must fail at
 # once and name the setting: NCCL on the CPU, and (on CUDA) a LOCAL_RANK beyond the machine's GPUs.
 step_nccl() {
   local d=$WORK/nccl out=$STEP_OUT/results.jsonl backend=gloo device=cpu expect_device=cpu port rc gpus
@@ -385,7 +385,7 @@ TOML
       --label "LOCAL_RANK=$gpus on a machine with $gpus GPU(s)" --expect "LOCAL_RANK=$gpus\\b" \
       || part_failed "LOCAL_RANK beyond the GPUs was not refused by name"
   fi
-  note "WORLD_SIZE=1 checks the backend resolution and device choice, not collectives (tests/test_training.cpp [nccl], 2+ GPUs)"
+  note "WORLD_SIZE=1 checks the backend resolution and device choice, not collectives (tests/test_train_cli.cpp [nccl], 2+ GPUs)"
   rm -rf "$d"
   return $PART_FAILED
 }

@@ -26,6 +26,15 @@ using sapling::test::sample_dataset;
 const std::string kMainSplits =
     " --set data.train_split=train --set data.valid_split=valid --set data.high_quality_only=false";
 
+// `cmd` as ranks 0 and 1 of a 2-process world on loopback (a port picked from the process id and `salt`), rank 1's
+// output in root/rank1.log; the output (rank 0's) ends with "ranks=<rank 0's exit>,<rank 1's exit>".
+sapling::test::CommandResult run_two_ranks(const std::string& cmd, const fs::path& root, int salt) {
+  const std::string port = std::to_string(20000 + (::getpid() + salt) % 20000);
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";
+  return run_command("bash -c " + quote("(RANK=1 LOCAL_RANK=1 " + env + " " + cmd + " > " + (root / "rank1.log").string() +
+                                        " 2>&1 & RANK=0 LOCAL_RANK=0 " + env + " " + cmd + "; a=$?; wait $!; b=$?; echo ranks=$a,$b)"));
+}
+
 struct Family {
   std::string name, model_dir, reference_recipe, method_recipe;
 };
@@ -357,11 +366,7 @@ TEST_CASE("sapling train: 2 processes (Gloo, loopback) equal 1 process on the sa
                                      common + " --set train.accumulate=2"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  const std::string port = std::to_string(20000 + ::getpid() % 20000);
-  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "esm2_tiny", common);
-  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";
-  r = run_command("bash -c " + quote("(RANK=1 LOCAL_RANK=1 " + env + " " + cmd + " > " + (root / "rank1.log").string() +
-                                     " 2>&1 & RANK=0 LOCAL_RANK=0 " + env + " " + cmd + "; a=$?; wait $!; b=$?; echo ranks=$a,$b)"));
+  r = run_two_ranks(train_command("reference_esm2_8m.toml", root / "ddp", "esm2_tiny", common), root, 0);
   INFO(r.output);
   REQUIRE_THAT(r.output, Catch::Contains("ranks=0,0"));
   const double model = max_tensor_diff(root / "single/final/model.safetensors", root / "ddp/final/model.safetensors");
@@ -453,11 +458,7 @@ TEST_CASE("sapling train: [train] global_batch is the same step batch on 1 and 2
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("step batch: 2 micro-batch(es) per process x 1 process(es) (gloo) x 4 proteins = "
                                        "8 proteins per optimiser step ([train] global_batch)"));
-  const std::string port = std::to_string(20000 + (::getpid() + 13) % 20000);
-  const auto cmd = command("ddp", "--set train.global_batch=8");
-  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";
-  r = run_command("bash -c " + quote("(RANK=1 LOCAL_RANK=1 " + env + " " + cmd + " > " + (root / "rank1.log").string() +
-                                     " 2>&1 & RANK=0 LOCAL_RANK=0 " + env + " " + cmd + "; a=$?; wait $!; b=$?; echo ranks=$a,$b)"));
+  r = run_two_ranks(command("ddp", "--set train.global_batch=8"), root, 13);
   INFO(r.output);
   REQUIRE_THAT(r.output, Catch::Contains("ranks=0,0"));
   CHECK_THAT(r.output, Catch::Contains("step batch: 1 micro-batch(es) per process x 2 process(es) (gloo) x 4 proteins = "
@@ -467,7 +468,7 @@ TEST_CASE("sapling train: [train] global_batch is the same step batch on 1 and 2
   CHECK(model < 1e-5);
 
   // 8 proteins over 3 processes of 4 each: refused before any process group is formed (no peer is started).
-  r = run_command("RANK=0 WORLD_SIZE=3 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " " +
+  r = run_command("RANK=0 WORLD_SIZE=3 MASTER_ADDR=127.0.0.1 MASTER_PORT=29999 " +
                   command("three", "--set train.global_batch=8"));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Catch::Contains("[train] global_batch = 8 is not a multiple of proteins_per_batch (4) x "
@@ -496,11 +497,7 @@ TEST_CASE("sapling train: 2 processes on 2 GPUs (NCCL) equal 1 process on the sa
   auto r = run_command(train_command("reference_esm2_8m.toml", root / "single", "esm2_tiny", common + " --set train.accumulate=2"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  const std::string port = std::to_string(20000 + (::getpid() + 29) % 20000);
-  const auto cmd = train_command("reference_esm2_8m.toml", root / "ddp", "esm2_tiny", common);
-  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " WORLD_SIZE=2";
-  r = run_command("bash -c " + quote("(RANK=1 LOCAL_RANK=1 " + env + " " + cmd + " > " + (root / "rank1.log").string() +
-                                     " 2>&1 & RANK=0 LOCAL_RANK=0 " + env + " " + cmd + "; a=$?; wait $!; b=$?; echo ranks=$a,$b)"));
+  r = run_two_ranks(train_command("reference_esm2_8m.toml", root / "ddp", "esm2_tiny", common), root, 29);
   INFO(r.output);
   REQUIRE_THAT(r.output, Catch::Contains("ranks=0,0"));
   CHECK_THAT(r.output, Catch::Contains("(nccl)"));

@@ -33,39 +33,15 @@ Then compares with sapling's values and exits non-zero when any differs by more 
 check above fails.
 """
 import argparse
-import json
 import math
-import struct
+import os
 import sys
 
 import torch
 import torch.nn.functional as F
 
-# safetensors: an 8-byte little-endian header size, a JSON header (name -> dtype, shape, data_offsets), raw data.
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
-
-
-def read_safetensors(path):
-    """name -> tensor: float64 stays, other floats become float32, integers and booleans int64."""
-    with open(path, "rb") as fh:
-        (size,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(size))
-        data = fh.read()
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = entry["data_offsets"]
-        dtype = _DTYPES[entry["dtype"]]
-        raw = bytearray(data[begin:end])
-        tensor = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
-        tensor = tensor.reshape(entry["shape"])
-        if tensor.dtype != torch.float64:
-            tensor = tensor.float() if tensor.is_floating_point() else tensor.long()
-        out[name] = tensor
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "perf"))
+from torch_esm2 import read_safetensors  # noqa: E402  (the repository's plain safetensors reader)
 
 
 def cross_entropy_rows(logits, targets):

@@ -185,8 +185,9 @@ LMHeadImpl::LMHeadImpl(const Esm2Config& c) {
 }
 
 torch::Tensor LMHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& embedding_weight) {
-  // Under bf16 autocast `dense` returns bf16; the GELU and the LayerNorm take the norm's own dtype (LibTorch
-  // 1.x's CPU autocast leaves layer_norm uncast, and its kernel refuses bf16 input with float32 weights).
+  // Under bf16 autocast `dense` returns bf16; the GELU and the LayerNorm take the norm's own dtype. LibTorch 2.x's
+  // autocast would cast the norm's input itself; 1.x's CPU autocast leaves layer_norm uncast and its kernel refuses
+  // bf16 input with float32 weights, so the cast stays for the 1.13 build (and is the identity in bf16-pure).
   auto h = layer_norm(F::gelu(dense(x).to(layer_norm->weight.scalar_type())));
   // The vocabulary projection stays float32 under autocast: its logits become log-probabilities (MLM loss,
   // perplexity, variant scores), and it is a small product ([T, D] x [D, 33]).
