@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -399,41 +400,56 @@ TEST_CASE("sapling train: when one data-parallel worker dies, the other fails wi
   fs::remove_all(root);
 }
 
+// One micro-batch of the bundled 8M model through `sapling train --inspect-batch`, in float32 and in `precision`:
+// the normalised totals' relative difference and the gradients' cosine (printed), and the `precision` dump.
+struct PrecisionComparison {
+  double relative = 0, cosine = 0, total = 0;
+  std::unique_ptr<sapling::SafetensorsFile> dump;
+};
+PrecisionComparison inspect_against_fp32(const std::string& precision, const fs::path& root) {
+  const auto model = sapling::test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
+  std::map<std::string, sapling::SafetensorsFile> runs;
+  for (const std::string run : {std::string("fp32"), precision}) {
+    const auto file = root / (run + ".safetensors");
+    const auto r = run_command(sapling::test::small_train_command(
+        "reference_esm2_8m.toml", model, root / "unused",
+        // Packed batching: --inspect-batch then also writes the micro-batch's gradients.
+        "--set data.batching=packed --set train.precision=" + run + " --inspect-batch " + quote(file)));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    runs.emplace(run, sapling::SafetensorsFile(file));
+  }
+  const auto& fp32 = runs.at("fp32");
+  const auto& other = runs.at(precision);
+  PrecisionComparison out;
+  const double total32 = fp32.get("total").item<double>();
+  out.total = other.get("total").item<double>();
+  std::vector<torch::Tensor> g32, g;
+  for (const auto& name : fp32.keys())
+    if (name.rfind("grad.", 0) == 0) {
+      g32.push_back(fp32.get(name).flatten().to(torch::kFloat64));
+      g.push_back(other.get(name).flatten().to(torch::kFloat64));
+    }
+  REQUIRE(g32.size() > 10);
+  const auto a = torch::cat(g32), b = torch::cat(g);
+  CHECK(b.isfinite().all().item<bool>());
+  out.cosine = (a.dot(b) / (a.norm() * b.norm())).item<double>();
+  out.relative = std::abs(out.total - total32) / std::abs(total32);
+  std::cout << "train " << precision << " vs float32, one micro-batch: total " << out.total << " vs " << total32
+            << " (relative " << out.relative << "), gradient cosine " << out.cosine << " over " << g32.size() << " tensors\n";
+  out.dump = std::make_unique<sapling::SafetensorsFile>(root / (precision + ".safetensors"));
+  return out;
+}
+
 // Issue #19 on the CPU: `[train] precision = "bf16"` runs the step under CPU autocast (matrix products in bf16,
 // weights, norms, softmax and losses float32). One micro-batch of the bundled 8M model, both ways: the
 // normalised total and the gradient direction agree within the budget. (The 200-step validation-loss check
 // is a benchmark: docs/performance.md.)
 TEST_CASE("sapling train: precision bf16 on the CPU keeps the float32 losses and gradients", "[train][cli][dtype]") {
   const auto root = sapling::test::temp_dir("train-bf16");
-  const auto model = sapling::test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
-  std::map<std::string, sapling::SafetensorsFile> runs;
-  for (const std::string precision : {"fp32", "bf16"}) {
-    const auto file = root / (precision + ".safetensors");
-    const auto r = run_command(sapling::test::small_train_command(
-        "reference_esm2_8m.toml", model, root / "unused",
-        // Packed batching: --inspect-batch then also writes the micro-batch's gradients.
-        "--set data.batching=packed --set train.precision=" + precision + " --inspect-batch " + quote(file)));
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
-    runs.emplace(precision, sapling::SafetensorsFile(file));
-  }
-  const auto& fp32 = runs.at("fp32");
-  const auto& bf16 = runs.at("bf16");
-  const double total32 = fp32.get("total").item<double>(), total16 = bf16.get("total").item<double>();
-  std::vector<torch::Tensor> g32, g16;
-  for (const auto& name : fp32.keys())
-    if (name.rfind("grad.", 0) == 0) {
-      g32.push_back(fp32.get(name).flatten().to(torch::kFloat64));
-      g16.push_back(bf16.get(name).flatten().to(torch::kFloat64));
-    }
-  REQUIRE(g32.size() > 10);
-  const auto a = torch::cat(g32), b = torch::cat(g16);
-  const double cosine = (a.dot(b) / (a.norm() * b.norm())).item<double>();
-  const double relative = std::abs(total16 - total32) / std::abs(total32);
-  std::cout << "train bf16 vs float32, one micro-batch: total " << total16 << " vs " << total32 << " (relative "
-            << relative << "), gradient cosine " << cosine << " over " << g32.size() << " tensors\n";
-  CHECK(relative < 0.01);
-  CHECK(cosine > 0.99);
+  const auto against = inspect_against_fp32("bf16", root);
+  CHECK(against.relative < 0.01);
+  CHECK(against.cosine > 0.99);
   fs::remove_all(root);
 }
 
@@ -529,38 +545,13 @@ TEST_CASE("sapling train: [train] backend and device are checked against the mac
 // float32's, its gradient points the same way, and two optimiser steps leave finite bf16 weights.
 TEST_CASE("sapling train: precision bf16-pure runs in bf16 with finite losses near float32's", "[train][cli][dtype]") {
   const auto root = sapling::test::temp_dir("train-bf16-pure");
-  const auto model = sapling::test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
-  std::map<std::string, sapling::SafetensorsFile> runs;
-  for (const std::string precision : {"fp32", "bf16-pure"}) {
-    const auto file = root / (precision + ".safetensors");
-    const auto r = run_command(sapling::test::small_train_command(
-        "reference_esm2_8m.toml", model, root / "unused",
-        "--set data.batching=packed --set train.precision=" + precision + " --inspect-batch " + quote(file)));
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
-    runs.emplace(precision, sapling::SafetensorsFile(file));
-  }
-  const auto& fp32 = runs.at("fp32");
-  const auto& pure = runs.at("bf16-pure");
-  CHECK(pure.get("model.logits").scalar_type() == torch::kFloat32);  // recorded as float32 copies
-  const double total32 = fp32.get("total").item<double>(), total16 = pure.get("total").item<double>();
-  std::vector<torch::Tensor> g32, g16;
-  for (const auto& name : fp32.keys())
-    if (name.rfind("grad.", 0) == 0) {
-      g32.push_back(fp32.get(name).flatten().to(torch::kFloat64));
-      g16.push_back(pure.get(name).flatten().to(torch::kFloat64));
-    }
-  REQUIRE(g32.size() > 10);
-  const auto a = torch::cat(g32), b = torch::cat(g16);
-  const double cosine = (a.dot(b) / (a.norm() * b.norm())).item<double>();
-  const double relative = std::abs(total16 - total32) / std::abs(total32);
-  std::cout << "train bf16-pure vs float32, one micro-batch: total " << total16 << " vs " << total32 << " (relative "
-            << relative << "), gradient cosine " << cosine << "\n";
-  CHECK(std::isfinite(total16));
-  CHECK(b.isfinite().all().item<bool>());
-  CHECK(relative < 0.05);
-  CHECK(cosine > 0.95);
+  const auto against = inspect_against_fp32("bf16-pure", root);
+  CHECK(against.dump->get("model.logits").scalar_type() == torch::kFloat32);  // recorded as float32 copies
+  CHECK(std::isfinite(against.total));
+  CHECK(against.relative < 0.05);
+  CHECK(against.cosine > 0.95);
 
+  const auto model = sapling::test::source_dir() / "datasets/models/esm2_t6_8M_uniprot_f16";
   const auto r = run_command(sapling::test::small_train_command("reference_esm2_8m.toml", model, root / "run",
                                                                 "--max-steps 2 --set train.precision=bf16-pure"));
   INFO(r.output);
