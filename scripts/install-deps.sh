@@ -63,7 +63,7 @@ for spec in sys.argv[1:]:
     if version(name).split("+")[0] != pinned:
         sys.exit(1)
 EOF
-    echo "installing into .venv: ${want[*]} (the torch wheel and its CUDA libraries are about 3 GB)"
+    echo "installing into .venv: ${want[*]} (a 2.6 GB download: the torch wheel and its CUDA libraries)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "${want[@]}"
   fi
 fi

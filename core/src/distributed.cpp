@@ -7,9 +7,15 @@
 
 #include "sapling/error.hpp"
 
+#include <torch/version.h>
+
 #if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
-#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if TORCH_VERSION_MAJOR >= 2
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#endif
 #endif
 #ifdef SAPLING_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -119,8 +125,14 @@ torch::Device process_device(const std::string& name, const LaunchEnvironment& e
 }
 
 #if defined(SAPLING_HAVE_GLOO) || defined(SAPLING_HAVE_NCCL)
+// The backends' common base: c10d::Backend since LibTorch 2.0, c10d::ProcessGroup in 1.x (the light 1.13 build).
+#if TORCH_VERSION_MAJOR >= 2
+using CollectiveGroup = c10d::Backend;
+#else
+using CollectiveGroup = c10d::ProcessGroup;
+#endif
 struct DataParallel::Group {
-  c10::intrusive_ptr<c10d::Backend> process_group;
+  c10::intrusive_ptr<CollectiveGroup> process_group;
 };
 #else
 struct DataParallel::Group {};
@@ -142,7 +154,7 @@ c10::intrusive_ptr<c10d::Store> connect_store(const LaunchEnvironment& environme
 #endif
 
 #ifdef SAPLING_HAVE_GLOO
-c10::intrusive_ptr<c10d::Backend> gloo_group(const c10::intrusive_ptr<c10d::Store>& store, const LaunchEnvironment& environment,
+c10::intrusive_ptr<CollectiveGroup> gloo_group(const c10::intrusive_ptr<c10d::Store>& store, const LaunchEnvironment& environment,
                                              int world_size, std::chrono::milliseconds timeout) {
   // Gloo writes with writev(2), which raises SIGPIPE when a peer has died; the
   // default action would kill this rank silently (exit 141) before the failed
@@ -164,7 +176,7 @@ c10::intrusive_ptr<c10d::Backend> gloo_group(const c10::intrusive_ptr<c10d::Stor
 #endif
 
 #ifdef SAPLING_HAVE_NCCL
-c10::intrusive_ptr<c10d::Backend> nccl_group(const c10::intrusive_ptr<c10d::Store>& store, const LaunchEnvironment& environment,
+c10::intrusive_ptr<CollectiveGroup> nccl_group(const c10::intrusive_ptr<c10d::Store>& store, const LaunchEnvironment& environment,
                                              int world_size, std::chrono::milliseconds timeout, const torch::Device& device) {
   // Blocking wait: a collective that exceeds the timeout throws in wait() (the dead-worker promise: a named
   // error, not a hang or a watchdog abort of the process). An explicit setting in the environment wins.
