@@ -70,7 +70,6 @@ std::shared_ptr<SequenceEncoder> build_encoder(const Recipe& recipe, const std::
   }
 }
 
-
 }  // namespace
 
 // ---------------------------------------------------------------- ExampleSource
