@@ -211,8 +211,16 @@ TEST_CASE("sapling embed --dtype bf16 on the CPU stays within the accuracy budge
   CHECK_THAT(run("SAPLING_CPU_BF16=1", "auto", "auto1.safetensors"),
              Catch::Contains("compute: bf16 autocast on cpu") && Catch::Contains("forced by SAPLING_CPU_BF16"));
   sapling::SafetensorsFile auto0(dir / "auto0.safetensors"), auto1(dir / "auto1.safetensors");
-  CHECK(scaled_max_diff(auto0.get("long/per_tok"), fp32.get("long/per_tok")) == 0);
-  CHECK(scaled_max_diff(auto1.get("long/per_tok"), bf16.get("long/per_tok")) == 0);
+  // The same path as the explicit runs: within float32 run-to-run noise of them, far below bf16's error. Not bitwise:
+  // the torch wheel's MKL is not bitwise reproducible across processes (a fresh CI root saw 2.6e-5 scaled).
+  const double bf16_error = scaled_max_diff(bf16.get("long/per_tok"), fp32.get("long/per_tok"));
+  const double auto0_error = scaled_max_diff(auto0.get("long/per_tok"), fp32.get("long/per_tok"));
+  const double auto1_error = scaled_max_diff(auto1.get("long/per_tok"), bf16.get("long/per_tok"));
+  std::cout << "auto against the explicit runs: float32 " << auto0_error << ", bf16 " << auto1_error
+            << " (bf16 against float32: " << bf16_error << ")\n";
+  CHECK(auto0_error < 1e-4);
+  CHECK(auto0_error < bf16_error / 20);
+  CHECK(auto1_error < bf16_error / 20);
   // auto is the default.
   CHECK_THAT(run("SAPLING_CPU_BF16=0", "", "default0.safetensors"), Catch::Contains("compute: float32 on cpu"));
   CHECK_THAT(run("SAPLING_CPU_BF16=1", "", "default1.safetensors"), Catch::Contains("compute: bf16 autocast on cpu"));
