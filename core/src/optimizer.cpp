@@ -35,11 +35,12 @@ void AdamW::step() {
   for (size_t g = 0; g < groups_.size(); ++g) {
     const auto& group = groups_[g];
     for (size_t i = 0; i < group.parameters.size(); ++i) {
-      auto param = group.parameters[i].tensor;
+      auto& model_param = group.parameters[i].tensor;
+      if (!model_param.grad().defined()) continue;
+      // bf16-pure: the update runs on the float32 master copy and is rounded into the parameter at the end.
       const auto& master = master_[g][i];
-      if (!param.grad().defined()) continue;
-      const auto grad = master.defined() ? param.grad().to(torch::kFloat32) : param.grad();
-      if (master.defined()) param = master;
+      auto param = master.defined() ? master : model_param;
+      const auto grad = model_param.grad().to(param.scalar_type());
       // Same operation order as torch.optim.AdamW's single-tensor path.
       param.mul_(1.0 - group.lr * group.weight_decay);
       auto& m = exp_avg_[g][i];
@@ -48,7 +49,7 @@ void AdamW::step() {
       v.mul_(settings_.beta2).addcmul_(grad, grad, 1.0 - settings_.beta2);
       const auto denom = (v.sqrt() / std::sqrt(bias2)).add_(settings_.eps);
       param.addcdiv_(m, denom, -group.lr / bias1);
-      if (master.defined()) group.parameters[i].tensor.copy_(master);
+      if (master.defined()) model_param.copy_(master);
     }
   }
 }

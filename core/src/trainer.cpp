@@ -496,7 +496,7 @@ void Trainer::save_checkpoint() {
 
 TrainSummary Trainer::run() {
   const auto wall_start = std::chrono::steady_clock::now();
-  setup_ = build_setup(recipe_);
+  setup_ = build_setup(recipe_, device_);
   plan_data();
   prepare_output();
   build_optimizer();
@@ -614,7 +614,7 @@ void Trainer::trace_gradients(const MicroBatch& batch, const std::string& prefix
 }
 
 void Trainer::inspect(const fs::path& file) {
-  setup_ = build_setup(recipe_);
+  setup_ = build_setup(recipe_, device_);
   plan_data();
   const auto plan = plan_epoch(plan_.train_lengths, plan_.batching, plan_.seed, 0);
   const auto batch = micro_batch(plan_.train_chains, plan.front(), 0, 0);

@@ -8,7 +8,6 @@
 
 #include "sapling/autocast.hpp"
 #include "sapling/compute_dtype.hpp"
-#include "sapling/distributed.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/structure_vocab.hpp"
@@ -267,12 +266,12 @@ std::string ExampleSource::describe() const {
 
 // ---------------------------------------------------------------- setup
 
-TrainingSetup build_setup(const Recipe& recipe) {
+TrainingSetup build_setup(const Recipe& recipe, const torch::Device& device) {
   recipe.validate();
   sapling::check_loss_fields(recipe);
   TrainingSetup setup;
   const auto train = recipe.settings("train");
-  setup.device = process_device(train.get_string("device"), launch_environment(), "[train] device");
+  setup.device = device;
   // The commands' --dtype choice, with the same vocabulary: auto is bf16 where the device has bf16 matrix
   // units (CUDA; a CPU with AVX512-BF16 or AMX: within the 200-step budget of docs/performance.md).
   const auto precision = train.get_string("precision");

@@ -99,7 +99,8 @@ struct TrainingSetup {
   int64_t reference_passes = 0;  // reference forward passes so far (validation logs its share)
 };
 
-TrainingSetup build_setup(const Recipe& recipe);
+// `device`: the process's device, as the trainer resolved it with its process group (process_device()).
+TrainingSetup build_setup(const Recipe& recipe, const torch::Device& device);
 
 // "model.<key>" / "heads.<loss>.<key>" parameters of the trainee, in a fixed order.
 std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(const TrainingSetup& setup);
