@@ -27,6 +27,32 @@ function(sapling_find_nvcc out)
   set(${out} "${_nvcc}" PARENT_SCOPE)
 endfunction()
 
+# TorchConfig finds libtorch.so, libc10.so and libc10_cuda.so with find_library(... PATHS <its prefix>/lib), which
+# looks in the system folders first: where Debian's libtorch-dev is installed (the sanitizer job installs it), that
+# is 1.13's libtorch.so and libc10.so, linked beside the wheel's libtorch_cpu.so, and every program corrupted its
+# heap at exit (CI run of stop 32). The cache entries name the wheel's files before TorchConfig runs, and a
+# configure that still ends up with another LibTorch's library stops, naming it.
+set(SAPLING_TORCH_LIBRARY_VARS TORCH_LIBRARY c10_LIBRARY C10_CUDA_LIBRARY)
+set(SAPLING_TORCH_LIBRARY_NAMES torch c10 c10_cuda)
+function(sapling_pin_torch_libraries lib_dir)
+  foreach(_var _name IN ZIP_LISTS SAPLING_TORCH_LIBRARY_VARS SAPLING_TORCH_LIBRARY_NAMES)
+    if(EXISTS "${lib_dir}/lib${_name}.so")
+      set(${_var} "${lib_dir}/lib${_name}.so" CACHE FILEPATH "LibTorch's lib${_name}.so" FORCE)
+    endif()
+  endforeach()
+endfunction()
+function(sapling_check_torch_libraries lib_dir)
+  foreach(_var IN LISTS SAPLING_TORCH_LIBRARY_VARS)
+    if(${_var})
+      string(FIND "${${_var}}" "${lib_dir}/" _at)
+      if(NOT _at EQUAL 0)
+        message(FATAL_ERROR "${_var} is ${${_var}}, not the wheel's (${lib_dir}): two LibTorch builds would be "
+                            "linked into one program; remove the entry from CMakeCache.txt or the build folder")
+      endif()
+    endif()
+  endforeach()
+endfunction()
+
 if(SAPLING_LIBTORCH STREQUAL "pypi")
   if(NOT EXISTS "${SAPLING_PYTHON}")
     message(FATAL_ERROR "SAPLING_LIBTORCH=pypi: ${SAPLING_PYTHON} does not exist. Run scripts/install-deps.sh (it "
@@ -66,7 +92,9 @@ if(SAPLING_LIBTORCH STREQUAL "pypi")
       set(TORCH_CUDA_ARCH_LIST "9.0")
     endif()
     list(PREPEND CMAKE_PREFIX_PATH "${_torch_prefix}")
+    sapling_pin_torch_libraries("${_torch_root}/lib")
     find_package(Torch REQUIRED)
+    sapling_check_torch_libraries("${_torch_root}/lib")
     set(SAPLING_WITH_CUDA ON)
     message(STATUS "sapling: LibTorch ${_torch_wheel_version} (PyPI wheel, CUDA ${_torch_wheel_cuda}, toolkit ${_cuda_root})")
   else()
