@@ -11,28 +11,33 @@ Modes:
   --mode train   MLM step (fwd + cross-entropy + bwd + AdamW) on 8 x 256 tokens; on the CPU or
                  (--device cuda) on a GPU, float32 or --dtype bf16 (torch.autocast), for a loaded model or a randomly
                  initialised released size (--preset), here or as Hugging Face transformers'
-                 EsmForMaskedLM (--impl transformers); --json appends one record per run
-  --mode embed   fair-esm batching (length-sorted, --toks-per-batch, truncation
-                 at 1022), last layer per-residue + mean, residues/s; --dtype bf16 (CPU autocast), --preset
+                 EsmForMaskedLM (--impl transformers, --hf-attention); --json appends one record per run
+  --mode embed   --impl esm2: fair-esm batching (length-sorted, --toks-per-batch, truncation at 1022);
+                 --impl transformers: transformers' EsmModel.from_pretrained(--model, attn_implementation=
+                 --hf-attention) and its tokenizer (AutoTokenizer) as a transformers user batches: sorted by
+                 length, --batch-size sequences per batch padded to the longest with attention_mask,
+                 truncation at 1022 residues. Last layer per-residue + mean, residues/s; torch.inference_mode;
+                 --dtype bf16 (CPU autocast), --preset
   --mode save-preset  a randomly initialised --preset as an HF folder (--out), for `sapling embed` timings
 
-Run with Debian's python (/usr/bin/python3: torch 1.13, numpy) on the CPU; on a GPU machine
-with its own PyTorch (scripts/gpu_campaign.sh).
+Safetensors files are read and written with the `safetensors` library. Run with the project's venv python
+(.venv/bin/python: the torch wheel sapling's LibTorch comes from, with numpy, safetensors and transformers)
+on the CPU; on a GPU machine with its own PyTorch (scripts/gpu_campaign.sh).
 """
 import argparse
 import contextlib
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_numpy import read_arrays  # noqa: E402
+from safetensors.torch import load_file, save_file
 
 VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K",
          "Q", "N", "F", "Y", "M", "H", "W", "C", "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>"]
@@ -46,10 +51,9 @@ PRESETS = {"esm2_t6_8M_UR50D": (6, 320, 20), "esm2_t12_35M_UR50D": (12, 480, 20)
 
 
 def read_safetensors(path):
-    """name -> float32 (float64 stays) / int64 torch tensor (safetensors_numpy.read_arrays, as tensors)."""
+    """name -> float32 (float64 stays; bf16 and f16 widened) / int64 torch tensor (safetensors.torch.load_file)."""
     out = {}
-    for name, array in read_arrays(path).items():
-        tensor = torch.from_numpy(array.copy())
+    for name, tensor in load_file(path).items():
         if tensor.dtype == torch.float64:
             out[name] = tensor
         else:
@@ -262,6 +266,19 @@ def max_diff(a, b, keep):
 
 
 def mode_parity(args):
+    if args.impl == "transformers":
+        # transformers' EsmForMaskedLM on the batch sapling dumped (esm2_w320 is transformers' own output: not redone).
+        if not args.batch_file:
+            sys.exit("--mode parity --impl transformers compares with sapling's dump: give --batch-file")
+        model = transformers_model(args, "EsmForMaskedLM").eval()
+        t = read_safetensors(args.batch_file)
+        keep = t["attention_mask"].bool()
+        with torch.no_grad():
+            logits = model(input_ids=t["input_ids"], attention_mask=keep.long()).logits
+        print(f"parity vs sapling (transformers EsmForMaskedLM, {args.hf_attention} attention, "
+              f"{os.path.basename(os.path.normpath(args.model))}, {keep.shape[0]} x {keep.shape[1]} masked batch "
+              f"from sapling_bench_mlm_train --dump): logits max |diff| {max_diff(logits, t['logits'], keep):.3g}")
+        return
     fixture = os.path.join(args.fixtures, "esm2_w320")
     model = ESM2.from_folder(fixture)
     io = read_safetensors(fixture + "_io.safetensors")
@@ -303,14 +320,55 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def transformers_model(preset, device):
-    """Hugging Face EsmForMaskedLM of a released size, randomly initialised (its default attention kernel)."""
-    from transformers import EsmConfig, EsmForMaskedLM
+# ---------------------------------------------------------------- Hugging Face transformers
+
+
+def quiet_transformers():
+    # The load report (EsmModel from an EsmForMaskedLM checkpoint leaves lm_head unused) and progress bar: not results.
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def transformers_config(preset):
+    """EsmConfig of a released size, as its config.json on the Hub (no dropout, rotary, token dropout)."""
+    from transformers import EsmConfig
     layers, dim, heads = PRESETS[preset]
-    config = EsmConfig(vocab_size=33, hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads,
-                       intermediate_size=4 * dim, max_position_embeddings=1026, position_embedding_type="rotary",
-                       token_dropout=True, mask_token_id=MASK, pad_token_id=PAD, emb_layer_norm_before=False)
-    return EsmForMaskedLM(config).to(device)
+    return EsmConfig(vocab_size=33, hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=4 * dim, max_position_embeddings=1026, position_embedding_type="rotary",
+                     token_dropout=True, mask_token_id=MASK, pad_token_id=PAD, emb_layer_norm_before=False,
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def transformers_model(args, cls_name, **kwargs):
+    """transformers' EsmForMaskedLM / EsmModel: from_pretrained(--model), or a randomly initialised --preset,
+    float32 weights (bf16 is autocast), attention kernel --hf-attention."""
+    import transformers
+    quiet_transformers()
+    cls = getattr(transformers, cls_name)
+    if args.preset:
+        return cls._from_config(transformers_config(args.preset), attn_implementation=args.hf_attention,
+                                dtype=torch.float32, **kwargs)
+    return cls.from_pretrained(args.model, attn_implementation=args.hf_attention, dtype=torch.float32, **kwargs)
+
+
+def transformers_tokenizer(args):
+    """AutoTokenizer of the model folder (or --tokenizer). A folder without tokenizer files (this repository's
+    checkpoints and save-preset folders carry none) gets ESM2's vocab.txt as the released checkpoints ship it."""
+    from transformers import AutoTokenizer
+    quiet_transformers()
+    folder = args.tokenizer or (None if args.preset else args.model)
+    if folder and any(os.path.exists(os.path.join(folder, f)) for f in ("vocab.txt", "tokenizer.json")):
+        return AutoTokenizer.from_pretrained(folder)
+    tmp = tempfile.mkdtemp()
+    try:
+        with open(os.path.join(tmp, "vocab.txt"), "w") as fh:
+            fh.write("\n".join(VOCAB) + "\n")
+        with open(os.path.join(tmp, "tokenizer_config.json"), "w") as fh:
+            json.dump({"tokenizer_class": "EsmTokenizer", "model_max_length": 1026}, fh)
+        return AutoTokenizer.from_pretrained(tmp)
+    finally:
+        shutil.rmtree(tmp)
 
 
 def mode_train(args):
@@ -324,9 +382,7 @@ def mode_train(args):
     on_device = device if args.preset and hasattr(torch.device, "__enter__") else contextlib.nullcontext()
     with on_device:
         if args.impl == "transformers":
-            if not args.preset:
-                sys.exit("--impl transformers builds a released size: give --preset")
-            model = transformers_model(args.preset, device).train()
+            model = transformers_model(args, "EsmForMaskedLM").to(device).train()
             forward = lambda ids, keep: model(input_ids=ids, attention_mask=keep.long()).logits
         else:
             model = (ESM2.from_preset(args.preset, sdpa) if args.preset else ESM2.from_folder(args.model, sdpa)).to(device).train()
@@ -367,13 +423,15 @@ def mode_train(args):
             parts["optimizer"] += t3 - t2
     seconds, cpu = sum(parts.values()), time.process_time() - cpu_start
     split = ", ".join(f"{k} {1000 * v / args.steps:.0f} ms" for k, v in parts.items())
-    print(f"torch mlm-train ({args.impl}, {name}, {args.device}, {args.dtype}): {ids.shape[0]} x {ids.shape[1]} tokens, "
+    impl = f"transformers EsmForMaskedLM, {args.hf_attention} attention" if args.impl == "transformers" else args.impl
+    print(f"torch mlm-train ({impl}, {name}, {args.device}, {args.dtype}): {ids.shape[0]} x {ids.shape[1]} tokens, "
           f"{residues} residues/step, {int((labels != -100).sum())} masked, loss {loss.item():.4f}; per step: {split}")
     print(f"residues/s: {residues * args.steps / seconds:.1f} ({torch.get_num_threads()} threads, {args.steps} steps); "
           f"per CPU-second: {residues * args.steps / cpu:.1f}")
     # Model FLOP/s counted as sapling_bench_mlm_train counts them: 6 x parameters x tokens (padding included).
     tflops = 6.0 * parameters * ids.numel() * args.steps / seconds / 1e12
-    record = {"impl": args.impl, "model": name, "device": args.device, "dtype": args.dtype, "attention": args.attention,
+    record = {"impl": args.impl, "model": name, "device": args.device, "dtype": args.dtype,
+              "attention": args.hf_attention if args.impl == "transformers" else args.attention,
               "batch": ids.shape[0], "tokens": ids.shape[1], "residues_per_s": residues * args.steps / seconds,
               "parameters": parameters, "model_tflops": tflops, "loss": loss.item(), "torch": torch.__version__}
     line = f"parameters: {parameters}; model TFLOP/s: {tflops:.3g}"
@@ -411,31 +469,48 @@ def mode_save_preset(args):
     config.update(hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * dim)
     with open(os.path.join(args.out, "config.json"), "w") as fh:
         json.dump(config, fh, indent=2)
-    # safetensors: little-endian header length, JSON header (8-byte aligned), then the raw float32 data.
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = tensors[name].detach().float().contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(os.path.join(args.out, "model.safetensors"), "wb") as fh:
-        fh.write(len(text).to_bytes(8, "little"))
-        fh.write(text)
-        for data in blobs:
-            fh.write(data)
+    # float32, one copy per name (save_file refuses tensors that share memory, as the tied decoder does).
+    save_file({name: t.detach().float().contiguous().clone() for name, t in tensors.items()},
+              os.path.join(args.out, "model.safetensors"), metadata={"format": "pt"})
     print(f"wrote {args.out}: {args.preset}, {sum(t.numel() for t in tensors.values())} values")
 
 
-def mode_embed(args):
+def embed_transformers(args, records):
+    """transformers' EsmModel as its users run it: tokenizer, length-sorted batches of --batch-size sequences padded
+    to the longest, attention_mask, truncation; per_tok = last_hidden_state without <cls>/<eos>/padding."""
+    model = transformers_model(args, "EsmModel", add_pooling_layer=False).eval()
+    tokenizer = transformers_tokenizer(args)
+    order = sorted(range(len(records)), key=lambda i: len(records[i][1]))  # stable
+    batches = [order[k : k + args.batch_size] for k in range(0, len(order), args.batch_size)]
+    outputs, residues, tokenizing = {}, 0, 0.0
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype == "bf16" else contextlib.nullcontext()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with torch.inference_mode(), autocast:
+        for batch in batches:
+            t0 = time.perf_counter()
+            encoded = tokenizer([records[i][1] for i in batch], padding=True, truncation=True,
+                                max_length=args.truncation + 2, return_tensors="pt")
+            tokenizing += time.perf_counter() - t0
+            hidden = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).last_hidden_state
+            lengths = encoded["attention_mask"].sum(1) - 2  # residues kept: <cls> and <eos> out
+            for b, i in enumerate(batch):
+                n = int(lengths[b])
+                per_tok = hidden[b, 1 : 1 + n].float().clone()
+                outputs[records[i][0]] = (per_tok, per_tok.mean(0))
+                residues += n
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    detail = (f"transformers EsmModel, {args.hf_attention} attention, {args.dtype}, {args.batch_size} sequences "
+              f"per batch, tokenizer {tokenizing:.2f} s")
+    return outputs, residues, seconds, cpu, len(batches), detail
+
+
+def embed_esm2(args, records):
     sdpa = args.attention == "sdpa"
     model = (ESM2.from_preset(args.preset, sdpa=sdpa) if args.preset else ESM2.from_folder(args.model, sdpa=sdpa)).eval()
-    records = read_fasta(args.fasta)
     seqs = [s[: args.truncation] for _, s in records]
     batches = token_batches([len(s) for s in seqs], args.toks_per_batch)
     outputs = {}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     # --dtype bf16: torch.autocast on the CPU, as `sapling embed --dtype bf16` does it (weights stay float32).
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype == "bf16" else contextlib.nullcontext())
     with torch.no_grad(), autocast:
@@ -445,16 +520,23 @@ def mode_embed(args):
             for b, i in enumerate(batch):
                 per_tok = hidden[b, 1 : 1 + len(seqs[i])].float().clone()
                 outputs[records[i][0]] = (per_tok, per_tok.mean(0))
-    seconds = time.perf_counter() - start
-    residues = sum(len(s) for s in seqs)
-    print(f"torch embed: {len(records)} sequences ({residues} residues) in {seconds:.2f} s, {len(batches)} batches")
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    detail = f"esm2, {args.attention} attention, {args.dtype}, fair-esm batches of {args.toks_per_batch} tokens"
+    return outputs, sum(len(s) for s in seqs), seconds, cpu, len(batches), detail
+
+
+def mode_embed(args):
+    records = read_fasta(args.fasta)
+    embed = embed_transformers if args.impl == "transformers" else embed_esm2
+    outputs, residues, seconds, cpu, batches, detail = embed(args, records)
+    print(f"torch embed: {len(records)} sequences ({residues} residues) in {seconds:.2f} s, {batches} batches ({detail})")
     if args.compare:
         # Same sequences embedded by `sapling embed`: per-residue and mean differences.
         theirs = read_safetensors(args.compare)
         d = max(max((p - theirs[f"{label}/per_tok"]).abs().max().item(), (m - theirs[f"{label}/mean"]).abs().max().item())
                 for label, (p, m) in outputs.items())
         print(f"parity vs sapling embed ({args.compare}): per_tok/mean max |diff| {d:.3g}")
-    print(f"residues/s: {residues / seconds:.1f} ({torch.get_num_threads()} threads)")
+    print(f"residues/s: {residues / seconds:.1f} ({torch.get_num_threads()} threads); per CPU-second: {residues / cpu:.1f}")
 
 
 def main():
@@ -473,12 +555,19 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-file", help="ids/mask/labels(/logits) written by sapling_bench_mlm_train --dump")
-    p.add_argument("--toks-per-batch", type=int, default=4096)
+    p.add_argument("--toks-per-batch", type=int, default=4096, help="embed mode, --impl esm2: padded tokens per batch")
+    p.add_argument("--batch-size", type=int, default=8, help="embed mode, --impl transformers: sequences per batch")
     p.add_argument("--truncation", type=int, default=1022)
     p.add_argument("--compare", help="`sapling embed` output of the same FASTA to diff against")
     p.add_argument("--preset", choices=sorted(PRESETS), help="train and embed modes: a randomly initialised released size instead of --model")
     p.add_argument("--impl", choices=["esm2", "transformers"], default="esm2",
-                   help="train mode: this file's ESM2, or transformers' EsmForMaskedLM (needs --preset)")
+                   help="this file's ESM2, or transformers' EsmForMaskedLM (train, parity) / EsmModel (embed), "
+                        "loaded from --model or built from --preset")
+    p.add_argument("--hf-attention", choices=["sdpa", "eager", "flex_attention", "flash_attention_2"], default="sdpa",
+                   help="--impl transformers: attn_implementation (sdpa, torch's fused kernel, is the fastest of "
+                        "EsmModel's on the CPU; flash_attention_2 needs CUDA and the flash-attn package)")
+    p.add_argument("--tokenizer", help="--impl transformers, embed mode: tokenizer folder (default: --model's, else "
+                                       "ESM2's vocabulary)")
     p.add_argument("--device", default="cpu", help="train mode: cpu or cuda[:N]")
     p.add_argument("--dtype", choices=["float32", "bf16"], default="float32",
                    help="bf16 = torch.autocast on the device (CUDA, or the CPU: train and embed modes)")

@@ -19,8 +19,9 @@
                                                and of its first N training complexes (SHA-256 order of the id)
   summary OUTDIR                               prints OUTDIR's summary in Markdown
 
-Only the standard library, except compare (numpy) and compare-transformers: the summary must run wherever the
-campaign does.
+Only the standard library, except compare (numpy and safetensors; torch too for bf16 files) and
+compare-transformers (torch, transformers, safetensors): the summary must run wherever the campaign does.
+The project's venv python (.venv/bin/python) has all of them.
 """
 import argparse
 import hashlib
@@ -73,11 +74,23 @@ def read_jsonl(path):
 
 
 def read_safetensors(path):
-    """name -> float64 numpy array, floating-point tensors only (bf16/f16 widened)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "perf"))
-    from safetensors_numpy import read_arrays
+    """name -> float64 numpy array, floating-point tensors only (bf16/f16 widened), read with the safetensors
+    library: through torch where it is installed (numpy has no bf16), else through numpy."""
+    from safetensors import safe_open
 
-    return {name: a.astype("float64") for name, a in read_arrays(path).items() if a.dtype.kind == "f"}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    out = {}
+    with safe_open(path, framework="pt" if torch else "numpy") as f:
+        for name in f.keys():
+            t = f.get_tensor(name)
+            if torch is not None and t.is_floating_point():
+                out[name] = t.to(torch.float64).numpy()
+            elif torch is None and t.dtype.kind == "f":
+                out[name] = t.astype("float64")
+    return out
 
 
 def group_of(key):

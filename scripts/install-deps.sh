@@ -53,8 +53,12 @@ if [[ "$LIBTORCH" == pypi ]]; then
     echo "creating .venv (the project's virtual environment)"
     "$PY" -m venv .venv
   fi
-  # Pinned: the wheel's LibTorch is what CMake builds against (cmake/SaplingTorch.cmake); numpy for the tests.
-  want=("torch==$TORCH_VERSION_PIN" "numpy==2.2.6")
+  # Pinned: the wheel's LibTorch is what CMake builds against (cmake/SaplingTorch.cmake); numpy for the tests; the
+  # libraries tests/interop loads sapling's outputs with (model folders, tokenizers, safetensors files, the hub
+  # cache, fair-esm's ESM2, TensorBoard event files) and pytest that runs them. Distribution names, as
+  # importlib.metadata knows them (fair-esm is imported as `esm`).
+  want=("torch==$TORCH_VERSION_PIN" "numpy==2.2.6" "transformers==5.25.0" "tokenizers==0.23.3" "safetensors==0.8.0"
+        "huggingface_hub==2.4.0" "fair-esm==2.0.0" "tensorboard==2.21.0" "pytest==9.2.0")
   if ! .venv/bin/python - "${want[@]}" <<'EOF' 2>/dev/null; then
 import sys
 from importlib.metadata import version
@@ -63,7 +67,7 @@ for spec in sys.argv[1:]:
     if version(name).split("+")[0] != pinned:
         sys.exit(1)
 EOF
-    echo "installing into .venv: ${want[*]} (a 2.6 GB download: the torch wheel and its CUDA libraries)"
+    echo "installing into .venv: ${want[*]} (the first time a 2.6 GB download: the torch wheel, its CUDA libraries)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "${want[@]}"
   fi
 fi

@@ -534,6 +534,12 @@ TEST_CASE("recipe check through the CLI: hostile recipes fail with file, line an
   CHECK(relative.exit_code == 0);
   CHECK_THAT(relative.output, Catch::Contains("'no/such/model' does not exist (yet)"));
   CHECK(relative.output.find("does not exist") == relative.output.rfind("does not exist"));
+  // A hub id that is not in the local Hugging Face cache: the warning says how to get it.
+  const auto hub = check("hub_model.toml", "[model]\ncomponent = \"esm2\"\npath = \"facebook/esm2_t0_missing\"\n");
+  CHECK(hub.exit_code == 0);
+  CHECK_THAT(hub.output, Catch::Contains("hub_model.toml:3: [model] key 'path': 'facebook/esm2_t0_missing' is not a "
+                                         "folder, nor a model in the Hugging Face cache") &&
+                             Catch::Contains("`hf download facebook/esm2_t0_missing`"));
   const auto use = run_command(sapling::test::sapling_exe() + " train " + quote(dir / "missing_model.toml"));
   check_clean_cli_failure(use);
   CHECK_THAT(use.output, Catch::Contains("missing_model.toml:3"));

@@ -7,6 +7,7 @@
 #include "sapling/embed.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
+#include "sapling/hub_cache.hpp"
 #include "sapling/log.hpp"
 #include "sapling/model_loading.hpp"
 #include "sapling/npy.hpp"
@@ -48,7 +49,7 @@ void report_model_flops(const SequenceEncoder& model, const EmbedResult& result,
 int run(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_common_options(desc);
-  desc.add_options()("model", po::value<std::string>()->required(), "model folder (HF layout: config.json + safetensors)")(
+  desc.add_options()("model", po::value<std::string>()->required(), "model folder (HF layout: config.json + safetensors), or a hub id in the local Hugging Face cache")(
       "fasta", po::value<std::string>()->required(), "input FASTA (plain or .gz); labels must be unique")(
       "out", po::value<std::string>()->required(), "output .safetensors file (or folder with --format npy)")(
       "include", po::value<std::string>()->default_value("mean"), "comma list of per_tok, mean, bos, contacts")(
@@ -121,7 +122,8 @@ int run(const std::vector<std::string>& args) {
   const auto records = read_fasta(vm["fasta"].as<std::string>());
   if (records.empty()) fail(vm["fasta"].as<std::string>(), ": no sequences");
   load_plugins();
-  const std::filesystem::path model_dir = vm["model"].as<std::string>();
+  // A folder, or a hub id found in the local Hugging Face cache.
+  const std::filesystem::path model_dir = resolve_model_folder(vm["model"].as<std::string>(), vm["model"].as<std::string>());
   auto model = load_sequence_encoder(model_dir, encoder_option(vm));
 
   auto result = embed_sequences(*model, records, options);

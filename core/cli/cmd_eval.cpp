@@ -10,6 +10,7 @@
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 #include "sapling/files.hpp"
+#include "sapling/hub_cache.hpp"
 #include "sapling/log.hpp"
 #include "sapling/model_loading.hpp"
 
@@ -43,7 +44,7 @@ int run(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_common_options(desc);
   desc.add_options()("task", po::value<std::string>(), "evaluation task (see `sapling eval --help`)")(
-      "model", po::value<std::string>(), "model folder (HF layout: config.json + safetensors)")(
+      "model", po::value<std::string>(), "model folder (HF layout: config.json + safetensors), or a hub id in the local Hugging Face cache")(
       "option", po::value<std::vector<std::string>>(), "task option key=value (repeatable)")(
       "out,o", po::value<std::string>(), "write the metrics (and the task's extra data) as JSON here")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
@@ -106,7 +107,8 @@ int run(const std::vector<std::string>& args) {
   const auto dtype = resolve_compute_dtype(vm["dtype"].as<std::string>(), device);
   info("compute: ", describe_compute(dtype, device));
 
-  const std::filesystem::path model_dir = vm["model"].as<std::string>();
+  // A folder, or a hub id found in the local Hugging Face cache.
+  const std::filesystem::path model_dir = resolve_model_folder(vm["model"].as<std::string>(), vm["model"].as<std::string>());
   auto loaded = load_sequence_encoder(model_dir, encoder_option(vm));
   loaded->to(device, torch::kFloat32);
   // Only the encoder's forward passes run under autocast; the task's probes and metrics see float32 tensors.

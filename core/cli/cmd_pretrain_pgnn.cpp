@@ -16,6 +16,7 @@
 #include "sapling/log.hpp"
 #include "sapling/pretraining.hpp"
 #include "sapling/registry.hpp"
+#include "sapling/tensorboard.hpp"
 
 namespace sapling::cli::pretrain_pgnn_command {  // one namespace per command: the CLI is a unity build
 namespace {
@@ -37,6 +38,7 @@ int run(const std::vector<std::string>& args) {
       ("lr", po::value<double>()->default_value(1e-3), "Adam learning rate")
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the initialisation, chain order, crops and masks")
       ("metrics", po::value<std::string>(), "JSON-lines file: one {step, loss, seconds, ...} per step")
+      ("tensorboard", po::value<std::string>(), "folder for TensorBoard event files (train/loss per step)")
       ("split", po::value<std::string>()->default_value("train"), "dataset split to train on (train, valid, all)")
       ("encoder", po::value<std::string>(), "structure encoder (plugin; default: the plugins' default pGNN, gearnet)")
       ("objective", po::value<std::string>(), "pretraining objective (default: the plugins' default, gearnet_multiview_contrast)")
@@ -50,7 +52,7 @@ int run(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(args, desc, {}, vm,
                   "usage: sapling pretrain-pgnn --dataset DIR --out FILE.safetensors [--steps N] [--batch-size 8]\n"
-                  "       [--lr 1e-3] [--seed 0] [--metrics FILE.jsonl] [--pgnn-option key=value]...\n"
+                  "       [--lr 1e-3] [--seed 0] [--metrics FILE.jsonl] [--tensorboard DIR] [--pgnn-option key=value]...\n"
                   "       [--objective NAME] [--objective-option key=value]... [--time-limit SECONDS]"))
     return 0;
   apply_common_options(vm);
@@ -122,6 +124,8 @@ int run(const std::vector<std::string>& args) {
     metrics = std::make_unique<std::ofstream>(vm["metrics"].as<std::string>());
     if (!*metrics) fail(vm["metrics"].as<std::string>(), ": cannot open for writing");
   }
+  std::unique_ptr<TensorBoardWriter> tensorboard;
+  if (vm.count("tensorboard")) tensorboard = std::make_unique<TensorBoardWriter>(vm["tensorboard"].as<std::string>());
   std::cout << "pretrain-pgnn: " << encoder_name << " (" << num_encoder_parameters << " parameters, output dim "
             << encoder->output_dim() << ") with " << objective_name << " on " << pool.size() << " chains of "
             << dataset.path().string() << " (split " << split << "), batch " << batch_size << ", " << steps
@@ -155,6 +159,7 @@ int run(const std::vector<std::string>& args) {
       *metrics << nlohmann::json{{"step", step}, {"loss", value}, {"seconds", seconds}}.dump() << "\n";
       metrics->flush();
     }
+    if (tensorboard) tensorboard->add_scalar("train/loss", value, step);
     const bool last = step == steps || (time_limit > 0 && seconds >= time_limit);
     if (step % 10 == 0 || step == 1 || last)
       std::cout << "step " << step << "  loss " << std::fixed << std::setprecision(4) << value << "  (avg "

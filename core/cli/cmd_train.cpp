@@ -32,6 +32,7 @@ void print_summary(const TrainSummary& s) {
             << "  final/          the trained pLM in its family's HF layout + heads.safetensors\n";
   if (!s.best.empty()) std::cout << "  best/           the same, at the best validation loss\n";
   std::cout << "  metrics.jsonl   one JSON line per step (losses, kept fractions, lr, grad norm, residues/s) and validation\n"
+            << "  tensorboard/    the same numbers as TensorBoard scalars: tensorboard --logdir " << s.out.string() << "\n"
             << "  checkpoints/    resumable state: sapling train RECIPE --out " << s.out.string() << " --resume\n";
 }
 

@@ -15,6 +15,7 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/recipe_catalog.hpp"  // for resolve_recipe_argument
+#include "sapling/tensorboard.hpp"
 #include "sapling/toml_location.hpp"
 #include "tokenizer_recipe.hpp"
 
@@ -106,6 +107,8 @@ int run(const std::vector<std::string>& args) {
     metrics = std::make_unique<std::ofstream>(file);
     if (!*metrics) fail(file.string(), ": cannot open for writing");
   }
+  std::unique_ptr<TensorBoardWriter> tensorboard;
+  if (r.output.has("tensorboard")) tensorboard = std::make_unique<TensorBoardWriter>(r.output.get_path("tensorboard"));
 
   // The seed drives the chain order and every random draw of the tokenizer's training (codebook starts and
   // restarts); the tokenizer's own `seed` option fixes its initial weights.
@@ -170,6 +173,14 @@ int run(const std::vector<std::string>& args) {
       *metrics << record.dump() << "\n";
       metrics->flush();
     }
+    if (tensorboard)  // "train_loss" -> "train/loss", "valid_x" -> "valid/x", "seconds" -> "time/seconds"
+      for (const auto& [key, value] : record.items()) {
+        if (key == "epoch") continue;
+        const auto cut = key.find('_');
+        const bool split = cut != std::string::npos && (key.rfind("train_", 0) == 0 || key.rfind("valid_", 0) == 0);
+        tensorboard->add_scalar(split ? key.substr(0, cut) + "/" + key.substr(cut + 1) : "time/" + key,
+                                value.get<double>(), epoch);
+      }
     if (time_limit > 0 && seconds >= time_limit && epoch < epochs) {
       std::cout << "time limit of " << time_limit << " s reached" << std::endl;
       break;

@@ -36,6 +36,7 @@ OptionSchema output_schema() {
   OptionSchema s;
   s.add("weights", OptionType::Path).require().doc("weights file (.safetensors), rewritten atomically after every epoch");
   s.add("metrics", OptionType::Path).doc("JSON-lines file: one record per epoch");
+  s.add("tensorboard", OptionType::Path).doc("folder for TensorBoard event files: train/* and valid/* per epoch");
   return s;
 }
 

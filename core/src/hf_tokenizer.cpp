@@ -57,11 +57,59 @@ ordered_json tokenizer_config(const Tokenizer& t, HfTokenizerLayout layout, int6
   return config;
 }
 
-// tokenizers' JSON schema: every character is its own word ("." isolated), looked up
-// whole in a WordLevel vocabulary; special tokens are matched before splitting.
-ordered_json fast_tokenizer(const Tokenizer& t) {
+// A regex character class of the vocabulary's one-character tokens (`negate`: every other non-space character).
+std::string single_character_class(const Tokenizer& t, bool negate) {
+  std::string out = negate ? "[^" : "[";
+  for (const auto& token : t.vocab()) {
+    if (token.size() != 1) continue;
+    if (std::string("\\]^-[").find(token[0]) != std::string::npos) out += '\\';
+    out += token;
+  }
+  return out + (negate ? "\\s]+" : "]");
+}
+
+// How the text is cut into words before the WordLevel lookup. AMPLIFY's tokenizer: every character is a word.
+// transformers' EsmTokenizer: every vocabulary token is matched in the text (a trie), the text between matches is
+// split at whitespace, and each remaining piece is one word, so a run of unknown characters ("qr") is one <unk>
+// and "q r" two; whitespace itself gives nothing. Multi-character tokens are added tokens (matched first).
+ordered_json pre_tokenizer(const Tokenizer& t, HfTokenizerLayout layout) {
+  auto split = [](const std::string& regex, const char* behavior) {
+    return ordered_json{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", behavior}, {"invert", false}};
+  };
+  if (layout == HfTokenizerLayout::FastWordLevel) return split(".", "Isolated");
+  ordered_json steps = ordered_json::array();
+  steps.push_back(split("\\s+", "Removed"));
+  steps.push_back(split(single_character_class(t, false) + "|" + single_character_class(t, true), "Isolated"));
+  return ordered_json{{"type", "Sequence"}, {"pretokenizers", steps}};
+}
+
+// AMPLIFY's layout upper-cases letters first, as sapling's own Tokenizer does, so lower-case sequences give the ids
+// sapling trains and embeds with (tokenizers has no upper-case normalizer: one Replace per letter). The ESM layout
+// keeps EsmTokenizer's behaviour, which has none (sapling's differs there: docs/training.md).
+ordered_json normalizer(HfTokenizerLayout layout) {
+  if (layout == HfTokenizerLayout::EsmVocabTxt) return nullptr;
+  ordered_json steps = ordered_json::array();
+  for (char c = 'a'; c <= 'z'; ++c)
+    steps.push_back({{"type", "Replace"}, {"pattern", {{"String", std::string(1, c)}}},
+                     {"content", std::string(1, static_cast<char>(c - 'a' + 'A'))}});
+  return ordered_json{{"type", "Sequence"}, {"normalizers", steps}};
+}
+
+// tokenizers' JSON schema: words (pre_tokenizer) looked up whole in a WordLevel vocabulary, added tokens matched
+// before splitting; "<bos> $A <eos>" around the sequence. Decoding: AMPLIFY's fuses the tokens into the sequence;
+// the ESM layout keeps EsmTokenizer's tokens joined by spaces (no decoder).
+ordered_json fast_tokenizer(const Tokenizer& t, HfTokenizerLayout layout) {
   ordered_json added = ordered_json::array();
   for (int64_t id : special_ids(t)) added.push_back(added_token(t, id, true));
+  if (layout == HfTokenizerLayout::EsmVocabTxt) {
+    const auto specials = special_ids(t);
+    for (int64_t id = 0; id < t.size(); ++id) {
+      if (t.token(id).size() < 2 || std::find(specials.begin(), specials.end(), id) != specials.end()) continue;
+      auto token = added_token(t, id, true);
+      token["special"] = false;  // e.g. <null_1>: EsmTokenizer matches it in the text like any token
+      added.push_back(token);
+    }
+  }
   ordered_json vocab = ordered_json::object();
   for (int64_t id = 0; id < t.size(); ++id) vocab[t.token(id)] = id;
   const auto& bos = t.token(t.bos_id());
@@ -80,10 +128,10 @@ ordered_json fast_tokenizer(const Tokenizer& t) {
   out["truncation"] = nullptr;
   out["padding"] = nullptr;
   out["added_tokens"] = added;
-  out["normalizer"] = nullptr;
-  out["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "."}}}, {"behavior", "Isolated"}, {"invert", false}};
+  out["normalizer"] = normalizer(layout);
+  out["pre_tokenizer"] = pre_tokenizer(t, layout);
   out["post_processor"] = post;
-  out["decoder"] = nullptr;
+  out["decoder"] = layout == HfTokenizerLayout::FastWordLevel ? ordered_json{{"type", "Fuse"}} : ordered_json(nullptr);
   out["model"] = {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", t.token(t.unk_id())}};
   return out;
 }
@@ -96,9 +144,8 @@ void write_hf_tokenizer(const std::filesystem::path& dir, const Tokenizer& token
     std::string vocab;
     for (const auto& token : tokenizer.vocab()) vocab += token + "\n";
     write_file_atomic(dir / "vocab.txt", vocab);
-  } else {
-    write_file_atomic(dir / "tokenizer.json", fast_tokenizer(tokenizer).dump(2) + "\n");
   }
+  write_file_atomic(dir / "tokenizer.json", fast_tokenizer(tokenizer, layout).dump(2) + "\n");
   write_file_atomic(dir / "tokenizer_config.json", tokenizer_config(tokenizer, layout, model_max_length).dump(2) + "\n");
   write_file_atomic(dir / "special_tokens_map.json", special_tokens(tokenizer, layout).dump(2) + "\n");
 }

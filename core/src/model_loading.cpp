@@ -5,6 +5,7 @@
 
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
+#include "sapling/hub_cache.hpp"
 #include "sapling/interfaces.hpp"
 
 namespace sapling {
@@ -41,7 +42,8 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
   fail(dir.string(), ": model_type '", model_type, "' is not one sapling knows; name the plugin explicitly (--plugin)");
 }
 
-std::shared_ptr<SequenceEncoder> load_sequence_encoder(const std::filesystem::path& dir, const std::string& plugin) {
+std::shared_ptr<SequenceEncoder> load_sequence_encoder(const std::filesystem::path& folder, const std::string& plugin) {
+  const auto dir = resolve_model_folder(folder.string(), folder);  // a path, or a hub id in the local cache
   const std::string name = plugin.empty() ? detect_sequence_plugin(dir) : plugin;
   auto& registry = SequenceEncoderRegistry::instance();
   const auto& entry = registry.find(name);

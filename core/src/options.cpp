@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "sapling/error.hpp"
+#include "sapling/hub_cache.hpp"
 #include "sapling/log.hpp"
 #include "sapling/toml_location.hpp"
 
@@ -28,15 +29,17 @@ std::string display_path(const std::filesystem::path& path) {
 }
 
 // Recipes are parsed more than once in a run (check, then each component); the warning is said once.
-void warn_missing_input(const std::string& prefix, const std::filesystem::path& path) {
+void warn_missing_input(const std::string& text) {
   static std::mutex mutex;
   static std::set<std::string> said;
-  const std::string text = prefix + ": '" + display_path(path) + "' does not exist (yet)";
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (!said.insert(text).second) return;
   }
   warn(text);
+}
+void warn_missing_input(const std::string& prefix, const std::filesystem::path& path) {
+  warn_missing_input(prefix + ": '" + display_path(path) + "' does not exist (yet)");
 }
 
 }  // namespace
@@ -276,7 +279,11 @@ Options Options::from_toml(const toml::table& table, const OptionSchema& schema,
       // A warning, not an error: shipped recipes name inputs that another run
       // (a reference model) or the user (downloaded weights) provides later;
       // the component fails with the same file:line when it is built.
-      if (!std::filesystem::exists(path, ec)) warn_missing_input(prefix, path);
+      const auto& text = std::get<std::string>(*value);
+      if (!std::filesystem::exists(path, ec)) {
+        if (!looks_like_hub_id(text)) warn_missing_input(prefix, path);
+        else if (!find_hub_snapshot(text)) warn_missing_input(prefix + ": " + hub_download_hint(text));
+      }
     }
     out.values_[k] = Entry{std::move(*value), toml_location(node.source()), dir_of(node.source())};
   }
@@ -345,6 +352,14 @@ std::filesystem::path Options::get_path(const std::string& key) const {
   std::filesystem::path p = get_as<std::string>(e.value, key, "a path");
   if (p.empty() || p.is_absolute() || e.base_dir.empty()) return p;
   return std::filesystem::path(e.base_dir) / p;
+}
+std::filesystem::path Options::get_model_path(const std::string& key) const {
+  const auto text = get_as<std::string>(at(key, "path").value, key, "a path");
+  try {
+    return resolve_model_folder(text, get_path(key));
+  } catch (const Error&) {
+    rethrow_with_context(origin(key));
+  }
 }
 std::vector<int64_t> Options::get_int_list(const std::string& key) const {
   return get_as<std::vector<int64_t>>(at(key, "int list").value, key, "an array of integers");

@@ -11,6 +11,7 @@
 #include "sapling/optimizer.hpp"
 #include "sapling/packing.hpp"
 #include "sapling/progress.hpp"
+#include "sapling/tensorboard.hpp"
 #include "sapling/training.hpp"
 #include "sapling/training_checkpoint.hpp"
 #include "trainer_setup.hpp"
@@ -56,20 +57,29 @@ std::string digest(const std::string& text) {
 }
 
 // metrics.jsonl: one JSON object per line, flushed as written; truncated to a
-// checkpoint's length on resume so no step is logged twice.
+// checkpoint's length on resume so no step is logged twice. The same numbers go
+// to TensorBoard event files in `tensorboard/` as "<type>/<key>" scalars (a
+// resumed run's file tells TensorBoard to drop the earlier files' later steps).
 class MetricsLog {
  public:
-  MetricsLog(fs::path path, uint64_t keep_bytes, bool enabled) : path_(std::move(path)), enabled_(enabled) {
+  MetricsLog(fs::path path, uint64_t keep_bytes, bool enabled, const fs::path& tensorboard_dir, int64_t resumed_step)
+      : path_(std::move(path)), enabled_(enabled) {
     if (!enabled_) return;
     if (fs::exists(path_)) fs::resize_file(path_, std::min<uint64_t>(keep_bytes, fs::file_size(path_)));
     out_.open(path_, std::ios::app | std::ios::binary);
     if (!out_) fail(path_.string(), ": cannot open for writing");
+    tensorboard_ = std::make_unique<TensorBoardWriter>(tensorboard_dir);
+    if (resumed_step > 0) tensorboard_->restart_at(resumed_step + 1);
   }
   void write(const json& line) {
     if (!enabled_) return;
     out_ << line.dump() << '\n';
     out_.flush();
     if (!out_) fail(path_.string(), ": write failed (disk full?)");
+    const auto type = line.value("type", std::string("train"));
+    const auto step = line.value("step", int64_t{0});
+    for (const auto& [key, value] : line.items())
+      if (value.is_number() && key != "step") tensorboard_->add_scalar(type + "/" + key, value.get<double>(), step);
   }
   uint64_t bytes() const { return enabled_ && fs::exists(path_) ? fs::file_size(path_) : 0; }
   const fs::path& path() const { return path_; }
@@ -78,6 +88,7 @@ class MetricsLog {
   fs::path path_;
   bool enabled_;
   std::ofstream out_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
 
 // Running sums of a step's (or a validation pass's) losses.
@@ -289,7 +300,8 @@ void Trainer::prepare_output() {
   progress_.recipe_digest = digest(recipe_.identity_text());
   if (latest && run_.resume) restore(*latest);
   else if (run_.resume) info("no checkpoint in ", (out_ / "checkpoints").string(), ": starting a new run");
-  metrics_ = std::make_unique<MetricsLog>(out_ / "metrics.jsonl", progress_.metrics_bytes, dp_.is_main());
+  metrics_ = std::make_unique<MetricsLog>(out_ / "metrics.jsonl", progress_.metrics_bytes, dp_.is_main(),
+                                          out_ / "tensorboard", progress_.step);
 }
 
 void Trainer::build_optimizer() {

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <unistd.h>  // for access
 
+#include "gnuplot.hpp"
 #include "sapling/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
@@ -45,31 +46,6 @@ Column collect(const std::vector<CellResult>& cells, const std::string& model, c
   return c;
 }
 
-// gnuplot strings in single quotes: a quote is doubled.
-std::string gp_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
-
-// Writes `name`.dat files by the caller, `name`.gp here, and runs gnuplot when present.
-// Returns the PNG path when it was drawn.
-std::optional<fs::path> draw(const fs::path& dir, const std::string& name, const std::string& script,
-                             const fs::path& gnuplot) {
-  const fs::path gp = dir / (name + ".gp"), png = dir / (name + ".png");
-  write_file_atomic(gp, "# " + name + ": drawn by `sapling bench` (gnuplot " + gp.filename().string() + ")\n" +
-                            "set terminal png size 900,560\nset output " + gp_quote(png.filename().string()) +
-                            "\nset termoption noenhanced\n" + script);
-  if (gnuplot.empty()) return std::nullopt;
-  const int status = run_process({gnuplot.string(), "-c", gp.string()}, dir / (name + ".log"), dir);
-  if (status != 0 || !fs::exists(png)) {
-    warn("gnuplot failed on ", gp.string(), " (exit ", status, "; see ", (dir / (name + ".log")).string(), ")");
-    return std::nullopt;
-  }
-  fs::remove(dir / (name + ".log"));
-  return png;
-}
-
 std::string task_plot_metric(const Task& task, const std::vector<CellResult>& cells) {
   if (!task.plot_metric.empty()) return task.plot_metric;
   const auto metrics = table_metrics(task, cells);
@@ -102,50 +78,18 @@ void bar_charts(const Config& config, const ReportInputs& in, const fs::path& di
        << "set style fill solid 0.6 border -1\nset boxwidth 0.8\nset grid ytics\nunset key\n"
        << "set ylabel " << gp_quote(metric) << "\nset xtics rotate by -20\n" << (all_positive ? "set yrange [0:*]\n" : "")
        << "plot " << gp_quote(name + ".dat") << " using 2:3:xtic(1) lc rgb '#4477aa'\n";
-    if (auto png = draw(dir, name, gp.str(), gnuplot)) drawn.push_back(*png);
+    if (auto png = draw_gnuplot(dir, name, gp.str(), gnuplot)) drawn.push_back(*png);
   }
 }
 
+// Per model: every logged term of each seed's run, smoothed over the raw line, validation as markers.
 void training_curves(const ReportInputs& in, const fs::path& dir, const fs::path& gnuplot, std::vector<fs::path>& drawn) {
   for (const auto& [model, runs] : in.runs) {
-    std::vector<std::string> plots;
-    for (const auto& [seed, run_dir] : runs) {
-      std::ifstream metrics(run_dir / "metrics.jsonl");
-      if (!metrics) continue;
-      std::ostringstream train, valid;
-      std::string line;
-      while (std::getline(metrics, line)) {
-        if (line.empty()) continue;
-        nlohmann::json j;
-        try {
-          j = nlohmann::json::parse(line);
-        } catch (const std::exception&) {
-          continue;  // a line cut by a kill; the trainer truncates it on resume
-        }
-        if (!j.contains("step") || !j.contains("loss") || !j["loss"].is_number()) continue;
-        const std::string type = j.value("type", "");
-        auto& out = type == "train" ? train : valid;
-        if (type == "train" || type == "valid") out << j["step"].get<double>() << " " << j["loss"].get<double>() << "\n";
-      }
-      const std::string base = "curve_" + model + "_seed" + std::to_string(seed);
-      if (!train.str().empty()) {
-        write_file_atomic(dir / (base + "_train.dat"), "# step loss\n" + train.str());
-        plots.push_back(gp_quote(base + "_train.dat") + " using 1:2 with lines lw 1.5 title " +
-                        gp_quote("train, seed " + std::to_string(seed)));
-      }
-      if (!valid.str().empty()) {
-        write_file_atomic(dir / (base + "_valid.dat"), "# step loss\n" + valid.str());
-        plots.push_back(gp_quote(base + "_valid.dat") + " using 1:2 with linespoints pt 7 lw 2 title " +
-                        gp_quote("valid, seed " + std::to_string(seed)));
-      }
-    }
-    if (plots.empty()) continue;
-    std::ostringstream gp;
-    gp << "set title " << gp_quote(model + ": training loss") << "\nset xlabel 'step'\nset ylabel 'loss'\n"
-       << "set grid\nset key top right\nplot ";
-    for (size_t i = 0; i < plots.size(); ++i) gp << (i ? ", \\\n     " : "") << plots[i];
-    gp << "\n";
-    if (auto png = draw(dir, "training_" + model, gp.str(), gnuplot)) drawn.push_back(*png);
+    std::vector<TrainingCurve> curves;
+    for (const auto& [seed, run_dir] : runs)
+      if (fs::exists(run_dir / "metrics.jsonl")) curves.push_back({"seed " + std::to_string(seed), run_dir / "metrics.jsonl"});
+    if (curves.empty()) continue;
+    if (auto png = plot_training(curves, dir, "training_" + model, model, gnuplot)) drawn.push_back(*png);
   }
 }
 
@@ -216,7 +160,7 @@ void contact_maps(const Config& config, const ReportInputs& in, const fs::path& 
          << "set palette defined (0 'white', 0.5 '#cc3311', 1 'black')\nset cbrange [0:1]\nunset colorbox\n"
          << "set xlabel 'residue j'\nset ylabel 'residue i'\n"
          << "plot " << gp_quote(name + ".dat") << " matrix with image notitle\n";
-      if (auto png = draw(dir, name, gp.str(), gnuplot)) drawn.push_back(*png);
+      if (auto png = draw_gnuplot(dir, name, gp.str(), gnuplot)) drawn.push_back(*png);
       break;  // one map per model
     }
   }

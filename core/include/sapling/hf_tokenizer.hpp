@@ -13,9 +13,10 @@ namespace sapling {
 enum class HfTokenizerLayout {
   // transformers' slow EsmTokenizer: vocab.txt (one token per line, line i = id i),
   // tokenizer_config.json and special_tokens_map.json. The tokenizer's bos is "cls_token".
+  // Also a tokenizer.json giving EsmTokenizer's ids (for Rust tokenizers and transformers.js).
   EsmVocabTxt,
   // PreTrainedTokenizerFast over a tokenizer.json (WordLevel model, one token per
-  // character, "<bos> $A <eos>" template), as AMPLIFY's folders carry it.
+  // character, "<bos> $A <eos>" template, decoded without spaces), as AMPLIFY's folders carry it.
   FastWordLevel,
 };
 

@@ -13,7 +13,8 @@ namespace sapling {
 SAPLING_API std::string detect_sequence_plugin(const std::filesystem::path& dir);
 
 // Creates the encoder through the registry with `path = dir` (plugin detected
-// unless given) and puts it in eval mode.
+// unless given) and puts it in eval mode. `dir` may be a hub id in the local
+// Hugging Face cache ("facebook/esm2_t6_8M_UR50D", hub_cache.hpp).
 SAPLING_API std::shared_ptr<SequenceEncoder> load_sequence_encoder(const std::filesystem::path& dir,
                                                                    const std::string& plugin = "");
 

@@ -77,6 +77,8 @@ class SAPLING_API Options {
   double get_float(const std::string& key) const;
   std::string get_string(const std::string& key) const;
   std::filesystem::path get_path(const std::string& key) const;  // resolved
+  // A model folder: get_path, or a hub id's snapshot in the local Hugging Face cache (hub_cache.hpp).
+  std::filesystem::path get_model_path(const std::string& key) const;
   std::vector<int64_t> get_int_list(const std::string& key) const;
   std::vector<double> get_float_list(const std::string& key) const;
   std::vector<std::string> get_string_list(const std::string& key) const;

@@ -1,4 +1,5 @@
 // AMPLIFY checkpoint I/O: config.json / config.yaml parsing, strict weight loading, atomic saving.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -133,6 +134,11 @@ json yaml_scalar(const std::string& raw, const std::string& where) {
   return raw;
 }
 
+// config.json's `auto_map` of a folder with the release's modelling code.
+const json kAmplifyAutoMap = {{"AutoConfig", "amplify.AMPLIFYConfig"},
+                              {"AutoModel", "amplify.AMPLIFY"},
+                              {"AutoModelForMaskedLM", "amplify.AMPLIFY"}};
+
 }  // namespace
 
 // ---------------------------------------------------------------- AmplifyConfig
@@ -257,6 +263,18 @@ AmplifyConfig AmplifyConfig::read(const std::filesystem::path& dir) {
   fail(dir.string(), ": holds neither config.json nor config.yaml");
 }
 
+void AmplifyConfig::write_json(const std::filesystem::path& file, const std::string& dtype, bool with_code) const {
+  auto j = json::parse(to_json_text());
+  j["architectures"] = json::array({"AMPLIFY"});
+  // What `trust_remote_code` loads: the release's amplify.py, copied beside the weights. Its AMPLIFY class returns
+  // the LM logits, so it serves AutoModelForMaskedLM as well. Without the code the entry is left out: it would
+  // make even AutoTokenizer ask to run custom code that is not there (the model card says what to add).
+  if (with_code) j["auto_map"] = kAmplifyAutoMap;
+  j["dtype"] = dtype;        // transformers 5
+  j["torch_dtype"] = dtype;  // transformers 4.x
+  write_file_atomic(file, j.dump(2) + "\n");
+}
+
 std::string AmplifyConfig::to_json_text() const {
   const auto& vocab = amplify_tokenizer();
   json j = {{"model_type", "AMPLIFY"},
@@ -302,6 +320,19 @@ std::string shape_string(torch::IntArrayRef shape) {
 
 const std::set<std::string> kOptionalKeys = {"contact_head.regression.weight", "contact_head.regression.bias"};
 
+bool is_contact_key(const std::string& key) { return kOptionalKeys.count(key) > 0; }
+
+// The release's modelling code (amplify.py, rmsnorm.py, rotary.py, ...) that `trust_remote_code` runs: the
+// Python files of a folder.
+std::vector<std::filesystem::path> modelling_files(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (entry.is_regular_file() && entry.path().extension() == ".py") out.push_back(entry.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace
 
 void AmplifyModel::load_pretrained(const std::filesystem::path& dir) {
@@ -313,50 +344,78 @@ void AmplifyModel::load_pretrained(const std::filesystem::path& dir) {
          config_.num_hidden_layers, ", heads ", config_.num_attention_heads, ", intermediate ",
          config_.intermediate_size, "); create the model from the folder instead");
   const TensorStore store(dir);
+  // sapling writes a trained contact head beside the model (the release's model has none); older folders kept it
+  // in model.safetensors, which still loads.
+  std::optional<SafetensorsFile> contact_file;
+  if (std::filesystem::exists(dir / kContactHeadFile)) contact_file.emplace(dir / kContactHeadFile);
   auto params = named_parameters(/*recurse=*/true);
+  const auto stored_in = [&](const std::string& key) -> std::optional<std::string> {
+    if (store.contains(key)) return (dir / "model.safetensors").string();
+    if (contact_file && is_contact_key(key) && contact_file->contains(key)) return contact_file->path().string();
+    return std::nullopt;
+  };
 
   // Check everything before touching a parameter, so a failed load leaves the model as it was.
   std::vector<std::string> missing, unexpected;
   for (const auto& p : params)
-    if (!store.contains(p.key()) && !kOptionalKeys.count(p.key())) missing.push_back(p.key());
+    if (!stored_in(p.key()) && !is_contact_key(p.key())) missing.push_back(p.key());
   for (const auto& key : store.keys())
     if (!params.contains(key)) unexpected.push_back(key);
+  if (contact_file)
+    for (const auto& key : contact_file->keys())
+      if (!is_contact_key(key)) unexpected.push_back(key + " (in " + std::string(kContactHeadFile) + ")");
   if (!missing.empty() || !unexpected.empty()) {
     std::string message = dir.string() + ": checkpoint keys do not match the AMPLIFY model of its config";
     if (!missing.empty()) message += "; missing: " + join(missing);
     if (!unexpected.empty()) message += "; unexpected: " + join(unexpected);
     fail(message);
   }
-  const int contact_keys = static_cast<int>(store.contains("contact_head.regression.weight")) +
-                           static_cast<int>(store.contains("contact_head.regression.bias"));
+  const int contact_keys = static_cast<int>(stored_in("contact_head.regression.weight").has_value()) +
+                           static_cast<int>(stored_in("contact_head.regression.bias").has_value());
   if (contact_keys == 1)
     fail(dir.string(), ": contact_head.regression needs both weight and bias, the checkpoint has only one");
+  const auto tensor = [&](const std::string& key) {
+    return store.contains(key) ? store.get(key) : contact_file->get(key);
+  };
   for (const auto& p : params) {
-    if (!store.contains(p.key())) continue;
-    const auto& entry = store.entry(p.key());
+    const auto file = stored_in(p.key());
+    if (!file) continue;
+    const TensorEntry& entry =
+        store.contains(p.key()) ? store.entry(p.key()) : contact_file->header().tensors.at(p.key());
     if (entry.dtype != DType::F32 && entry.dtype != DType::F16 && entry.dtype != DType::BF16)
-      fail(dir.string(), ": tensor '", p.key(), "' is stored as ", dtype_name(entry.dtype),
-           "; expected F32, F16 or BF16");
+      fail(*file, ": tensor '", p.key(), "' is stored as ", dtype_name(entry.dtype), "; expected F32, F16 or BF16");
     if (torch::IntArrayRef(entry.shape) != p.value().sizes())
-      fail(dir.string(), ": tensor '", p.key(), "' has shape ", shape_string(entry.shape), " but the model expects ",
+      fail(*file, ": tensor '", p.key(), "' has shape ", shape_string(entry.shape), " but the model expects ",
            shape_string(p.value().sizes()));
   }
 
   torch::NoGradGuard no_grad;
-  for (auto& p : params) {
-    if (!store.contains(p.key())) continue;
-    p.value().copy_(store.get(p.key()).to(torch::kFloat32));
-  }
+  for (auto& p : params)
+    if (stored_in(p.key())) p.value().copy_(tensor(p.key()).to(torch::kFloat32));
   contact_head_trained_ = contact_keys == 2;
+  modelling_files_ = modelling_files(dir);
 }
 
 void AmplifyModel::save_pretrained(const std::filesystem::path& dir) const {
   ensure_writable_dir(dir);
-  NamedTensors tensors;
-  for (const auto& p : named_parameters(/*recurse=*/true)) tensors.emplace_back(p.key(), p.value().detach());
-  // Weights first: a folder whose config is new but whose weights are old would load wrongly.
-  save_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
-  write_file_atomic(dir / "config.json", config_.to_json_text());
+  NamedTensors model_tensors, contact_tensors;
+  for (const auto& p : named_parameters(/*recurse=*/true))
+    (is_contact_key(p.key()) ? contact_tensors : model_tensors).emplace_back(p.key(), p.value().detach());
+  // Weights first: a folder whose config is new but whose weights are old would load wrongly. The release's
+  // model class has no contact head, so its tensors stay out of model.safetensors (transformers would call them
+  // unexpected) and go beside it, so that a reloaded model computes the same contacts.
+  save_safetensors(dir / "model.safetensors", model_tensors, {{"format", "pt"}});
+  save_safetensors(dir / kContactHeadFile, contact_tensors, {{"format", "pt"}, {"content", "sapling contact head"}});
+  for (const auto& file : modelling_files_) {
+    const auto target = dir / file.filename();
+    std::error_code ec;
+    if (std::filesystem::equivalent(file, target, ec)) continue;
+    write_file_atomic(target, read_file(file));
+  }
+  const auto dtype = encoder->weight.scalar_type();
+  config_.write_json(dir / "config.json",
+                     dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32",
+                     !modelling_files_.empty());
 }
 
 void AmplifyModel::save_tokenizer(const std::filesystem::path& dir) const {

@@ -217,4 +217,13 @@ torch::Tensor AmplifyModel::contacts(const EncoderOutput& out, const torch::Tens
   return probs * residue.unsqueeze(1) * residue.unsqueeze(2);
 }
 
+SequenceEncoder::ParameterGroups AmplifyModel::parameter_groups() {
+  ParameterGroups groups;
+  for (const auto& p : named_parameters()) {
+    if (!p.value().requires_grad() || p.key().rfind("contact_head.", 0) == 0) continue;
+    (p.value().dim() < 2 ? groups.no_decay : groups.decay).push_back(p.value());
+  }
+  return groups;
+}
+
 }  // namespace sapling::amplify

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "sapling/interfaces.hpp"  // for SequenceEncoder
 #include "sapling/tokenizer.hpp"
@@ -43,11 +44,16 @@ struct AmplifyConfig {
   // Reads `dir`/config.json, else `dir`/config.yaml.
   static AmplifyConfig read(const std::filesystem::path& dir);
   std::string to_json_text() const;
+  // config.json as a saved folder carries it: the config, `architectures`, the weights' dtype and, when the
+  // folder has the release's modelling code (`with_code`), the `auto_map` that names it.
+  void write_json(const std::filesystem::path& file, const std::string& dtype, bool with_code) const;
 };
 
 // The 27-token AMPLIFY vocabulary (<pad> <unk> <mask> <bos> <eos> | then residues).
 const Tokenizer& amplify_tokenizer();
 constexpr int64_t kEosId = 4;
+// A trained contact head, beside model.safetensors (the release's model class has none).
+inline constexpr const char* kContactHeadFile = "contact_head.safetensors";
 
 // RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32, cast back to x's dtype.
 struct RMSNormImpl : torch::nn::Module {
@@ -118,12 +124,22 @@ class AmplifyModel : public SequenceEncoder {
   void save_tokenizer(const std::filesystem::path& dir) const override;
   // chandar-lab/AMPLIFY is released under MIT; its model class is not part of transformers.
   CardFacts card_facts() const override {
+    if (!modelling_files_.empty())
+      return {"mit", true,
+              "AMPLIFY's model class is not part of transformers: this folder carries the base release's modelling "
+              "code (copied from the folder the model was loaded from), which `config.json`'s `auto_map` names; "
+              "`trust_remote_code=True` runs it. A trained contact head is in `contact_head.safetensors`, read by "
+              "sapling only. The tokenizer loads as it is."};
     return {"mit", true,
-            "AMPLIFY's model class is not part of transformers: copy the modelling code of the base release "
-            "(`amplify.py`, `rmsnorm.py`, `rotary.py` and the `auto_map` entry of its `config.json`, from "
-            "chandar-lab/AMPLIFY_120M) into this folder before loading it with `trust_remote_code=True`. "
-            "The tokenizer loads as it is."};
+            "AMPLIFY's model class is not part of transformers, and the base folder had no modelling code to copy: "
+            "put the release's `amplify.py`, `rmsnorm.py` and `rotary.py` (from chandar-lab/AMPLIFY_120M) into this "
+            "folder and add to `config.json` the entry `\"auto_map\": {\"AutoConfig\": \"amplify.AMPLIFYConfig\", "
+            "\"AutoModel\": \"amplify.AMPLIFY\", \"AutoModelForMaskedLM\": \"amplify.AMPLIFY\"}` before loading it "
+            "with `trust_remote_code=True` (or train from a base folder that has the code: sapling copies it). A "
+            "contact head is in `contact_head.safetensors`, read by sapling only. The tokenizer loads as it is."};
   }
+  // The default groups without the contact head, which no training loss reaches (as ESM2's).
+  ParameterGroups parameter_groups() override;
   // Whether contact_head.regression came from a checkpoint (false: untrained random init).
   bool contact_head_trained() const { return contact_head_trained_; }
 
@@ -139,6 +155,8 @@ class AmplifyModel : public SequenceEncoder {
   torch::nn::Linear decoder{nullptr};
   ContactHead contact_head{nullptr};
   bool contact_head_trained_ = false;
+  // The base folder's modelling code (*.py), copied into every folder this model is saved to.
+  std::vector<std::filesystem::path> modelling_files_;
   bool warned_untrained_contacts_ = false;
 };
 

@@ -52,7 +52,7 @@ std::shared_ptr<sapling::SequenceEncoder> create_amplify(const sapling::Options&
     sapling::fail(options.origin("preset"), ": amplify: give either `path` (a checkpoint) or `preset` (random "
                   "weights), not both; a checkpoint's size comes from its config");
   if (has_path) {
-    const auto dir = options.get_path("path");
+    const auto dir = options.get_model_path("path");
     const AmplifyConfig config = AmplifyConfig::read(dir);
     check_config_fits_weights(config, sapling::TensorStore(dir), dir);
     auto model = std::make_shared<AmplifyModel>(config);

@@ -1,5 +1,6 @@
 // AMPLIFY checkpoint I/O: save/load round trip, config.yaml, stored dtypes, and loader errors.
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <iostream>
@@ -86,12 +87,30 @@ TEST_CASE("amplify save_pretrained / load round trip", "[amplify][checkpoint]") 
     CHECK(torch::equal(p.value(), b[p.key()]));  // includes the (random) contact head: saved, then loaded
   }
   CHECK(torch::equal(fixture_logits(*model), fixture_logits(*reloaded)));
-  // The saved keys are AMPLIFY's own, plus the contact head.
+  // model.safetensors holds AMPLIFY's own keys, as the release's model class expects; the contact head is beside it.
   const sapling::SafetensorsFile saved(dir / "saved" / "model.safetensors");
   const sapling::SafetensorsFile original(amplify_test::fixture_model_dir() / "model.safetensors");
   for (const auto& key : original.keys()) CHECK(saved.contains(key));
-  CHECK(saved.keys().size() == original.keys().size() + 2);
-  CHECK(saved.contains("contact_head.regression.weight"));
+  CHECK(saved.keys().size() == original.keys().size());
+  const sapling::SafetensorsFile contact_head(dir / "saved" / "contact_head.safetensors");
+  CHECK(contact_head.keys() == std::vector<std::string>{"contact_head.regression.bias", "contact_head.regression.weight"});
+  // config.json names the release's modelling code for trust_remote_code, and the dtype both transformers read.
+  const auto config = nlohmann::json::parse(sapling::read_file(dir / "saved" / "config.json"));
+  CHECK(config["auto_map"]["AutoModelForMaskedLM"] == "amplify.AMPLIFY");
+  CHECK(config["auto_map"]["AutoConfig"] == "amplify.AMPLIFYConfig");
+  CHECK(config["torch_dtype"] == "float32");
+  CHECK(config["dtype"] == "float32");
+
+  SECTION("the base folder's modelling code is copied into the saved folder") {
+    const auto base = dir / "base";
+    fs::create_directories(base);
+    for (const char* file : {"config.json", "model.safetensors"}) fs::copy_file(dir / "saved" / file, base / file);
+    sapling::write_file_atomic(base / "amplify.py", "# the release's modelling code\n");
+    auto from_base = amplify_test::load(base);
+    from_base->save_pretrained(dir / "again");
+    CHECK(sapling::read_file(dir / "again" / "amplify.py") == "# the release's modelling code\n");
+    CHECK(from_base->card_facts().loading_note.find("carries the base release's modelling code") != std::string::npos);
+  }
   fs::remove_all(dir);
 }
 

@@ -23,8 +23,9 @@ namespace fs = std::filesystem;
 
 // Present in released files but unused by a rotary ESM2 (or a model-level
 // duplicate of the per-layer rotary buffers).
+const std::string kPositionEmbeddingsKey = "esm.embeddings.position_embeddings.weight";
 const std::set<std::string> kIgnoredKeys = {
-    "esm.embeddings.position_embeddings.weight",
+    kPositionEmbeddingsKey,
     "esm.embeddings.position_ids",
     "esm.rotary_embeddings.inv_freq",
 };
@@ -261,9 +262,16 @@ void Esm2Encoder::save_pretrained(const fs::path& dir) const {
   NamedTensors tensors;
   for (const auto& p : named_parameters()) tensors.emplace_back(p.key(), p.value().detach());
   for (const auto& b : named_buffers()) tensors.emplace_back(b.key(), b.value().detach());
+  const auto& word_embeddings = esm_->embeddings->word_embeddings->weight;
+  // Upstream ESM2 folders carry an absolute position table that a rotary model never reads; transformers 4.x
+  // builds the module regardless and, when the tensor is missing, warns that it was "newly initialized" and
+  // that the model should be trained. Zeros say "unused" and silence the warning (5.x ignores the key).
+  tensors.emplace_back(kPositionEmbeddingsKey,
+                       torch::zeros({config_.max_position_embeddings, config_.hidden_size}, word_embeddings.options()));
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
 
-  const auto dtype = esm_->embeddings->word_embeddings->weight.scalar_type();
+  const auto dtype = word_embeddings.scalar_type();
+  const char* dtype_name = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
   json config = {
       {"architectures", json::array({"EsmForMaskedLM"})},
       {"model_type", "esm"},
@@ -286,7 +294,9 @@ void Esm2Encoder::save_pretrained(const fs::path& dir) const {
       {"attention_probs_dropout_prob", 0.0},
       {"initializer_range", 0.02},
       {"is_folding_model", false},
-      {"dtype", dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32"},
+      // transformers 5 reads `dtype`, 4.x `torch_dtype`.
+      {"dtype", dtype_name},
+      {"torch_dtype", dtype_name},
   };
   write_file_atomic(dir / "config.json", config.dump(2) + "\n");
 }

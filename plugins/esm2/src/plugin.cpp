@@ -30,7 +30,7 @@ std::shared_ptr<SequenceEncoder> make_esm2(const Options& options) {
     fail("esm2: give either 'path' (", options.origin("path"), ") or 'preset' (", options.origin("preset"),
          "), not both: a loaded folder brings its own size");
   if (options.has("path")) {
-    const auto dir = options.get_path("path");
+    const auto dir = options.get_model_path("path");
     // Built at the smallest size, then replaced by what config.json says.
     auto model = std::make_shared<esm2::Esm2Encoder>(esm2::preset_config("esm2_t6_8M_UR50D"), token_dropout);
     try {

@@ -133,6 +133,13 @@ TEST_CASE("esm2 save_pretrained then load_pretrained gives identical outputs", "
   CHECK(saved.contains("esm.encoder.layer.1.attention.self.rotary_embeddings.inv_freq"));
   CHECK(saved.contains("lm_head.bias"));
   CHECK_FALSE(saved.contains("lm_head.decoder.weight"));
+  // What upstream folders carry and transformers 4.x expects: the (unused, zero) absolute position table, and
+  // torch_dtype beside 5.x's dtype.
+  const auto positions = saved.get("esm.embeddings.position_embeddings.weight");
+  CHECK(positions.sizes() == torch::IntArrayRef({1026, 64}));
+  CHECK(positions.abs().max().item<float>() == 0.0f);
+  CHECK(config["torch_dtype"] == "float32");
+  CHECK(config["dtype"] == "float32");
 
   auto reloaded = esm2_test::load(dir);
   auto batch = model->tokenizer().batch({"MKTAYIAK<mask>RQISFVKSHFSRQ", "TTCCPSIVARSNFNVCRLPGTPEA"});

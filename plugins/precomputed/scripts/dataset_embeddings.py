@@ -4,15 +4,14 @@
 
 Writes each chain's stored embeddings (float16 [L, D], as `sapling prepare --pgnn` stored them) to
 OUT_DIR/ENTRY_CHAIN.npy. Fed back with `--pgnn precomputed --pgnn-option dir=OUT_DIR` (or [pgnn] plugin =
-"precomputed"), they reproduce the dataset's embeddings exactly. Needs numpy only."""
+"precomputed"), they reproduce the dataset's embeddings exactly. Needs numpy and safetensors (the project's venv:
+.venv/bin/python plugins/precomputed/scripts/dataset_embeddings.py DATASET OUT_DIR)."""
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "perf"))
-from safetensors_numpy import read_arrays  # noqa: E402  the repository's numpy safetensors reader
-
-import numpy as np  # noqa: E402
+import numpy as np
+from safetensors import safe_open
 
 
 def main(dataset, out_dir):
@@ -22,14 +21,14 @@ def main(dataset, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     written = 0
     for shard in index["shards"]:
-        arrays = read_arrays(os.path.join(dataset, shard["file"]))
-        if "embeddings" not in arrays:
-            sys.exit(f"{dataset}: no embeddings (prepare it with --pgnn NAME)")
-        offsets = arrays["offsets"]
+        with safe_open(os.path.join(dataset, shard["file"]), framework="numpy") as f:
+            if "embeddings" not in f.keys():
+                sys.exit(f"{dataset}: no embeddings (prepare it with --pgnn NAME)")
+            embeddings, offsets = f.get_tensor("embeddings"), f.get_tensor("offsets")
         for k in range(shard["chains"]):
             meta = chains[written]
             key = meta["entry"] + ("_" + meta["chain"] if meta["chain"] else "")
-            np.save(os.path.join(out_dir, key + ".npy"), arrays["embeddings"][offsets[k]:offsets[k + 1]])
+            np.save(os.path.join(out_dir, key + ".npy"), embeddings[offsets[k]:offsets[k + 1]])
             written += 1
     print(f"wrote {written} files to {out_dir}")
 

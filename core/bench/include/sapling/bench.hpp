@@ -147,4 +147,19 @@ int run_process(const std::vector<std::string>& argv, const std::filesystem::pat
 // The gnuplot executable on PATH, or empty.
 std::filesystem::path find_gnuplot();
 
+// One run's metrics.jsonl and its name in the legend.
+struct TrainingCurve {
+  std::string label;
+  std::filesystem::path metrics;
+};
+// Training curves of several runs, overlaid: one panel per logged term (total loss, each loss term, the
+// contrastive temperature, kept fractions together, lr, grad norm), the raw per-step values faint under an
+// exponential moving average (`smoothing`, TensorBoard's debiased one; 0 = raw), validation as markers. Writes
+// `name`.png (with its .gp and .dat files) into `dir`; returns the PNG when gnuplot drew it. Lines cut by a kill
+// are skipped; a file without a single training line is an error naming it.
+std::optional<std::filesystem::path> plot_training(const std::vector<TrainingCurve>& runs,
+                                                   const std::filesystem::path& dir, const std::string& name,
+                                                   const std::string& title, const std::filesystem::path& gnuplot,
+                                                   double smoothing = 0.6);
+
 }  // namespace sapling::bench
