@@ -221,8 +221,10 @@ TEST_CASE("bench: plots from cells and training logs, data and scripts only with
   CHECK_THAT(bars, Contains("# model mean std n (ppl: acc)\n\"base\" 0.1 "));  // std: rounding noise of 3 x 0.1
   CHECK_THAT(bars, Contains("\n\"better\" 0.2 0.1 3\n\"partly\" 0.05 0 1\n"));
   CHECK_THAT(bars, !Contains("broken"));
-  CHECK(sapling::read_file(plots / "curve_better_seed0_train.dat") == "# step loss\n1 3\n2 2.5\n3 2\n");
-  CHECK(sapling::read_file(plots / "curve_better_seed0_valid.dat") == "# step loss\n2 2.7\n");
+  // Raw values and their debiased moving average (0.6): 3, (0.6*1.2 + 0.4*2.5) / (1 - 0.6^2) = 2.6875, ...
+  CHECK_THAT(sapling::read_file(plots / "training_better_run1_train.dat"),
+             Contains("# seed 0\n# step loss loss_smoothed\n1 3 3\n2 2.5 2.6875\n3 2 2.33673469\n"));
+  CHECK(sapling::read_file(plots / "training_better_run1_valid.dat") == "# seed 0\n# step loss\n2 2.7\n");
   CHECK(fs::exists(plots / "contacts_base_ppl.gp"));
   // Upper triangle: the top-L (9) pairs with |i-j| >= 6, the true one black (1), others red (0.5); lower: truth.
   const auto grid = sapling::read_file(plots / "contacts_base_ppl.dat");
@@ -362,8 +364,8 @@ TEST_CASE("sapling bench trains recipe models per seed, reuses the runs, and rep
   }
   CHECK_THAT(sapling::read_file(out / "results.md"), Contains("| no_data | failed (2 seeds) |"));
   CHECK_THAT(sapling::read_file(out / "results.csv"), Contains("tiny,mlm_perplexity,perplexity,1,"));
-  CHECK(fs::exists(out / "plots/curve_tiny_seed1_train.dat"));
-  CHECK(fs::exists(out / "plots/curve_tiny_seed1_valid.dat"));
+  CHECK(fs::exists(out / "plots/training_tiny_run1_train.dat"));
+  CHECK(fs::exists(out / "plots/training_tiny_run1_valid.dat"));
   if (!sapling::bench::find_gnuplot().empty()) CHECK(is_png(out / "plots/training_tiny.png"));
 
   const auto second = sapling::test::run_command(command);
@@ -381,5 +383,40 @@ TEST_CASE("sapling bench trains recipe models per seed, reuses the runs, and rep
   const auto changed = sapling::test::run_command(command);
   INFO(changed.output);
   CHECK_THAT(changed.output, Contains("holds another run (the recipe, its base or `set` changed); pass --force"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("sapling plot: every term of several runs in its own panel, kept fractions together, and clear errors",
+          "[bench][plot]") {
+  const auto dir = sapling::test::temp_dir("plot-runs");
+  for (const char* run : {"a", "b"}) {
+    fs::create_directories(dir / run);
+    std::string lines;
+    for (int step = 1; step <= 4; ++step)
+      lines += "{\"type\":\"train\",\"step\":" + std::to_string(step) + ",\"loss\":" + std::to_string(5 - step) +
+               ",\"mlm\":2.0,\"kept.mlm\":0.8,\"kept.contrastive\":0.7,\"lr\":0.001,\"residues\":400}\n";
+    lines += "{\"type\":\"valid\",\"step\":4,\"loss\":1.5,\"mlm\":1.9}\n{\"type\":\"tra";  // cut by a kill
+    sapling::write_file_atomic(dir / run / "metrics.jsonl", lines);
+  }
+  const auto r = sapling::test::run_command(sapling::test::sapling_exe() + " plot " + (dir / "a").string() + " " +
+                                            (dir / "b" / "metrics.jsonl").string() + " --out " + (dir / "out").string());
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  const auto gp = sapling::read_file(dir / "out" / "training.gp");
+  for (const char* panel : {"'total loss'", "'mlm'", "'kept fraction (selection)'", "'lr'"}) CHECK_THAT(gp, Contains(panel));
+  CHECK_THAT(gp, !Contains("'residues'"));  // bookkeeping is not drawn
+  CHECK_THAT(gp, Contains("multiplot layout 2,2"));
+  CHECK_THAT(gp, Contains("title 'a, kept.contrastive'") && Contains("title 'b, kept.mlm'"));
+  CHECK_THAT(sapling::read_file(dir / "out" / "training_run2_valid.dat"), Contains("4 1.5 1.9"));
+  if (!sapling::bench::find_gnuplot().empty()) CHECK(is_png(dir / "out" / "training.png"));
+
+  sapling::write_file_atomic(dir / "empty.jsonl", "{\"type\":\"valid\",\"step\":0,\"loss\":1}\n");
+  const auto empty = sapling::test::run_command(sapling::test::sapling_exe() + " plot " + (dir / "empty.jsonl").string() +
+                                                " --out " + (dir / "out").string());
+  CHECK(empty.exit_code != 0);
+  CHECK_THAT(empty.output, Contains("empty.jsonl: no training lines"));
+  const auto missing = sapling::test::run_command(sapling::test::sapling_exe() + " plot " + (dir / "nope").string());
+  CHECK(missing.exit_code != 0);
+  CHECK_THAT(missing.output, Contains("nope: no metrics.jsonl"));
   fs::remove_all(dir);
 }

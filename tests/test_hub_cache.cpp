@@ -69,6 +69,7 @@ TEST_CASE("a hub id resolves to its snapshot in the local cache, and a missing o
   CHECK(sapling::resolve_model_folder("facebook/esm2_t6_8M_UR50D", "recipes/facebook/esm2_t6_8M_UR50D") == snapshot);
 
   // The encoder loads from it as from the folder.
+  sapling::test::load_build_plugins();
   auto model = sapling::load_sequence_encoder("facebook/esm2_t6_8M_UR50D");
   CHECK(model->family() == "esm2");
 
