@@ -512,7 +512,7 @@ def section_mlm(outdir, versions):
     return (f"Forward, masked-LM loss, backward and AdamW on one fixed batch ({dtype}; bf16 = autocast, float32 weights "
             "and optimiser), timed steps after warm-up, residues/s; MFU = 6 x parameters x tokens per second over the "
             f"peak given. PyTorch eager: `perf/torch_esm2.py` (this repository's ESM2 in plain PyTorch, attention "
-            f"`{attention}`) and transformers' `EsmForMaskedLM` (its default attention), both randomly initialised at "
+            f"`{attention}`) and transformers' `EsmForMaskedLM` (SDPA attention, its default), both randomly initialised at "
             "the same size, same process layout (one process per run). Peak GPU memory: nvidia-smi, device-wide, sampled "
             "every 100 ms (context and allocator cache included).\n\n"
             + table(["shape", "sapling res/s", "MFU", "PyTorch (torch_esm2) res/s", "MFU", "transformers res/s", "MFU",

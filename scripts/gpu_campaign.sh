@@ -73,7 +73,7 @@ helper() { "$PY" "$HELPER" "$@"; }
 # machine's python3 (on Debian, /usr/bin/python3 may have python3-torch while a python3 earlier on PATH may not).
 pick_python() {
   local p
-  for need in 'import numpy, torch' 'import numpy'; do
+  for need in 'import numpy, torch, safetensors' 'import numpy, safetensors'; do
     for p in ${PYTHON:-} "$REPO/.venv/bin/python" python3 /usr/bin/python3; do
       command -v "$p" > /dev/null && "$p" -c "$need" 2> /dev/null && { echo "$p"; return; }
     done

@@ -61,22 +61,26 @@ TEST_CASE("safetensors round trip keeps every dtype, shape and the metadata", "[
   CHECK(files == 1);
 }
 
-TEST_CASE("files written by sapling are read by an independent Python reader", "[safetensors][python]") {
+TEST_CASE("files written by sapling are read by the safetensors library", "[safetensors][python]") {
   const auto python = sapling::test::python();
-  if (sapling::test::run_command(python + " -c 'import numpy'").exit_code != 0) {
-    WARN("skipped: " << python << " with numpy not available");
+  if (sapling::test::run_command(python + " -c 'import numpy, safetensors'").exit_code != 0) {
+    WARN("skipped: " << python << " lacks numpy or safetensors (scripts/install-deps.sh installs both in .venv)");
     return;
   }
   const auto dir = sapling::test::temp_dir("stpy");
   sapling::save_safetensors(dir / "t.safetensors",
-                            {{"a", torch::arange(12, torch::kFloat32).view({3, 4})}, {"b", torch::tensor({7, 8}, torch::kInt64)}});
-  // Reads the header as the format specifies and checks values with numpy; torch.load-free.
+                            {{"a", torch::arange(12, torch::kFloat32).view({3, 4})}, {"b", torch::tensor({7, 8}, torch::kInt64)}},
+                            {{"format", "pt"}});
+  // safetensors' own reader (numpy, torch-free), and the 8-byte alignment of the data the format recommends.
   const std::string script =
-      "import json,struct,sys,numpy as np\n"
-      "b=open(sys.argv[1],'rb').read(); n=struct.unpack('<Q',b[:8])[0]; h=json.loads(b[8:8+n]); d=b[8+n:]\n"
-      "def get(k,t): s,e=h[k]['data_offsets']; return np.frombuffer(d[s:e],dtype=t).reshape(h[k]['shape'])\n"
-      "assert (get('a','<f4')==np.arange(12,dtype='f4').reshape(3,4)).all()\n"
-      "assert (get('b','<i8')==np.array([7,8])).all() and (8+n)%8==0\n"
+      "import struct,sys,numpy as np\n"
+      "from safetensors import safe_open\n"
+      "from safetensors.numpy import load_file\n"
+      "t=load_file(sys.argv[1])\n"
+      "assert (t['a']==np.arange(12,dtype='f4').reshape(3,4)).all() and t['a'].dtype==np.float32\n"
+      "assert (t['b']==np.array([7,8])).all() and t['b'].dtype==np.int64\n"
+      "with safe_open(sys.argv[1],'np') as f: assert f.metadata()=={'format':'pt'}, f.metadata()\n"
+      "n=struct.unpack('<Q',open(sys.argv[1],'rb').read(8))[0]; assert (8+n)%8==0\n"
       "print('python-ok')\n";
   std::ofstream(dir / "check.py") << script;
   auto r = sapling::test::run_command(python + " " + (dir / "check.py").string() + " " + (dir / "t.safetensors").string());

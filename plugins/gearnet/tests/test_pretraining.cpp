@@ -7,6 +7,7 @@
 
 #include "multiview_contrast.hpp"
 #include "sapling/dataset.hpp"
+#include "sapling/files.hpp"
 #include "sapling/pretraining.hpp"
 #include "sapling/structure_io.hpp"
 #include "test_support.hpp"
@@ -175,9 +176,17 @@ TEST_CASE("sapling pretrain-pgnn writes metrics and loadable weights", "[gearnet
   const auto trained = test::run_command(
       test::sapling_exe() + " pretrain-pgnn --dataset " + (dir / "ds").string() + " --split all --out " +
       (dir / "w.safetensors").string() + " --steps 3 --batch-size 4 --pgnn-option hidden_dims=[8,8] --metrics " +
-      (dir / "m.jsonl").string() + " --threads 2");
+      (dir / "m.jsonl").string() + " --tensorboard " + (dir / "tb").string() + " --threads 2");
   INFO(trained.output);
   REQUIRE(trained.exit_code == 0);
+  // One event file with the loss scalars (TensorBoard's reader checks them in tests/interop for `sapling train`).
+  std::vector<std::filesystem::path> events;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "tb")) events.push_back(e.path());
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].filename().string().rfind("events.out.tfevents.", 0) == 0);
+  const auto event_bytes = sapling::read_file(events[0]);
+  CHECK(event_bytes.find("brain.Event:2") != std::string::npos);
+  CHECK(event_bytes.find("train/loss") != std::string::npos);
   std::ifstream metrics(dir / "m.jsonl");
   int lines = 0;
   for (std::string line; std::getline(metrics, line);) {

@@ -9,6 +9,7 @@
 #include "features.hpp"
 #include "metrics_support.hpp"
 #include "sapling/dataset.hpp"
+#include "sapling/files.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/safetensors.hpp"
 #include "sapling/structure_io.hpp"
@@ -216,11 +217,17 @@ TEST_CASE("sapling train-tokenizer trains, and prepare and tokens use its weight
     std::ofstream recipe(dir / "vq.toml");
     recipe << "# A small tokenizer recipe for the test.\n[tokenizer]\ncomponent = \"vq_structure\"\ncodebook_size = 64\n"
               "[data]\ndataset = \"plain\"\n[train]\nepochs = 2\nbatch_chains = 4\n"
-              "[output]\nweights = \"out/vq64.safetensors\"\nmetrics = \"out/vq64.jsonl\"\n";
+              "[output]\nweights = \"out/vq64.safetensors\"\nmetrics = \"out/vq64.jsonl\"\ntensorboard = \"out/tb\"\n";
   }
   r = test::run_command(test::sapling_exe() + " train-tokenizer " + quote(dir / "vq.toml") + " --threads 2");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
+  {  // TensorBoard scalars per epoch: train/* and valid/* (the `train_`/`valid_` keys of the JSON record)
+    std::string events;
+    for (const auto& e : fs::directory_iterator(dir / "out/tb")) events += sapling::read_file(e.path());
+    CHECK(events.find("train/loss") != std::string::npos);
+    CHECK(events.find("valid/reconstruction") != std::string::npos);
+  }
   CHECK_THAT(r.output, Catch::Contains("epoch 2/2") && Catch::Contains("reconstruction") &&
                            Catch::Contains("valid usage") && Catch::Contains("valid perplexity") &&
                            Catch::Contains("restarted"));
