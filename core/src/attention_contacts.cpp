@@ -159,12 +159,15 @@ AttentionResult attention(const torch::Tensor& q, const torch::Tensor& k, const 
   if (!need_weights) {
     auto kernel = q.device().is_cpu() ? cpu_attention_kernel() : CpuAttentionKernel::Sdpa;
     if (kernel == CpuAttentionKernel::Sdpa && !has_fused_attention()) kernel = CpuAttentionKernel::Fused;
-    if (kernel == CpuAttentionKernel::Measured)
-      // LibTorch 2.11 on the CPU: SDPA's float32 backward beat the fused one by 3-6% in the 8M train step, the fused
-      // kernels won everywhere else (bf16 training by 30%, inference by 0-5%).
-      kernel = has_fused_attention() && q.scalar_type() == torch::kFloat32 && needs_gradient(q, k, v)
-                   ? CpuAttentionKernel::Sdpa
-                   : CpuAttentionKernel::Fused;
+    if (kernel == CpuAttentionKernel::Measured) {
+      // LibTorch 2.11 on the CPU (docs/performance.md): SDPA's float32 backward beat the fused one by 3-6% in the 8M
+      // train step; in inference on more than one thread SDPA's forward scales better (2 threads: +26-38% float32,
+      // +12% bf16 in `sapling embed`); the fused kernels won everywhere else (bf16 training by 30% on one thread and
+      // 8% on two, inference on one thread by 0-9%).
+      const bool training = needs_gradient(q, k, v);
+      const bool sdpa_wins = training ? q.scalar_type() == torch::kFloat32 : at::get_num_threads() > 1;
+      kernel = has_fused_attention() && sdpa_wins ? CpuAttentionKernel::Sdpa : CpuAttentionKernel::Fused;
+    }
     if (kernel == CpuAttentionKernel::Fused && fused_kernels_fit(q, k, v)) return {fused_cpu_attention(q, k, v, keep, scale), {}};
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
     // flash / memory-efficient on CUDA, LibTorch's own CPU kernels otherwise. It takes the scale directly.

@@ -28,7 +28,8 @@ SAPLING_API bool has_fused_attention();
 
 // The kernel of CPU attention without weights. Measured (the default) takes the faster per path as measured on
 // LibTorch 2.11 (docs/performance.md, "CPU attention: fused kernels against SDPA"): SDPA for float32 with gradients
-// (a training step), the fused kernels otherwise; without SDPA (LibTorch 1.13) always the fused kernels. Fused, Sdpa
+// (a training step) and for inference on more than one intra-op thread, the fused kernels otherwise; without SDPA
+// (LibTorch 1.13) always the fused kernels. Fused, Sdpa
 // and Reference (the explicit float32-softmax tensor path) force one, for A/B benchmarks and tests; the environment
 // variable SAPLING_CPU_ATTENTION=fused|sdpa|reference sets the starting choice.
 enum class CpuAttentionKernel { Measured, Fused, Sdpa, Reference };
