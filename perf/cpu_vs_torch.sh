@@ -23,7 +23,8 @@
 # safetensors, transformers), SIDES ("sapling torch transformers"), THREADS ("1 2"), ROUNDS (2),
 # WORKLOADS ("mlm-train-cpu embed-cpu"), FASTAS ("embed_100": names of BENCH/NAME.fasta, or uniprot_mix: MIX_N
 # (200) real sequences with UniProt's length distribution, drawn by perf/uniprot_length_mix.py with MIX_SEED
-# (0)), STEPS (3 timed train steps), WARMUP (1), DTYPE (fp32 or bf16), SAPLING_DTYPE (sapling embed's --dtype,
+# (0) from the data set uniprot20k: `sapling data fetch uniprot20k --to SAPLING_DATA_DIR`, or MIRROR=DIR to copy
+# it from a mirror such as ../shared; SAPLING_DATA_DIR defaults to out/perf/data), STEPS (3 timed train steps), WARMUP (1), DTYPE (fp32 or bf16), SAPLING_DTYPE (sapling embed's --dtype,
 # default DTYPE; e.g. auto), TORCH_ATTENTION (sdpa where the torch has it, else manual), HF_ATTENTION (sdpa),
 # HF_BATCH (8), SAPLING and TRAIN (the two sapling executables).
 set -euo pipefail
@@ -36,6 +37,7 @@ THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-2}
 WORKLOADS=${WORKLOADS:-"mlm-train-cpu embed-cpu"}
 FASTAS=${FASTAS:-embed_100}
+DATA=${SAPLING_DATA_DIR:-out/perf/data}  # where `sapling data fetch --to` put uniprot20k (the length mix's source)
 MIX_N=${MIX_N:-200}
 MIX_SEED=${MIX_SEED:-0}
 STEPS=${STEPS:-3}
@@ -145,7 +147,11 @@ for workload in $WORKLOADS; do
       for name in $FASTAS; do
         fasta=$(fasta_of "$name")
         if [[ $name == uniprot_mix ]]; then
-          "$PYTHON" perf/uniprot_length_mix.py --n "$MIX_N" --seed "$MIX_SEED" --out "$fasta" 2>&1 | sed 's/^/   /'
+          # The source sequences through the data mechanism: the data set uniprot20k, copied from MIRROR when given.
+          if [[ -n ${MIRROR:-} ]]; then "$SAPLING" data fetch uniprot20k --mirror "$MIRROR" --to "$DATA" --quiet
+          else "$SAPLING" data verify uniprot20k --to "$DATA" --quiet; fi
+          "$PYTHON" perf/uniprot_length_mix.py --source "$DATA/data/sequences/uniprot20k.fasta.gz" --n "$MIX_N" \
+            --seed "$MIX_SEED" --out "$fasta" 2>&1 | sed 's/^/   /'
         fi
         [[ -f $fasta ]] || { echo "$fasta: no such FASTA" >&2; exit 2; }
         echo "== embed-cpu: $name ($fasta), last layer per_tok + mean, $DTYPE; sapling and torch: fair-esm batching (sorted, 4096 tokens,"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark `embed-cpu` (BENCHMARKS.md workload 1): `sapling embed` with the 8M-shaped ESM2 on
-# ../shared/bench/embed_{100,500}.fasta and a UniProt-like length mix (perf/uniprot_length_mix.py), last layer
+# the bench's embed_{100,500}.fasta and a UniProt-like length mix (perf/uniprot_length_mix.py), last layer
 # per-residue + mean, at 1 and 2 intra-op threads, side by side with PyTorch eager (perf/torch_esm2.py, fair-esm
 # batching) and transformers' EsmModel (its tokenizer, batches of HF_BATCH sequences), alternating in rounds.
 # Prints residues/s per run (each tool's own timing of the forward passes and pooling, model load and file

@@ -3,8 +3,8 @@
 """Writes N real protein sequences whose lengths follow UniProtKB's length distribution, deterministically.
 
 Lengths: a log-normal, truncated to [--min-length, --max-length] (drawn again when outside). The defaults,
-mu = 5.84 and sigma = 0.84, are fitted to the real UniProtKB sample this draws from
-(../shared/data/sequences/uniprot20k.fasta.gz: 20,000 UniProtKB entries from Debian's mmseqs2-examples):
+mu = 5.84 and sigma = 0.84, are fitted to the real UniProtKB sample this draws from (the data set uniprot20k,
+`sapling data fetch uniprot20k`: 20,000 UniProtKB entries from Debian's mmseqs2-examples):
 mu = ln(median length 345), sigma = (ln Q3 - ln Q1) / 1.349 with quartiles 189 and 583. That protein lengths
 are close to log-normal is the usual description (e.g. Zhang, "Protein-length distributions for the three
 domains of life", Trends Genet. 16:107, 2000); the truncation at 1022 residues is ESM2's context, so unlike the
@@ -15,12 +15,12 @@ L to 1.25 L residues (or, when there is none, among all longer ones), cropped to
 Output order is the order of drawing; headers are ">mix_NNNNN len=L src=ACCESSION". Same arguments, same
 bytes (Python's random.Random(seed)). Standard library only.
 
-  .venv/bin/python perf/uniprot_length_mix.py --n 200 --seed 0 --out /tmp/uniprot_mix.fasta
+  .venv/bin/python perf/uniprot_length_mix.py --source DATA/data/sequences/uniprot20k.fasta.gz --n 200 --seed 0 \
+      --out /tmp/uniprot_mix.fasta
 """
 import argparse
 import bisect
 import gzip
-import os
 import random
 import sys
 
@@ -63,10 +63,9 @@ def draw(records, n, seed, mu, sigma, lo, hi):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--source", default=os.path.join(here, "..", "..", "shared", "data", "sequences", "uniprot20k.fasta.gz"),
-                   help="real sequences (FASTA, gzipped or not)")
+    p.add_argument("--source", required=True,
+                   help="real sequences (FASTA, gzipped or not): the data set uniprot20k's uniprot20k.fasta.gz")
     p.add_argument("--n", type=int, default=200, help="sequences to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mu", type=float, default=5.84, help="log-normal mu (ln of the median length)")
