@@ -77,6 +77,11 @@ std::string compute_dtype_name(torch::ScalarType dtype) {
   return dtype == torch::kBFloat16 ? "bf16" : "fp16";
 }
 
+std::string torch_dtype_name(torch::ScalarType dtype) {
+  if (dtype == torch::kBFloat16) return "bfloat16";
+  return dtype == torch::kFloat16 ? "float16" : "float32";
+}
+
 std::string describe_compute(torch::ScalarType dtype, const torch::Device& device) {
   std::ostringstream os;
   if (dtype == torch::kFloat32) {

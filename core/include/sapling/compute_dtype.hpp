@@ -30,6 +30,10 @@ SAPLING_API torch::ScalarType resolve_compute_dtype(const std::string& requested
 // The short name --dtype takes for `dtype`: "fp32", "bf16" or "fp16" (what output metadata records).
 SAPLING_API std::string compute_dtype_name(torch::ScalarType dtype);
 
+// PyTorch's name for a floating `dtype`, as transformers' config.json records it (`dtype`, `torch_dtype`):
+// "float32", "bfloat16" or "float16".
+SAPLING_API std::string torch_dtype_name(torch::ScalarType dtype);
+
 // One line for the log: "bf16 autocast on the CPU (avx512_bf16)", "float32 on cuda:0", ...
 SAPLING_API std::string describe_compute(torch::ScalarType dtype, const torch::Device& device);
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "amplify_model.hpp"
+#include "sapling/compute_dtype.hpp"  // for torch_dtype_name
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"        // for read_file, write_file_atomic
 #include "sapling/hf_tokenizer.hpp"  // for write_hf_tokenizer
@@ -412,10 +413,7 @@ void AmplifyModel::save_pretrained(const std::filesystem::path& dir) const {
     if (std::filesystem::equivalent(file, target, ec)) continue;
     write_file_atomic(target, read_file(file));
   }
-  const auto dtype = encoder->weight.scalar_type();
-  config_.write_json(dir / "config.json",
-                     dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32",
-                     !modelling_files_.empty());
+  config_.write_json(dir / "config.json", torch_dtype_name(encoder->weight.scalar_type()), !modelling_files_.empty());
 }
 
 void AmplifyModel::save_tokenizer(const std::filesystem::path& dir) const {

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "esm2_model.hpp"
+#include "sapling/compute_dtype.hpp"  // for torch_dtype_name
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/hf_tokenizer.hpp"
@@ -270,8 +271,7 @@ void Esm2Encoder::save_pretrained(const fs::path& dir) const {
                        torch::zeros({config_.max_position_embeddings, config_.hidden_size}, word_embeddings.options()));
   save_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
 
-  const auto dtype = word_embeddings.scalar_type();
-  const char* dtype_name = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
+  const auto dtype = torch_dtype_name(word_embeddings.scalar_type());
   json config = {
       {"architectures", json::array({"EsmForMaskedLM"})},
       {"model_type", "esm"},
@@ -295,8 +295,8 @@ void Esm2Encoder::save_pretrained(const fs::path& dir) const {
       {"initializer_range", 0.02},
       {"is_folding_model", false},
       // transformers 5 reads `dtype`, 4.x `torch_dtype`.
-      {"dtype", dtype_name},
-      {"torch_dtype", dtype_name},
+      {"dtype", dtype},
+      {"torch_dtype", dtype},
   };
   write_file_atomic(dir / "config.json", config.dump(2) + "\n");
 }
