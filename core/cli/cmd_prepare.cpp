@@ -1,7 +1,9 @@
 // `sapling prepare`: command-line options -> PrepareSettings (tokenizer and pGNN built from the registries) -> prepare_dataset().
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -26,6 +28,46 @@ std::vector<std::string> split_list(const std::string& text) {
   for (std::string item; std::getline(ss, item, ',');)
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+// "K/N" (0 <= K < N), or "env": a Slurm array task or a torchrun-style rank.
+std::pair<int, int> parse_part(const std::string& text) {
+  auto env_int = [](const char* name) -> std::optional<int> {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return std::nullopt;
+    try {
+      return std::stoi(v);
+    } catch (const std::exception&) {
+      fail("--part env: ", name, "='", v, "' is not a number");
+    }
+  };
+  int index = -1, count = -1;
+  if (text == "env") {
+    if (env_int("SLURM_ARRAY_TASK_COUNT")) {
+      count = *env_int("SLURM_ARRAY_TASK_COUNT");
+      index = env_int("SLURM_ARRAY_TASK_ID").value_or(-1) - env_int("SLURM_ARRAY_TASK_MIN").value_or(0);
+    } else if (env_int("WORLD_SIZE")) {
+      count = *env_int("WORLD_SIZE");
+      index = env_int("RANK").value_or(-1);
+    } else {
+      fail("--part env: neither SLURM_ARRAY_TASK_COUNT (a Slurm job array) nor WORLD_SIZE (torchrun) is set");
+    }
+  } else {
+    const size_t slash = text.find('/');
+    try {
+      size_t used = 0;
+      if (slash == std::string::npos) throw std::invalid_argument("no /");
+      index = std::stoi(text.substr(0, slash), &used);
+      if (used != slash) throw std::invalid_argument("K");
+      count = std::stoi(text.substr(slash + 1), &used);
+      if (used != text.size() - slash - 1) throw std::invalid_argument("N");
+    } catch (const std::exception&) {
+      fail("--part: expected K/N (e.g. 0/8) or env, got '", text, "'");
+    }
+  }
+  if (count < 1 || count > 99999 || index < 0 || index >= count)
+    fail("--part ", text, ": worker ", index, " of ", count, " does not exist (K runs from 0 to N-1, N up to 99999)");
+  return {index, count};
 }
 
 int run(const std::vector<std::string>& args) {
@@ -59,6 +101,18 @@ int run(const std::vector<std::string>& args) {
       ("pgnn-option", po::value<std::vector<std::string>>(), "--pgnn encoder option key=value (repeatable, e.g. hidden_dims=[32,32])")
       ("embed-option", po::value<std::vector<std::string>>(), "old name of --pgnn-option")
       ("allow-random-pgnn", "permit --pgnn without weights (randomly initialised encoder; for tests only)")
+      ("device", po::value<std::string>()->default_value("cpu"),
+       "cpu or cuda[:N]: where the --pgnn encoder runs (files are read and tokenised on CPU threads meanwhile)")
+      ("embed-batch-residues", po::value<int64_t>()->default_value(8192),
+       "residues per encoder call: chains are embedded together up to this many (more uses more memory)")
+      ("part", po::value<std::string>(),
+       "K/N: be worker K (0-based) of N; prepares the complexes of part K into OUT/part-K-of-N; "
+       "'env' takes K and N from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE. Join them with --merge")
+      ("shard", po::value<std::string>(), "the same as --part (a dataset's shards are its files; a worker writes a part)")
+      ("merge", "join the finished OUT/part-K-of-N folders into one dataset in OUT (no data is copied)")
+      ("update", "add the inputs to the dataset in OUT: files it holds unchanged are skipped, changed ones replaced, "
+                 "new ones added; every complex keeps its split")
+      ("restart", "discard the journal of an interrupted prepare in OUT instead of resuming it")
       ("plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
   po::positional_options_description pos;
   pos.add("input", -1);
@@ -68,12 +122,19 @@ int run(const std::vector<std::string>& args) {
                   "       [--chains A,B] [--strict] [--valid-fraction 0.1] [--reference-fraction 0] [--seed 0]\n"
                   "       [--split-by complex|entry] [--sequence observed|seqres]\n"
                   "       [--high-quality] [--shard-size N] [--tokenizer NAME [--tokenizer-option key=value]...]\n"
-                  "       [--pgnn NAME --pgnn-weights FILE [--pgnn-option key=value]... | --allow-random-pgnn]"))
+                  "       [--pgnn NAME --pgnn-weights FILE [--pgnn-option key=value]... | --allow-random-pgnn]\n"
+                  "       [--device cpu|cuda[:N]] [--part K/N | --part env] [--update] [--restart]\n"
+                  "       sapling prepare --merge --out DIR"))
     return 0;
   apply_common_options(vm);
-  if (!vm.count("input")) fail("prepare: no input files or folders given");
   if (!vm.count("out")) fail("prepare: --out DIR is required");
   const fs::path out = vm["out"].as<std::string>();
+  if (vm.count("merge")) {
+    if (vm.count("input")) fail("prepare --merge takes no inputs: it joins the part folders in --out");
+    std::cout << merge_dataset_parts(out);
+    return 0;
+  }
+  if (!vm.count("input")) fail("prepare: no input files or folders given");
   const int64_t min_length = vm["min-length"].as<int64_t>();
   const double max_missing = vm["max-missing"].as<double>();
   const double valid_fraction = vm["valid-fraction"].as<double>();
@@ -132,6 +193,13 @@ int run(const std::vector<std::string>& args) {
     load_plugins(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>() : std::vector<std::string>{});
     const std::string& name = pgnn_name;
     const auto& registration = Registry<StructureEncoder>::instance().find(name);
+    // --pgnn-weights is the encoder's `weights` option where it has one, so that
+    // the encoder sees its file while it is built (and takes its shapes from it).
+    if (vm.count("pgnn-weights") && registration.schema.find("weights")) {
+      for (const auto& pair : pairs)
+        if (pair.rfind("weights=", 0) == 0) fail("prepare: give the weights once, as --pgnn-weights or --pgnn-option weights=");
+      pairs.push_back("weights=" + vm["pgnn-weights"].as<std::string>());
+    }
     const Options options = options_from_pairs(registration.schema, pairs, "--pgnn-option", "pgnn");
     encoder = registration.factory(options);
     const bool has_weights = vm.count("pgnn-weights") || options.has("weights") || !encoder->needs_weights();
@@ -139,8 +207,13 @@ int run(const std::vector<std::string>& args) {
       fail("prepare: --pgnn ", name, " needs trained weights (--pgnn-weights FILE): a randomly initialised ",
            "encoder gives embeddings that carry no learned structure signal and are useless as alignment targets; "
            "pass --allow-random-pgnn to store them anyway (tests only)");
-    if (vm.count("pgnn-weights")) encoder->load_weights(vm["pgnn-weights"].as<std::string>());
+    if (vm.count("pgnn-weights") && !registration.schema.find("weights"))
+      encoder->load_weights(vm["pgnn-weights"].as<std::string>());
     encoder->eval();
+    const torch::Device device = parse_device(vm["device"].as<std::string>());
+    if (device.is_cuda() && !torch::cuda::is_available())
+      fail("--device ", vm["device"].as<std::string>(), ": CUDA is not available in this build or machine");
+    encoder->to(device);
     const nlohmann::json pgnn_info = {{"encoder", name},
                  {"weights", vm.count("pgnn-weights") ? vm["pgnn-weights"].as<std::string>()
                                                       : options.has("weights") ? options.get_path("weights").string() : ""},
@@ -152,7 +225,20 @@ int run(const std::vector<std::string>& args) {
     settings.pgnn_name = name;
     settings.pgnn_info_json = pgnn_info.dump();
   }
+  if (!encoder && vm["device"].as<std::string>() != "cpu")
+    warn("prepare: --device applies to the --pgnn encoder; without one everything runs on the CPU");
   settings.out = out;
+  if (vm.count("part") && vm.count("shard")) fail("prepare: give --part K/N once (--shard is the same option)");
+  if (vm.count("part") || vm.count("shard")) {
+    const auto [index, count] = parse_part(vm.count("part") ? vm["part"].as<std::string>() : vm["shard"].as<std::string>());
+    settings.part_index = index;
+    settings.part_count = count;
+    settings.out = out / dataset_part_name(index, count);
+    if (vm.count("update")) fail("prepare: --update works on a whole dataset; update before splitting into parts, or merge first");
+  }
+  settings.update = vm.count("update") != 0;
+  settings.restart = vm.count("restart") != 0;
+  settings.embed_batch_residues = vm["embed-batch-residues"].as<int64_t>();
   settings.min_length = vm["min-length"].as<int64_t>();
   settings.max_resolution = has_max_resolution ? max_resolution : 0.0;
   settings.max_missing = max_missing;

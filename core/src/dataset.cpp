@@ -1,12 +1,15 @@
 // Structure dataset shards: writing (atomic shards, index last) and memory-mapped reading.
 #include "sapling/dataset.hpp"
 
+#include "dataset_index.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <iomanip>
+#include <set>
 #include <sstream>
 
 #include "sapling/error.hpp"
@@ -23,7 +26,8 @@ namespace {
 json to_json(const ChainMetadata& m) {
   return json{{"entry", m.entry},       {"chain", m.chain},   {"method", m.method},     {"resolution", m.resolution},
               {"r_free", m.r_free},     {"split", m.split},   {"group", m.group},       {"source", m.source},
-              {"length", m.length},     {"observed", m.observed}, {"high_quality", m.high_quality}};
+              {"length", m.length},     {"observed", m.observed}, {"high_quality", m.high_quality},
+              {"input_index", m.input_index}};
 }
 
 ChainMetadata metadata_from_json(const json& j, const std::string& where) {
@@ -40,6 +44,7 @@ ChainMetadata metadata_from_json(const json& j, const std::string& where) {
     m.length = j.at("length").get<int64_t>();
     m.observed = j.value("observed", int64_t{0});
     m.high_quality = j.value("high_quality", false);
+    m.input_index = j.value("input_index", int64_t{-1});
     return m;
   } catch (const json::exception& e) {
     fail(where, ": bad chain metadata: ", e.what());
@@ -101,6 +106,38 @@ std::string assign_split(const std::string& group, double valid_fraction, uint64
 
 // ---------------------------------------------------------------- writer
 
+namespace {
+
+constexpr const char* kJournalFile = "prepare.journal";
+
+// "shard-00042.safetensors" -> 42; -1 for any other name (a part's subfolder included).
+int64_t top_level_shard_number(const std::string& file) {
+  if (file.size() != 23 || file.rfind("shard-", 0) != 0 || file.substr(11) != ".safetensors") return -1;
+  for (size_t i = 6; i < 11; ++i)
+    if (!std::isdigit(static_cast<unsigned char>(file[i]))) return -1;
+  return std::stoll(file.substr(6, 5));
+}
+
+// Keys of two JSON objects whose values differ ("content.seed"), for a refused resume.
+std::string differing_keys(const json& a, const json& b, const std::string& prefix = "") {
+  std::string out;
+  auto note = [&](const std::string& text) { out += (out.empty() ? "" : ", ") + text; };
+  for (const auto& [key, value] : a.items()) {
+    if (!b.contains(key)) note(prefix + key);
+    else if (value.is_object() && b.at(key).is_object()) {
+      const std::string inner = differing_keys(value, b.at(key), prefix + key + ".");
+      if (!inner.empty()) note(inner);
+    } else if (b.at(key) != value) {
+      note(prefix + key + " " + value.dump() + " -> " + b.at(key).dump());
+    }
+  }
+  for (const auto& [key, value] : b.items())
+    if (!a.contains(key)) note(prefix + key);
+  return out;
+}
+
+}  // namespace
+
 struct StructureDatasetWriter::State {
   fs::path dir;
   DatasetWriterOptions options;
@@ -110,10 +147,12 @@ struct StructureDatasetWriter::State {
   std::vector<torch::Tensor> sequence, coords, observed, bfactor, tokens, embeddings;
   std::vector<int64_t> offsets{0};
   std::vector<ChainMetadata> shard_chains;
-  // Everything written so far.
+  // Everything written so far (and carried over from the dataset an update extends).
   json all_chains = json::array();
   json shards = json::array();
   int64_t residues = 0;
+  int64_t next_shard_number = 0;
+  std::vector<std::string> resumed_progress;
   bool finished = false;
 };
 
@@ -121,16 +160,94 @@ StructureDatasetWriter::StructureDatasetWriter(const fs::path& dir, DatasetWrite
     : state_(std::make_unique<State>()) {
   if (options.shard_size < 1) fail("dataset ", dir.string(), ": shard size must be at least 1");
   ensure_writable_dir(dir);
-  // An index left from an earlier dataset would describe shards this writer
-  // overwrites: remove it now so an interrupted run leaves no valid-looking index.
-  std::error_code ec;
-  fs::remove(dir / "index.json", ec);
-  if (ec) fail(dir.string(), ": cannot remove the old index.json: ", ec.message());
   state_->dir = dir;
   state_->options = std::move(options);
+  if (state_->options.update) {
+    carry_over_existing();
+  } else {
+    // An index left from an earlier dataset would describe shards this writer
+    // overwrites: remove it now so an interrupted run leaves no valid-looking index.
+    std::error_code ec;
+    fs::remove(dir / "index.json", ec);
+    if (ec) fail(dir.string(), ": cannot remove the old index.json: ", ec.message());
+  }
+  if (!state_->options.journal_settings.empty()) resume_from_journal();
 }
 
 StructureDatasetWriter::~StructureDatasetWriter() = default;
+
+void StructureDatasetWriter::carry_over_existing() {
+  State& s = *state_;
+  const fs::path index_path = s.dir / "index.json";
+  if (!fs::exists(index_path)) fail(s.dir.string(), ": no dataset to update (no index.json)");
+  StructureDataset existing(s.dir);  // validates the shards before anything is built on them
+  json index = json::parse(read_file(index_path));
+  const std::set<std::string> replaced(s.options.replace_sources.begin(), s.options.replace_sources.end());
+  s.shards = index.at("shards");
+  for (const auto& shard : s.shards)
+    s.next_shard_number = std::max(s.next_shard_number, top_level_shard_number(shard.at("file")) + 1);
+  s.has_tokens = existing.has_tokens() ? 1 : 0;
+  s.embedding_dim = existing.embedding_dim();
+  for (size_t i = 0; i < existing.size(); ++i) {
+    const ChainMetadata& m = existing.metadata(i);
+    if (replaced.count(fs::path(m.source).filename().string())) continue;
+    json chain = index.at("chains").at(i);
+    chain["shard"] = existing.location(i).first;
+    chain["row"] = existing.location(i).second;
+    s.residues += m.length;
+    s.all_chains.push_back(std::move(chain));
+  }
+}
+
+void StructureDatasetWriter::resume_from_journal() {
+  State& s = *state_;
+  const fs::path path = s.dir / kJournalFile;
+  const json settings = json::parse(s.options.journal_settings);
+  if (fs::exists(path)) {
+    std::istringstream lines(read_file(path));
+    std::string line;
+    std::getline(lines, line);
+    json header;
+    try {
+      header = json::parse(line);
+    } catch (const json::exception&) {
+    }
+    if (!header.contains("settings")) fail(path.string(), ": not a prepare journal; remove it or pass --restart");
+    if (header.at("settings") != settings)
+      fail(s.dir.string(), " holds an interrupted prepare with other settings (", differing_keys(header.at("settings"), settings),
+           "): run the same command to resume it, or pass --restart to discard it");
+    while (std::getline(lines, line)) {
+      json entry;
+      try {
+        entry = json::parse(line);
+      } catch (const json::exception&) {
+        break;  // the line being written when the run was killed: its shard is redone
+      }
+      const json& shard = entry.at("shard");
+      if (!fs::exists(s.dir / shard.at("file").get<std::string>())) break;
+      const size_t index = s.shards.size();
+      s.shards.push_back(shard);
+      for (json chain : entry.at("chains")) {
+        chain["shard"] = index;
+        s.all_chains.push_back(std::move(chain));
+      }
+      s.residues += shard.at("residues").get<int64_t>();
+      s.has_tokens = entry.at("has_tokens").get<bool>() ? 1 : 0;
+      s.embedding_dim = entry.at("embedding_dim").get<int64_t>();
+      s.next_shard_number = std::max(s.next_shard_number, top_level_shard_number(shard.at("file")) + 1);
+      s.resumed_progress.push_back(entry.at("progress").dump());
+    }
+  }
+  // Start the journal again with what was kept (a torn last line is dropped).
+  std::string text = json{{"settings", settings}}.dump() + "\n";
+  std::istringstream kept(fs::exists(path) ? read_file(path) : std::string());
+  std::string line;
+  std::getline(kept, line);
+  for (size_t k = 0; k < s.resumed_progress.size() && std::getline(kept, line); ++k) text += line + "\n";
+  write_file_atomic(path, text);
+}
+
+const std::vector<std::string>& StructureDatasetWriter::resumed_progress() const { return state_->resumed_progress; }
 
 int64_t StructureDatasetWriter::chains_written() const {
   return static_cast<int64_t>(state_->all_chains.size() + state_->shard_chains.size());
@@ -149,7 +266,11 @@ void StructureDatasetWriter::add(const ChainStructure& chain, ChainMetadata meta
   if (!chain.bfactor.defined() || chain.bfactor.numel() != L) fail(who, ": bfactor must have ", L, " entries");
   const int with_tokens = tokens.defined() ? 1 : 0;
   if (s.has_tokens == -1) s.has_tokens = with_tokens;
-  if (s.has_tokens != with_tokens) fail(who, ": either every chain has structure tokens or none");
+  if (s.has_tokens != with_tokens)
+    fail(who, ": either every chain has structure tokens or none",
+         s.options.update ? " (the dataset being updated was prepared " + std::string(s.has_tokens ? "with" : "without") +
+                                " --tokenizer)"
+                          : "");
   const int64_t dim = embeddings.defined() ? embeddings.size(-1) : 0;
   if (s.embedding_dim == -1) s.embedding_dim = dim;
   if (s.embedding_dim != dim) fail(who, ": embedding width ", dim, " differs from ", s.embedding_dim);
@@ -178,14 +299,20 @@ void StructureDatasetWriter::add(const ChainStructure& chain, ChainMetadata meta
   metadata.length = L;
   metadata.observed = chain.observed.to(torch::kBool).sum().item<int64_t>();
   s.shard_chains.push_back(std::move(metadata));
-  if (static_cast<int64_t>(s.shard_chains.size()) >= s.options.shard_size) flush_shard();
+  if (s.options.flush_when_full && static_cast<int64_t>(s.shard_chains.size()) >= s.options.shard_size) flush_shard();
 }
 
-void StructureDatasetWriter::flush_shard() {
+bool StructureDatasetWriter::flush_if_full(const std::string& progress_json) {
+  if (static_cast<int64_t>(state_->shard_chains.size()) < state_->options.shard_size) return false;
+  flush_shard(progress_json);
+  return true;
+}
+
+void StructureDatasetWriter::flush_shard(const std::string& progress_json) {
   State& s = *state_;
   if (s.shard_chains.empty()) return;
   const size_t index = s.shards.size();
-  const std::string name = shard_name(index);
+  const std::string name = shard_name(static_cast<size_t>(s.next_shard_number));
   NamedTensors tensors = {
       {"offsets", torch::tensor(s.offsets, torch::kInt64)},
       {"sequence", torch::cat(s.sequence)},
@@ -200,11 +327,23 @@ void StructureDatasetWriter::flush_shard() {
   save_safetensors(s.dir / name, tensors,
                    {{"format", kDatasetFormat}, {"version", std::to_string(kDatasetVersion)}, {"chains", chains.dump()}});
   const int64_t residues = s.offsets.back();
-  s.shards.push_back(json{{"file", name}, {"chains", chains.size()}, {"residues", residues}});
-  for (auto& c : chains) {
-    c["shard"] = index;
-    s.all_chains.push_back(std::move(c));
+  const json shard{{"file", name}, {"chains", chains.size()}, {"residues", residues}};
+  for (size_t row = 0; row < chains.size(); ++row) {
+    chains[row]["shard"] = index;
+    chains[row]["row"] = row;
   }
+  if (!s.options.journal_settings.empty()) {
+    // One line per shard, written after the shard itself: a shard without its line is redone.
+    const json entry{{"shard", shard},
+                     {"chains", chains},
+                     {"has_tokens", s.has_tokens == 1},
+                     {"embedding_dim", std::max<int64_t>(0, s.embedding_dim)},
+                     {"progress", json::parse(progress_json)}};
+    append_file_synced(s.dir / kJournalFile, entry.dump() + "\n");
+  }
+  s.shards.push_back(shard);
+  for (auto& c : chains) s.all_chains.push_back(std::move(c));
+  ++s.next_shard_number;
   s.residues += residues;
   s.sequence.clear();
   s.coords.clear();
@@ -240,15 +379,38 @@ void StructureDatasetWriter::finish(const std::string& extra_json) {
       fail("dataset ", s.dir.string(), ": extra index information is not JSON: ", e.what());
     }
   }
-  write_file_atomic(s.dir / "index.json", index.dump(1) + "\n");
+  write_dataset_index(s.dir, index);
+  std::error_code ec;
+  fs::remove(s.dir / kJournalFile, ec);
+  s.finished = true;
+}
+
+void write_dataset_index(const fs::path& dir, const json& index) {
+  // One line per chain: readable, and a fraction of the size of a fully indented index.
+  std::string text = "{\n";
+  bool first = true;
+  for (const auto& [key, value] : index.items()) {
+    text += first ? "" : ",\n";
+    first = false;
+    text += json(key).dump() + ": ";
+    if ((key == "chains" || key == "shards") && value.is_array()) {
+      text += "[";
+      for (size_t i = 0; i < value.size(); ++i) text += (i ? ",\n  " : "\n  ") + value[i].dump();
+      text += value.empty() ? "]" : "\n ]";
+    } else {
+      text += value.dump();
+    }
+  }
+  text += "\n}\n";
+  write_file_atomic(dir / "index.json", text);
   // Remove shards of an earlier dataset in this folder that the index does not name.
-  for (const auto& e : fs::directory_iterator(s.dir)) {
+  std::set<std::string> named;
+  for (const auto& shard : index.at("shards")) named.insert(shard.at("file").get<std::string>());
+  for (const auto& e : fs::directory_iterator(dir)) {
     const std::string file = e.path().filename().string();
     if (file.rfind("shard-", 0) != 0 || e.path().extension() != ".safetensors") continue;
-    const bool named = std::any_of(s.shards.begin(), s.shards.end(), [&](const json& j) { return j["file"] == file; });
-    if (!named) fs::remove(e.path());
+    if (!named.count(file)) fs::remove(e.path());
   }
-  s.finished = true;
 }
 
 // ---------------------------------------------------------------- reader
@@ -291,8 +453,8 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
   try {
     if (index.value("format", "") != kDatasetFormat)
       fail(index_path.string(), ": format is '", index.value("format", ""), "', expected '", kDatasetFormat, "'");
-    if (index.value("version", 0) != kDatasetVersion)
-      fail(index_path.string(), ": version ", index.value("version", 0), " (this build reads ", kDatasetVersion, ")");
+    if (index.value("version", 0) < 1 || index.value("version", 0) > kDatasetVersion)
+      fail(index_path.string(), ": version ", index.value("version", 0), " (this build reads 1 to ", kDatasetVersion, ")");
     s.has_tokens = index.value("has_tokens", false);
     s.embedding_dim = index.value("embedding_dim", int64_t{0});
     s.tokenizer = index.value("tokenizer", "");
@@ -303,13 +465,17 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
       fail(index_path.string(), ": token_states is ", index.at("token_states").get<int64_t>(), " but token_symbols lists ",
            s.token_symbols.size(), " symbols");
     s.token_mask_state = index.value("token_mask_state", int64_t{-1});
+    const int version = index.at("version").get<int>();
     const json& chains = index.at("chains");
     for (size_t k = 0; k < chains.size(); ++k)
       s.chains.push_back(metadata_from_json(chains[k], index_path.string() + ": chains[" + std::to_string(k) + "]"));
 
-    size_t chain_index = 0;
+    std::vector<size_t> shard_rows;
     for (const json& entry : index.at("shards")) {
-      const fs::path path = dir / entry.at("file").get<std::string>();
+      const fs::path relative = entry.at("file").get<std::string>();
+      if (relative.is_absolute() || std::any_of(relative.begin(), relative.end(), [](const fs::path& p) { return p == ".."; }))
+        fail(index_path.string(), ": shard file '", relative.string(), "' is not inside the dataset folder");
+      const fs::path path = dir / relative;
       Shard shard;
       shard.file = std::make_unique<SafetensorsFile>(path);
       auto need = [&](const char* key) {
@@ -341,16 +507,36 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
       if (s.has_tokens && shard.tokens.numel() != R) fail(path.string(), ": tokens must have ", R, " entries");
       if (s.embedding_dim > 0 && shard.embeddings.sizes() != torch::IntArrayRef({R, s.embedding_dim}))
         fail(path.string(), ": embeddings must be [", R, ", ", s.embedding_dim, "]");
-      for (size_t k = 0; k < n; ++k, ++chain_index) {
-        if (chain_index >= s.chains.size()) fail(index_path.string(), ": shards hold more chains than listed");
-        if (s.chains[chain_index].length != shard.offsets[k + 1] - shard.offsets[k])
-          fail(path.string(), ": chain ", k, " length differs from index.json");
-        s.location.emplace_back(s.shards.size(), k);
-      }
+      shard_rows.push_back(n);
       s.shards.push_back(std::move(shard));
     }
-    if (chain_index != s.chains.size())
-      fail(index_path.string(), ": lists ", s.chains.size(), " chains but the shards hold ", chain_index);
+    if (version == 1) {
+      // Chains in shard order, every row listed.
+      for (size_t shard = 0, chain = 0; shard < shard_rows.size(); ++shard)
+        for (size_t row = 0; row < shard_rows[shard]; ++row, ++chain) {
+          if (chain >= s.chains.size()) fail(index_path.string(), ": shards hold more chains than listed");
+          s.location.emplace_back(shard, row);
+        }
+      if (s.location.size() != s.chains.size())
+        fail(index_path.string(), ": lists ", s.chains.size(), " chains but the shards hold ", s.location.size());
+    } else {
+      std::set<std::pair<size_t, size_t>> seen;
+      for (size_t k = 0; k < chains.size(); ++k) {
+        const size_t shard = chains[k].at("shard").get<size_t>(), row = chains[k].at("row").get<size_t>();
+        if (shard >= shard_rows.size() || row >= shard_rows[shard])
+          fail(index_path.string(), ": chains[", k, "] names shard ", shard, " row ", row, ", which does not exist");
+        if (!seen.emplace(shard, row).second)
+          fail(index_path.string(), ": chains[", k, "] names shard ", shard, " row ", row, " a second time");
+        s.location.emplace_back(shard, row);
+      }
+    }
+    for (size_t k = 0; k < s.chains.size(); ++k) {
+      const auto [shard, row] = s.location[k];
+      const auto& offsets = s.shards[shard].offsets;
+      if (s.chains[k].length != offsets[row + 1] - offsets[row])
+        fail(index_path.string(), ": chains[", k, "] (", s.chains[k].entry, " ", s.chains[k].chain, ") length ",
+             s.chains[k].length, " differs from its row in ", index.at("shards").at(shard).at("file").get<std::string>());
+    }
   } catch (const json::exception& e) {
     fail(index_path.string(), ": ", e.what());
   }
@@ -408,6 +594,11 @@ torch::Tensor StructureDataset::embeddings(size_t i) const {
   const auto [shard_index, k] = state_->location[i];
   const Shard& shard = state_->shards[shard_index];
   return shard.embeddings.slice(0, shard.offsets[k], shard.offsets[k + 1]);
+}
+
+std::pair<size_t, size_t> StructureDataset::location(size_t i) const {
+  metadata(i);
+  return state_->location[i];
 }
 
 std::vector<size_t> StructureDataset::indices(const std::string& split) const {

@@ -102,4 +102,21 @@ void ensure_writable_dir(const std::filesystem::path& dir) {
   ::unlink(probe.c_str());
 }
 
+void append_file_synced(const std::filesystem::path& path, const std::string& contents) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) fail(path.string(), ": cannot append (", std::strerror(errno), ")");
+  size_t written = 0;
+  while (written < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      fail(path.string(), ": append failed after ", written, " bytes (", std::strerror(err), ")");
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) fail(path.string(), ": flushing to disk failed (", std::strerror(errno), ")");
+}
+
 }  // namespace sapling

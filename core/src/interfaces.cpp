@@ -8,6 +8,13 @@ namespace sapling {
 
 SequenceEncoder::~SequenceEncoder() = default;
 StructureEncoder::~StructureEncoder() = default;
+
+std::vector<torch::Tensor> StructureEncoder::embed_batch(const std::vector<ChainStructure>& chains) {
+  std::vector<torch::Tensor> out;
+  out.reserve(chains.size());
+  for (const auto& chain : chains) out.push_back(embed(chain));
+  return out;
+}
 StructureTokenizer::~StructureTokenizer() = default;
 TrainableTokenizer::~TrainableTokenizer() = default;
 AlignmentLoss::~AlignmentLoss() = default;

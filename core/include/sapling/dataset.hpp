@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sapling/export.hpp"
@@ -13,9 +14,11 @@
 
 namespace sapling {
 
-// Layout (format "sapling-structure-dataset", version 1):
-//   DIR/index.json              written last; lists shards and every chain's metadata
-//   DIR/shard-00000.safetensors one per `shard_size` chains, each self-contained:
+// Layout (format "sapling-structure-dataset", version 2):
+//   DIR/index.json              written last; lists shards and every chain's metadata,
+//                               each chain with "shard" (position in "shards") and "row"
+//                               (its position within that shard)
+//   DIR/shard-00000.safetensors about `shard_size` chains each, self-contained:
 //     offsets    int64 [n+1]     residue range of chain k: offsets[k] .. offsets[k+1]
 //     sequence   uint8 [R]       ASCII one-letter codes (X unknown)
 //     coords     float32 [R,5,3] N, CA, C, O, CB; NaN where missing
@@ -26,11 +29,16 @@ namespace sapling {
 //   and header metadata "format", "version", "chains" (JSON array of that
 //   shard's chain metadata, same fields as in index.json).
 // R is the shard's residue count. Readable from Python with `safetensors` alone.
+// A shard's "file" is relative to DIR and may name a subfolder: a dataset
+// merged from `prepare --shard K/N` parts lists part-K-of-N/shard-*.safetensors
+// without copying them. Rows that no chain names (chains replaced by
+// `prepare --update`) are ignored. Version 1 (no "row": chains in shard
+// order, every row listed) is still read.
 // index.json also records the structure tokenizer (name, "tokenizer_options" as
 // "key=value" strings, "token_states", "token_symbols", "token_mask_state").
 
 inline constexpr const char* kDatasetFormat = "sapling-structure-dataset";
-inline constexpr int kDatasetVersion = 1;
+inline constexpr int kDatasetVersion = 2;
 
 // Per-chain metadata stored with the arrays.
 struct ChainMetadata {
@@ -45,6 +53,10 @@ struct ChainMetadata {
   int64_t length = 0;
   int64_t observed = 0;       // residues with a CA
   bool high_quality = false;  // X-ray and resolution <= 2.0 A
+  // Position of the source file in the input list of the `prepare` run that
+  // wrote the chain: merged parts list their chains in this order, as one
+  // process would have. -1 when unknown.
+  int64_t input_index = -1;
 };
 
 // The high-quality subset rule: X-ray diffraction at <= 2.0 A.
@@ -69,11 +81,26 @@ SAPLING_API std::string assign_split(const std::string& group, double valid_frac
                                      double reference_fraction = 0.0);
 
 struct DatasetWriterOptions {
-  int64_t shard_size = 1000;       // chains per shard
+  int64_t shard_size = 1000;       // chains per shard (with flush_when_full = false: at least, see flush_if_full)
   std::string tokenizer;           // name of the structure tokenizer, "" if none
   std::vector<std::string> token_symbols;  // printable symbol per token state (their count is the vocabulary size)
   std::vector<std::string> tokenizer_options;  // the tokenizer's options as given, "key=value"
   int64_t token_mask_state = -1;
+  // False: add() never flushes; the caller calls flush_if_full() where a shard
+  // may end (prepare: between input files, so a journaled shard never holds
+  // part of a file).
+  bool flush_when_full = true;
+  // Non-empty: keep a resume journal, DIR/prepare.journal, for these settings
+  // (a JSON object as text). Each flushed shard is appended to it with the
+  // caller's progress; a writer opened later on the same folder with equal
+  // settings carries on after the journaled shards (resumed_progress()), and
+  // with other settings fails naming the keys that differ. finish() removes it.
+  std::string journal_settings;
+  // Update an existing dataset: its shards and chains are kept, except chains
+  // whose source file name (without folders) is in `replace_sources`; new
+  // shards are added beside them. The old index stays valid until finish().
+  bool update = false;
+  std::vector<std::string> replace_sources;
 };
 
 // Writes a dataset folder. Shards are written atomically as they fill; the
@@ -91,15 +118,24 @@ class SAPLING_API StructureDatasetWriter {
   // Either all chains have tokens (embeddings) or none.
   void add(const ChainStructure& chain, ChainMetadata metadata, const torch::Tensor& tokens = {},
            const torch::Tensor& embeddings = {});
+  // Writes the shard being filled when it holds shard_size chains or more;
+  // `progress_json` (a JSON value as text) goes into the journal with it.
+  // True when a shard was written.
+  bool flush_if_full(const std::string& progress_json = "null");
+  // Progress texts of the shards an interrupted run journaled, in order
+  // (empty when this writer started afresh).
+  const std::vector<std::string>& resumed_progress() const;
   // Flushes the last shard and writes index.json. `extra_json` (a JSON object
   // as text, or "") is stored under "prepare" in the index (command line, counts).
   void finish(const std::string& extra_json = "");
-  int64_t chains_written() const;
+  int64_t chains_written() const;  // carried-over chains of an update included
 
  private:
   struct State;
   std::unique_ptr<State> state_;
-  void flush_shard();
+  void flush_shard(const std::string& progress_json = "null");
+  void resume_from_journal();
+  void carry_over_existing();
 };
 
 // Memory-mapped reader: no parsing per epoch, chain(i) returns views into the
@@ -124,6 +160,8 @@ class SAPLING_API StructureDataset {
   const std::vector<std::string>& token_symbols() const;  // one per state: their count is the vocabulary size
   const std::vector<std::string>& tokenizer_options() const;  // "key=value" as given to prepare
   int64_t token_mask_state() const;          // the state stored for "unknown"; -1 without tokens
+  // Position of chain i's shard in the index's "shards", and its row in that shard.
+  std::pair<size_t, size_t> location(size_t i) const;
   // Indices of the chains in `split` ("train", "valid"), in dataset order.
   std::vector<size_t> indices(const std::string& split) const;
 

@@ -112,6 +112,10 @@ class SAPLING_API StructureEncoder : public torch::nn::Module {
   // Per-residue embeddings [L, output_dim()] for one chain; rows of residues
   // without a CA are zero.
   virtual torch::Tensor embed(const ChainStructure& chain) = 0;
+  // embed() of each chain. The default calls embed() in turn; an encoder that
+  // can run several chains at once (a disjoint union of their graphs, one
+  // pass on a GPU) overrides it. `prepare` gives it chains up to a residue budget.
+  virtual std::vector<torch::Tensor> embed_batch(const std::vector<ChainStructure>& chains);
   virtual void load_weights(const std::filesystem::path& file) = 0;
   virtual void save_weights(const std::filesystem::path& file) const = 0;
   // False for an encoder whose outputs are not learned here (precomputed

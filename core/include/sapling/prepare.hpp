@@ -29,8 +29,19 @@ struct PrepareSettings {
   // Stored view: observed residues (published) or the full SEQRES sequence.
   bool full_sequence = false;
   bool strict = false;  // stop at the first unreadable file or failing chain instead of reporting and skipping it
-  int64_t shard_size = 1000;
-  int threads = 1;  // file readers
+  int64_t shard_size = 1000;  // chains per shard file (at least: a file's chains never straddle two)
+  int threads = 1;  // file readers (and tokenisers, for a thread-safe tokenizer)
+  // One worker of many: this process takes the complexes whose hash falls in
+  // part `part_index` of `part_count` (0-based) and writes a complete dataset
+  // of them to `out`; merge_dataset_parts() joins the parts.
+  int part_index = 0, part_count = 1;
+  // Add the inputs to the dataset in `out`: files it already holds (same file
+  // name, size and modification time) are skipped, changed ones replace their
+  // chains, new ones are added; every complex keeps its split.
+  bool update = false;
+  // Discard the journal of an interrupted run in `out` instead of resuming it.
+  bool restart = false;
+  int64_t embed_batch_residues = 8192;  // residues per encoder call (several chains at once)
   // Optional per-residue outputs, built by the caller from the registries.
   std::shared_ptr<StructureTokenizer> tokenizer;
   std::string tokenizer_name;
@@ -43,15 +54,29 @@ struct PrepareSettings {
 
 struct PrepareReport {
   int64_t chains_kept = 0;
+  int64_t files_skipped_unchanged = 0;  // --update: inputs the dataset already holds
   std::vector<std::string> failures;  // "FILE: reason" of skipped files and chains
   std::string summary;                // the human-readable lines `sapling prepare` prints
 };
 
 // Reads the files on settings.threads workers (in batches, so memory stays
-// bounded), filters and splits the chains, tokenises and embeds them and
-// writes the dataset (index.json last). A file or chain that fails is warned
-// about and skipped unless settings.strict. Fails, writing nothing, when no
-// chain passes the filters.
+// bounded; the next batch is read while the encoder runs), filters and splits
+// the chains, tokenises and embeds them and writes the dataset (index.json
+// last). A file or chain that fails is warned about and skipped unless
+// settings.strict. Fails, writing nothing, when no chain passes the filters.
+// Resumable: shards are journaled as they are written (DIR/prepare.journal),
+// and the same call on the same folder after a kill carries on after the last
+// journaled shard, giving the dataset an uninterrupted run gives.
 SAPLING_API PrepareReport prepare_dataset(const PrepareSettings& settings);
+
+// "part-00002-of-00008": the folder of part K of N inside the output folder.
+SAPLING_API std::string dataset_part_name(int part_index, int part_count);
+
+// Joins the complete parts DIR/part-K-of-N (K = 0..N-1) into one dataset in
+// DIR: an index naming the parts' shards where they are (no data is copied),
+// chains in the order one process would have written them, counts summed.
+// Fails naming the missing or unfinished parts, or parts prepared with other
+// settings or inputs. Returns the summary lines `sapling prepare --merge` prints.
+SAPLING_API std::string merge_dataset_parts(const std::filesystem::path& dir);
 
 }  // namespace sapling

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "sapling/error.hpp"
+#include "sapling/parallel.hpp"
 #include "sapling/safetensors.hpp"  // for TensorStore, save_safetensors
 
 namespace sapling::gearnet {
@@ -185,6 +186,65 @@ torch::Tensor GearNetEncoder::embed(const ChainStructure& chain) {
   const GraphOperators ops = prepare(graph);
   const GearNetOutput out = forward(ops);
   return result.index_copy(0, graph.node_residue.to(device), out.node_feature);
+}
+
+std::vector<torch::Tensor> GearNetEncoder::embed_batch(const std::vector<ChainStructure>& chains) {
+  if (is_training()) return StructureEncoder::embed_batch(chains);  // batch norm would mix the chains' statistics
+  const auto device = this->device();
+  const size_t n = chains.size();
+  std::vector<ResidueGraph> graphs(n);
+  std::vector<LineGraph> lines(n);
+  std::vector<std::string> errors(n);
+  parallel_for(0, n, std::max(1, at::get_num_threads()), [&](size_t i) {
+    try {
+      graphs[i] = build_residue_graph(chains[i], options_.graph);
+      if (options_.edge_feature) lines[i] = build_line_graph(graphs[i], options_.graph.num_angle_bins);
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  });
+  for (size_t i = 0; i < n; ++i)
+    if (!errors[i].empty()) fail(chains[i].label(), ": ", errors[i]);
+  // The disjoint union: node and edge indices of chain i shifted past those of the chains before it.
+  ResidueGraph joined;
+  LineGraph joined_line;
+  std::vector<torch::Tensor> node_features, edges, edge_features, line_edges;
+  int64_t node_offset = 0, edge_offset = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const ResidueGraph& g = graphs[i];
+    if (g.num_nodes == 0) continue;
+    node_features.push_back(g.node_features);
+    edges.push_back(g.edges + torch::tensor({node_offset, node_offset, int64_t{0}}, torch::kInt64));
+    if (options_.edge_feature) {
+      edge_features.push_back(g.edge_features);
+      line_edges.push_back(lines[i].edges + torch::tensor({edge_offset, edge_offset, int64_t{0}}, torch::kInt64));
+    }
+    node_offset += g.num_nodes;
+    edge_offset += g.edges.size(0);
+  }
+  std::vector<torch::Tensor> out(n);
+  for (size_t i = 0; i < n; ++i)
+    out[i] = torch::zeros({chains[i].length(), output_dim_}, torch::TensorOptions().device(device));
+  if (node_offset == 0) return out;
+  joined.num_nodes = node_offset;
+  joined.node_features = torch::cat(node_features);
+  joined.edges = torch::cat(edges);
+  if (options_.edge_feature) {
+    joined.edge_features = torch::cat(edge_features);
+    joined_line.num_nodes = edge_offset;
+    joined_line.edges = torch::cat(line_edges);
+  }
+  const GraphOperators ops =
+      make_operators(joined, options_.edge_feature ? &joined_line : nullptr, options_.graph.num_angle_bins, device);
+  const torch::Tensor rows = forward(ops).node_feature;
+  int64_t begin = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const ResidueGraph& g = graphs[i];
+    if (g.num_nodes == 0) continue;
+    out[i].index_copy_(0, g.node_residue.to(device), rows.slice(0, begin, begin + g.num_nodes));
+    begin += g.num_nodes;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- weights

@@ -76,6 +76,10 @@ class GearNetEncoder : public StructureEncoder {
 
   int64_t output_dim() const override { return output_dim_; }
   torch::Tensor embed(const ChainStructure& chain) override;
+  // The chains' graphs (built on CPU threads) joined into one disjoint graph,
+  // one forward pass: in evaluation mode each chain's rows equal embed()'s up
+  // to float summation order, with one launch sequence for the whole batch.
+  std::vector<torch::Tensor> embed_batch(const std::vector<ChainStructure>& chains) override;
   void load_weights(const std::filesystem::path& file) override;
   void save_weights(const std::filesystem::path& file) const override;
 

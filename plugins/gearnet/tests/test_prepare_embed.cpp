@@ -117,3 +117,116 @@ TEST_CASE("prepare --embed refuses random weights unless --allow-random-pgnn", "
   CHECK(no_embed.output.find("need --pgnn NAME") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
+
+namespace {
+
+const std::filesystem::path kBundledWeights = test::source_dir() / "datasets/models/gearnet_edge_mc_6x128.safetensors";
+
+std::vector<ChainStructure> sample_chains() {
+  std::vector<ChainStructure> chains;
+  for (const auto& file : find_structure_files({test::source_dir() / "datasets/sample/psicov"}))
+    for (auto& chain : read_structure(file)) chains.push_back(observed_residues(chain));
+  return chains;
+}
+
+}  // namespace
+
+TEST_CASE("gearnet takes its shapes from the weights file; a contradicting option is an error naming both",
+          "[gearnet][weights]") {
+  test::load_build_plugins();
+  const auto& entry = StructureEncoderRegistry::instance().find("gearnet");
+  Options options = Options::defaults(entry.schema);
+  options.set("weights", kBundledWeights.string());
+  const auto encoder = entry.factory(options);  // no hidden_dims: 6 x 128 from the file, concatenated
+  CHECK(encoder->output_dim() == 6 * 128);
+
+  options.set("hidden_dims", std::vector<int64_t>{512, 512, 512, 512, 512, 512});
+  try {
+    entry.factory(options);
+    FAIL("a hidden_dims that contradicts the weights was accepted");
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    INFO(message);
+    CHECK(message.find("hidden_dims = [512,512,512,512,512,512]") != std::string::npos);
+    CHECK(message.find("[128,128,128,128,128,128]") != std::string::npos);
+    CHECK(message.find("gearnet_edge_mc_6x128.safetensors") != std::string::npos);
+  }
+  // prepare --pgnn-weights alone now works with the bundled 6 x 128 file.
+  const auto dir = test::temp_dir("pgnn-shapes");
+  const auto r = test::run_command(test::sapling_exe() + " prepare " +
+                                   test::quote(test::source_dir() / "datasets/sample/psicov/1aba.chain.pdb.gz") +
+                                   " --out " + test::quote(dir / "ds") + " --pgnn gearnet --pgnn-weights " +
+                                   test::quote(kBundledWeights));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("hidden_dims = [128,128,128,128,128,128] from the weights") != std::string::npos);
+  CHECK(StructureDataset(dir / "ds").embedding_dim() == 768);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("gearnet embed_batch (one disjoint graph) equals embed() chain by chain", "[gearnet][batch]") {
+  test::load_build_plugins();
+  const auto& entry = StructureEncoderRegistry::instance().find("gearnet");
+  Options options = Options::defaults(entry.schema);
+  options.set("weights", kBundledWeights.string());
+  const auto encoder = entry.factory(options);
+  const auto chains = sample_chains();
+  REQUIRE(chains.size() >= 4);
+  torch::NoGradGuard no_grad;
+  const auto batched = encoder->embed_batch(chains);
+  REQUIRE(batched.size() == chains.size());
+  double worst = 0;
+  for (size_t i = 0; i < chains.size(); ++i) {
+    const auto single = encoder->embed(chains[i]);
+    REQUIRE(batched[i].sizes() == single.sizes());
+    worst = std::max(worst, test::scaled_max_diff(batched[i], single));
+  }
+  std::cout << "gearnet 6x128 embed_batch of " << chains.size() << " chains vs embed(): scaled max diff " << worst << "\n";
+  CHECK(worst < 1e-5);
+}
+
+TEST_CASE("prepare --pgnn --part K/N + merge equals one process; --device cuda agrees with the CPU", "[gearnet][prepare][cli][parts]") {
+  const auto dir = test::temp_dir("pgnn-parts");
+  const std::string base = test::sapling_exe() + " prepare " + test::quote(test::source_dir() / "datasets/sample/psicov") +
+                           " --pgnn gearnet --pgnn-weights " + test::quote(kBundledWeights) +
+                           " --tokenizer foldseek_3di --shard-size 4 --embed-batch-residues 600 --quiet";
+  auto r = test::run_command(base + " --out " + test::quote(dir / "single"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  for (int k = 0; k < 2; ++k) {
+    r = test::run_command(base + " --out " + test::quote(dir / "parts") + " --part " + std::to_string(k) + "/2");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+  }
+  r = test::run_command(test::sapling_exe() + " prepare --merge --out " + test::quote(dir / "parts"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const StructureDataset single(dir / "single"), merged(dir / "parts");
+  REQUIRE(merged.size() == single.size());
+  for (size_t i = 0; i < single.size(); ++i) {
+    INFO(single.metadata(i).entry);
+    CHECK(merged.metadata(i).entry == single.metadata(i).entry);
+    CHECK(torch::equal(merged.tokens(i), single.tokens(i)));
+    // Batched with other chains in another part: equal up to float16 rounding of float summation order.
+    CHECK(torch::allclose(merged.embeddings(i).to(torch::kFloat32), single.embeddings(i).to(torch::kFloat32), 2e-3, 1e-4));
+  }
+
+  const auto cuda = test::run_command(base + " --out " + test::quote(dir / "cuda") + " --device cuda");
+  INFO(cuda.output);
+  if (!torch::cuda::is_available()) {
+    CHECK(cuda.exit_code == 1);
+    CHECK(cuda.output.find("CUDA is not available") != std::string::npos);
+    WARN("no CUDA device: prepare --device cuda checked only for its refusal");
+  } else {
+    REQUIRE(cuda.exit_code == 0);
+    const StructureDataset on_gpu(dir / "cuda");
+    REQUIRE(on_gpu.size() == single.size());
+    double worst = 0;
+    for (size_t i = 0; i < single.size(); ++i)
+      worst = std::max(worst, test::scaled_max_diff(on_gpu.embeddings(i).to(torch::kFloat32),
+                                                    single.embeddings(i).to(torch::kFloat32)));
+    std::cout << "prepare --device cuda vs cpu, " << single.size() << " chains: scaled max diff " << worst << "\n";
+    CHECK(worst < 4e-3);  // float16 storage (2^-11) of float32 results computed in another order
+  }
+  std::filesystem::remove_all(dir);
+}
