@@ -13,5 +13,6 @@ prepare_psicov() {
 # The contact evaluation set: the unbound structures (*_u.pdb*) of the complexes in a prepared dataset's valid
 # split, never trained on. Usage: held_out_unbound DATASET/index.json
 held_out_unbound() {
-  awk -F'"' '/"source":/ { src = $4 } /"split":/ { if ($4 == "valid") print src }' "$1" | grep '_u\.pdb' | sort -u
+  # index.json lists one chain per line, as compact JSON: the valid chains' lines, then their source files.
+  grep '"split":"valid"' "$1" | sed 's/.*"source":"\([^"]*\)".*/\1/' | grep '_u\.pdb' | sort -u
 }

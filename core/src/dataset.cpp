@@ -213,10 +213,12 @@ void StructureDatasetWriter::resume_from_journal() {
     } catch (const json::exception&) {
     }
     if (!header.contains("settings")) fail(path.string(), ": not a prepare journal; remove it or pass --restart");
-    if (header.at("settings") != settings)
+    // A journal without a shard holds no work: other settings simply start afresh.
+    const bool has_shards = lines.peek() != std::char_traits<char>::eof();
+    if (header.at("settings") != settings && has_shards)
       fail(s.dir.string(), " holds an interrupted prepare with other settings (", differing_keys(header.at("settings"), settings),
            "): run the same command to resume it, or pass --restart to discard it");
-    while (std::getline(lines, line)) {
+    while (header.at("settings") == settings && std::getline(lines, line)) {
       json entry;
       try {
         entry = json::parse(line);
