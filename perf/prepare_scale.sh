@@ -56,15 +56,16 @@ done
 timed "merge of 2 parts" "$SAPLING" prepare --merge --out "$SCALE/parts"
 
 # 3. An update that adds 10% new files to the 3Di dataset.
-mkdir -p "$SCALE/extra"
+rm -rf "$SCALE/extra" && mkdir -p "$SCALE/extra"
 "$PY" perf/replicate_structures.py --out "$SCALE/extra/in" --entries $((files / 10)) --seed 1 datasets/sample/bm5 datasets/sample/psicov 2> /dev/null
 # New ids: move the extra replicas under names the main input does not use (prefix 8).
-find "$SCALE/extra/in" -name '9*' | while read -r f; do d=$(dirname "$f"); b=$(basename "$f"); mv "$f" "$d/8${b:1}"; done
+find "$SCALE/extra/in" -type f -name '9*' | while read -r f; do d=$(dirname "$f"); b=$(basename "$f"); mv "$f" "$d/8${b:1}"; done
 timed "update +$((files / 10)) files (the rest unchanged)" "$SAPLING" prepare "$SCALE/in" "$SCALE/extra/in" --out "$SCALE/ds3di" --tokenizer foldseek_3di --threads "$THREADS" --update --quiet
 
 # 4. GearNet-Edge 6 x 512 (random weights: the arithmetic of the published model), last layer stored (512-d).
 rm -rf "$SCALE/gn_in" && mkdir -p "$SCALE/gn_in"
-find "$SCALE/in" -name '*.gz' | sort | head -n "$GEARNET_FILES" | while read -r f; do ln -s "$(readlink -f "$f")" "$SCALE/gn_in/"; done
+find "$SCALE/in" -name '*.gz' | sort > "$SCALE/files.txt"
+head -n "$GEARNET_FILES" "$SCALE/files.txt" | while read -r f; do ln -s "$(readlink -f "$f")" "$SCALE/gn_in/"; done
 rm -rf "$SCALE/ds_gn512"
 timed "prepare 3Di + GearNet-Edge 6x512 (output last), $GEARNET_FILES files" "$SAPLING" prepare "$SCALE/gn_in" --out "$SCALE/ds_gn512" \
   --tokenizer foldseek_3di --pgnn gearnet --allow-random-pgnn --pgnn-option output=last --threads "$THREADS" --quiet

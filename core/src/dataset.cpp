@@ -148,7 +148,7 @@ struct StructureDatasetWriter::State {
   std::vector<int64_t> offsets{0};
   std::vector<ChainMetadata> shard_chains;
   // Everything written so far (and carried over from the dataset an update extends).
-  json all_chains = json::array();
+  std::vector<std::string> all_chains;  // each chain's index entry as compact JSON (a JSON tree per chain costs ~1 KB)
   json shards = json::array();
   int64_t residues = 0;
   int64_t next_shard_number = 0;
@@ -181,7 +181,7 @@ void StructureDatasetWriter::carry_over_existing() {
   const fs::path index_path = s.dir / "index.json";
   if (!fs::exists(index_path)) fail(s.dir.string(), ": no dataset to update (no index.json)");
   StructureDataset existing(s.dir);  // validates the shards before anything is built on them
-  json index = json::parse(read_file(index_path));
+  const json index = read_index_without_chains(index_path);
   const std::set<std::string> replaced(s.options.replace_sources.begin(), s.options.replace_sources.end());
   s.shards = index.at("shards");
   for (const auto& shard : s.shards)
@@ -191,11 +191,8 @@ void StructureDatasetWriter::carry_over_existing() {
   for (size_t i = 0; i < existing.size(); ++i) {
     const ChainMetadata& m = existing.metadata(i);
     if (replaced.count(fs::path(m.source).filename().string())) continue;
-    json chain = index.at("chains").at(i);
-    chain["shard"] = existing.location(i).first;
-    chain["row"] = existing.location(i).second;
     s.residues += m.length;
-    s.all_chains.push_back(std::move(chain));
+    s.all_chains.push_back(chain_index_entry(m, existing.location(i).first, existing.location(i).second));
   }
 }
 
@@ -231,7 +228,7 @@ void StructureDatasetWriter::resume_from_journal() {
       s.shards.push_back(shard);
       for (json chain : entry.at("chains")) {
         chain["shard"] = index;
-        s.all_chains.push_back(std::move(chain));
+        s.all_chains.push_back(chain.dump());
       }
       s.residues += shard.at("residues").get<int64_t>();
       s.has_tokens = entry.at("has_tokens").get<bool>() ? 1 : 0;
@@ -344,7 +341,7 @@ void StructureDatasetWriter::flush_shard(const std::string& progress_json) {
     append_file_synced(s.dir / kJournalFile, entry.dump() + "\n");
   }
   s.shards.push_back(shard);
-  for (auto& c : chains) s.all_chains.push_back(std::move(c));
+  for (const auto& c : chains) s.all_chains.push_back(c.dump());
   ++s.next_shard_number;
   s.residues += residues;
   s.sequence.clear();
@@ -372,8 +369,7 @@ void StructureDatasetWriter::finish(const std::string& extra_json) {
              {"token_states", s.has_tokens == 1 ? static_cast<int64_t>(s.options.token_symbols.size()) : int64_t{0}},
              {"token_symbols", s.has_tokens == 1 ? s.options.token_symbols : std::vector<std::string>{}},
              {"token_mask_state", s.options.token_mask_state},
-             {"shards", s.shards},
-             {"chains", s.all_chains}};
+             {"shards", s.shards}};
   if (!extra_json.empty()) {
     try {
       index["prepare"] = json::parse(extra_json);
@@ -381,33 +377,55 @@ void StructureDatasetWriter::finish(const std::string& extra_json) {
       fail("dataset ", s.dir.string(), ": extra index information is not JSON: ", e.what());
     }
   }
-  write_dataset_index(s.dir, index);
+  write_dataset_index(s.dir, index, s.all_chains);
   std::error_code ec;
   fs::remove(s.dir / kJournalFile, ec);
   s.finished = true;
 }
 
-void write_dataset_index(const fs::path& dir, const json& index) {
+std::string chain_index_entry(const ChainMetadata& m, size_t shard, size_t row) {
+  json j = to_json(m);
+  j["shard"] = shard;
+  j["row"] = row;
+  return j.dump();
+}
+
+json read_index_without_chains(const fs::path& index_path) {
+  try {
+    std::string top_key;
+    json::parser_callback_t skip_chains = [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth == 1 && event == json::parse_event_t::key) top_key = parsed.get<std::string>();
+      return !(depth == 2 && top_key == "chains" && event == json::parse_event_t::object_end);
+    };
+    return json::parse(read_file(index_path), skip_chains);
+  } catch (const json::exception& e) {
+    fail(index_path.string(), ": invalid JSON: ", e.what());
+  }
+}
+
+void write_dataset_index(const fs::path& dir, const json& header, const std::vector<std::string>& chains) {
   // One line per chain: readable, and a fraction of the size of a fully indented index.
   std::string text = "{\n";
-  bool first = true;
-  for (const auto& [key, value] : index.items()) {
-    text += first ? "" : ",\n";
-    first = false;
+  for (const auto& [key, value] : header.items()) {
+    if (key == "chains") continue;
     text += json(key).dump() + ": ";
-    if ((key == "chains" || key == "shards") && value.is_array()) {
+    if (key == "shards" && value.is_array()) {
       text += "[";
       for (size_t i = 0; i < value.size(); ++i) text += (i ? ",\n  " : "\n  ") + value[i].dump();
       text += value.empty() ? "]" : "\n ]";
     } else {
       text += value.dump();
     }
+    text += ",\n";
   }
+  text += "\"chains\": [";
+  for (size_t i = 0; i < chains.size(); ++i) text += (i ? ",\n  " : "\n  ") + chains[i];
+  text += chains.empty() ? "]" : "\n ]";
   text += "\n}\n";
   write_file_atomic(dir / "index.json", text);
   // Remove shards of an earlier dataset in this folder that the index does not name.
   std::set<std::string> named;
-  for (const auto& shard : index.at("shards")) named.insert(shard.at("file").get<std::string>());
+  for (const auto& shard : header.at("shards")) named.insert(shard.at("file").get<std::string>());
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string file = e.path().filename().string();
     if (file.rfind("shard-", 0) != 0 || e.path().extension() != ".safetensors") continue;
@@ -446,9 +464,26 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
   const fs::path index_path = dir / "index.json";
   if (!fs::exists(index_path))
     fail(dir.string(), ": not a structure dataset (no index.json; was `sapling prepare` interrupted?)");
+  // A PDB-sized index lists about a million chains: each chain object becomes
+  // ChainMetadata as soon as it is parsed and leaves the JSON tree, and the
+  // "prepare" record (every input file) is skipped, so the tree never holds them.
   json index;
+  std::vector<std::pair<int64_t, int64_t>> places;  // (shard, row) per chain; -1 where absent (version 1)
   try {
-    index = json::parse(read_file(index_path));
+    std::string top_key;
+    json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth == 1 && event == json::parse_event_t::key) {
+        top_key = parsed.get<std::string>();
+        return top_key != "prepare";
+      }
+      if (depth == 2 && top_key == "chains" && event == json::parse_event_t::object_end) {
+        s.chains.push_back(metadata_from_json(parsed, index_path.string() + ": chains[" + std::to_string(s.chains.size()) + "]"));
+        places.emplace_back(parsed.value("shard", int64_t{-1}), parsed.value("row", int64_t{-1}));
+        return false;
+      }
+      return true;
+    };
+    index = json::parse(read_file(index_path), keep);
   } catch (const json::exception& e) {
     fail(index_path.string(), ": invalid JSON: ", e.what());
   }
@@ -468,9 +503,7 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
            s.token_symbols.size(), " symbols");
     s.token_mask_state = index.value("token_mask_state", int64_t{-1});
     const int version = index.at("version").get<int>();
-    const json& chains = index.at("chains");
-    for (size_t k = 0; k < chains.size(); ++k)
-      s.chains.push_back(metadata_from_json(chains[k], index_path.string() + ": chains[" + std::to_string(k) + "]"));
+    if (!index.contains("chains")) fail(index_path.string(), ": no 'chains' list");
 
     std::vector<size_t> shard_rows;
     for (const json& entry : index.at("shards")) {
@@ -522,13 +555,16 @@ StructureDataset::StructureDataset(const fs::path& dir) : state_(std::make_uniqu
       if (s.location.size() != s.chains.size())
         fail(index_path.string(), ": lists ", s.chains.size(), " chains but the shards hold ", s.location.size());
     } else {
-      std::set<std::pair<size_t, size_t>> seen;
-      for (size_t k = 0; k < chains.size(); ++k) {
-        const size_t shard = chains[k].at("shard").get<size_t>(), row = chains[k].at("row").get<size_t>();
-        if (shard >= shard_rows.size() || row >= shard_rows[shard])
+      std::vector<std::vector<bool>> seen(shard_rows.size());
+      for (size_t k = 0; k < shard_rows.size(); ++k) seen[k].assign(shard_rows[k], false);
+      for (size_t k = 0; k < places.size(); ++k) {
+        const auto [shard, row] = places[k];
+        if (shard < 0 || row < 0 || static_cast<size_t>(shard) >= shard_rows.size() ||
+            static_cast<size_t>(row) >= shard_rows[static_cast<size_t>(shard)])
           fail(index_path.string(), ": chains[", k, "] names shard ", shard, " row ", row, ", which does not exist");
-        if (!seen.emplace(shard, row).second)
+        if (seen[static_cast<size_t>(shard)][static_cast<size_t>(row)])
           fail(index_path.string(), ": chains[", k, "] names shard ", shard, " row ", row, " a second time");
+        seen[static_cast<size_t>(shard)][static_cast<size_t>(row)] = true;
         s.location.emplace_back(shard, row);
       }
     }

@@ -3,11 +3,24 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <string>
+#include <vector>
+
+#include "sapling/dataset.hpp"
 
 namespace sapling {
 
-// Writes DIR/index.json atomically, then removes top-level shard-*.safetensors
-// files of DIR that the index does not name (an earlier dataset's).
-void write_dataset_index(const std::filesystem::path& dir, const nlohmann::json& index);
+// Writes DIR/index.json atomically: the entries of `header` (its "chains", if
+// any, ignored), then `chains`, one compact JSON object per line (a million
+// chains would cost gigabytes as a JSON tree). Then removes top-level
+// shard-*.safetensors files of DIR that the index does not name (an earlier dataset's).
+void write_dataset_index(const std::filesystem::path& dir, const nlohmann::json& header,
+                         const std::vector<std::string>& chains);
+
+// A chain's entry in index.json: its metadata, shard and row, as compact JSON text.
+std::string chain_index_entry(const ChainMetadata& metadata, size_t shard, size_t row);
+
+// index.json without its chains (parsed and dropped one by one), "prepare" record included.
+nlohmann::json read_index_without_chains(const std::filesystem::path& index_path);
 
 }  // namespace sapling

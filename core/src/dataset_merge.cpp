@@ -61,7 +61,12 @@ std::string merge_dataset_parts(const fs::path& dir) {
          "` for each (an interrupted one resumes)");
 
   json merged;
-  json shards = json::array(), chains = json::array(), inputs = json::array();
+  json shards = json::array();
+  struct Chain {
+    int64_t input_index;
+    std::string entry;  // index.json text
+  };
+  std::vector<Chain> chains;
   PrepareTally tally;
   int64_t residues = 0;
   json settings, command;
@@ -70,12 +75,7 @@ std::string merge_dataset_parts(const fs::path& dir) {
     const fs::path folder = parts.at(k);
     const std::string where = (folder / "index.json").string();
     StructureDataset check(folder);  // every shard opened and validated before the index names it
-    json index;
-    try {
-      index = json::parse(read_file(folder / "index.json"));
-    } catch (const json::exception& e) {
-      fail(where, ": invalid JSON: ", e.what());
-    }
+    const json index = read_index_without_chains(folder / "index.json");
     const json prepare = index.value("prepare", json::object());
     const json part = prepare.value("part", json::object());
     if (part.value("index", -1) != k || part.value("count", -1) != count)
@@ -109,22 +109,21 @@ std::string merge_dataset_parts(const fs::path& dir) {
       shards.push_back(std::move(shard));
     }
     for (size_t i = 0; i < check.size(); ++i) {
-      json chain = index.at("chains").at(i);
-      chain["shard"] = shard_offset + check.location(i).first;
-      chain["row"] = check.location(i).second;
+      const auto [shard, row] = check.location(i);
+      chains.push_back({check.metadata(i).input_index, chain_index_entry(check.metadata(i), shard_offset + shard, row)});
       residues += check.metadata(i).length;
-      chains.push_back(std::move(chain));
     }
     tally.add(PrepareTally::from_json(prepare));
     summary << "part " << k << ": " << check.size() << " chains in " << index.at("shards").size() << " shards\n";
   }
   // The order one process would have written: by input file (parts hold disjoint files, each in order).
-  std::stable_sort(chains.begin(), chains.end(), [](const json& a, const json& b) {
-    return a.value("input_index", int64_t{-1}) < b.value("input_index", int64_t{-1});
-  });
+  std::stable_sort(chains.begin(), chains.end(),
+                   [](const Chain& a, const Chain& b) { return a.input_index < b.input_index; });
+  std::vector<std::string> lines;
+  lines.reserve(chains.size());
+  for (auto& c : chains) lines.push_back(std::move(c.entry));
   if (!merged.contains("format")) fail("prepare --merge: no part holds a chain; nothing to merge");
   merged["shards"] = shards;
-  merged["chains"] = chains;
   merged["chains_total"] = chains.size();
   merged["residues_total"] = residues;
   json info = tally.to_json();
@@ -135,7 +134,7 @@ std::string merge_dataset_parts(const fs::path& dir) {
   for (const char* key : {"split_by", "valid_fraction", "reference_fraction", "sequence", "seed"})
     info[key] = settings.contains(key) ? settings.at(key) : json(nullptr);
   merged["prepare"] = info;
-  write_dataset_index(dir, merged);
+  write_dataset_index(dir, merged, lines);
   StructureDataset reopened(dir);  // the merged index reads back
   summary << "merged " << count << " parts: " << reopened.size() << " chains, " << residues << " residues, "
           << shards.size() << " shards (not copied); wrote " << (dir / "index.json").string() << "\n";

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "dataset_index.hpp"
 #include "prepare_tally.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
@@ -212,12 +213,7 @@ UpdatePlan plan_update(const PrepareSettings& s, std::vector<InputFile>& work) {
   const fs::path index_path = s.out / "index.json";
   if (!fs::exists(index_path))
     fail("prepare --update: ", s.out.string(), " holds no finished dataset (no index.json); run prepare without --update first");
-  json index;
-  try {
-    index = json::parse(read_file(index_path));
-  } catch (const json::exception& e) {
-    fail(index_path.string(), ": invalid JSON: ", e.what());
-  }
+  const json index = read_index_without_chains(index_path);
   UpdatePlan plan;
   plan.previous_prepare = index.value("prepare", json::object());
   if (!plan.previous_prepare.contains("settings") || !plan.previous_prepare.contains("inputs"))
