@@ -539,6 +539,25 @@ def section_saesm2(outdir):
                      "peak GPU MiB", "peak host RSS MiB", "loss (last)", "error"], rows))
 
 
+def section_prepare(outdir):
+    records = read_jsonl(os.path.join(outdir, "prepare", "results.jsonl"))
+    if not records:
+        return "No measurement was recorded."
+    rows = [[r["label"], fmt(r.get("max_scaled_diff"), 2), "yes" if r.get("ok") else "**no**"] for r in records
+            if "max_scaled_diff" in r or "ok" in r]
+    runs = [[r["label"], fmt(r.get("files")), fmt(r.get("residues")), fmt(r.get("embed_seconds")),
+             fmt(r.get("wall_seconds")), fmt(r.get("residues_per_s"))] for r in records if "residues" in r]
+    text = ""
+    if rows:
+        text += ("Stored float16 pGNN rows of the sample, device against CPU (scaled difference, tolerance 4e-3):\n\n"
+                 + table(["comparison", "max scaled diff", "within"], rows) + "\n\n")
+    if runs:
+        text += ("`sapling prepare` with 3Di and the pGNN on replicated sample structures (perf/replicate_structures.py); "
+                 "residues/s over the whole run (reading, 3Di, graphs, the encoder, writing):\n\n"
+                 + table(["run", "files", "residues", "encoder s", "wall s", "residues/s"], runs))
+    return text
+
+
 def eval_metric(outdir, name, key):
     path = os.path.join(outdir, "science", name)
     if not os.path.exists(path):
@@ -606,6 +625,7 @@ def cmd_summary(args):
               "", "## 2b. Data-parallel backend in a one-process world", "", section_nccl(outdir, v),
               "", "## 3. MLM step: sapling against PyTorch eager, same GPU, same run", "", section_mlm(outdir, v),
               "", "## 4. The full SaESM2 step on BM5's chain lengths, per batching", "", section_saesm2(outdir),
+              "", "## 4b. Dataset preparation with the pGNN on the device (docs/scale.md)", "", section_prepare(outdir),
               "", "## 5. Science: full method against the MLM-only control", "",
               "docs/results.md's reproduction at GPU scale: the bundled 8M-shaped ESM2 trained by "
               "`recipes/repro/esm2_full.toml` (three losses, excess-loss selection against the reference) and "

@@ -12,13 +12,14 @@
 #   scripts/gpu_campaign.sh --cpu-rehearsal OUTDIR   every step on the CPU with tiny shapes and the repository's own
 #                                                    sample, on an existing build (SAPLING_BUILD_DIR, default build/);
 #                                                    nothing is configured or built (ctest gpu_campaign_rehearsal)
-# Steps: 1 build, 2 parity, 2b nccl, 3 mlm, 4 saesm2, 5 science, then the summary. A step that fails or runs out of
+# Steps: 1 build, 2 parity, 2b nccl, 3 mlm, 4 saesm2, 4b prepare, 5 science, then the summary. A step that fails or runs out of
 # time is recorded as such and the next one runs; the exit status is 0 only when every step passed. Everything a run
 # writes is under OUTDIR: summary.md, steps.tsv, one folder per step (logs, JSON lines), campaign.tar.gz (all of it,
 # for a tool that brings back only a few files). Trained weights stay in a scratch folder that is removed at the end.
 # Environment knobs (defaults for the GPU run; the rehearsal sets its own small ones):
 #   CAMPAIGN_SECONDS=540  wall-clock budget of the whole command; SUMMARY_RESERVE=15 kept for the summary
-#   CAP_BUILD=240 CAP_PARITY=45 CAP_NCCL=40 CAP_MLM=90 CAP_SAESM2=90  per-step caps; the science step gets what is left
+#   CAP_BUILD=240 CAP_PARITY=45 CAP_NCCL=40 CAP_MLM=90 CAP_SAESM2=90 CAP_PREPARE=75  per-step caps; the science step
+#   gets what is left; PREPARE_ENTRIES=3000 (replicated sample files the pGNN throughput run prepares)
 #   NCCL_STEPS=3 (optimiser steps of the one-GPU-world run)
 #   MLM_SHAPES, MLM_BATCH=8, MLM_TOKENS=512, PEAK_TFLOPS=790 (H100/H200 dense bf16)
 #   SAESM2_TRAINEE, SAESM2_REFERENCE (ESM2 presets), SAESM2_ARMS ("proteins tokens packed"; batching[:pack_row_tokens]),
@@ -507,6 +508,47 @@ TOML
   return $PART_FAILED
 }
 
+# ---------------------------------------------------------------------------------------------- 4b. prepare
+
+# `sapling prepare --pgnn gearnet --device cuda` (issue #31, docs/scale.md): the bundled GearNet-Edge (6 x 128) on the
+# repository's sample on the device and on the CPU (the stored float16 rows must agree to float16 rounding), then the
+# published shape (6 x 512, random weights, last layer stored) on replicated sample structures, for its residues/s.
+step_prepare() {
+  local out=$STEP_OUT/results.jsonl dev=$WORK/prepare_$DEVICE line residues seconds files wall
+  local common=(prepare "$REPO/datasets/sample/bm5" "$REPO/datasets/sample/psicov" --tokenizer foldseek_3di --pgnn gearnet
+    --pgnn-weights "$REPO/datasets/models/gearnet_edge_mc_6x128.safetensors" --threads "$THREADS" --quiet)
+  rm -rf "$WORK/prepare_cpu" "$dev"
+  timeout "$(cap 60)" "$SAPLING" "${common[@]}" --out "$WORK/prepare_cpu" > "$STEP_OUT/cpu.log" 2>&1 \
+    || { tail -5 "$STEP_OUT/cpu.log"; die "prepare on the CPU failed"; }
+  if [[ $DEVICE != cpu ]]; then
+    timeout "$(cap 60)" "$SAPLING" "${common[@]}" --out "$dev" --device "$DEVICE" > "$STEP_OUT/device.log" 2>&1 \
+      || { tail -5 "$STEP_OUT/device.log"; die "prepare --device $DEVICE failed"; }
+    helper compare "$WORK/prepare_cpu/shard-00000.safetensors" "$dev/shard-00000.safetensors" --tolerance 4e-3 \
+      --label "prepare, GearNet-Edge 6x128 rows: $DEVICE against cpu" --out "$out" || part_failed "prepare rows differ"
+  fi
+  rm -rf "$WORK/prepare_in" "$WORK/prepare_512"
+  "$PY" "$REPO/perf/replicate_structures.py" --out "$WORK/prepare_in" --entries "$PREPARE_ENTRIES" \
+    "$REPO/datasets/sample/bm5" "$REPO/datasets/sample/psicov" 2> "$STEP_OUT/replicate.log" || die "replicating the sample failed"
+  local pgnn=(--pgnn-option output=last)
+  [[ -n $PREPARE_PGNN_DIMS ]] && pgnn+=(--pgnn-option "hidden_dims=$PREPARE_PGNN_DIMS")
+  if timeout "$(cap 120)" "$SAPLING" prepare "$WORK/prepare_in" --out "$WORK/prepare_512" --tokenizer foldseek_3di \
+    --pgnn gearnet --allow-random-pgnn "${pgnn[@]}" --device "$DEVICE" --threads "$THREADS" > "$STEP_OUT/throughput.log" 2>&1; then
+    # "pGNN gearnet: R residues embedded (dim D, float16) in S s" and "this run F files in W s"
+    line=$(grep -m1 'residues embedded' "$STEP_OUT/throughput.log")
+    residues=$(sed -n 's/.*: \([0-9]*\) residues embedded.*/\1/p' <<< "$line")
+    seconds=$(sed -n 's/.* in \([0-9.]*\) s$/\1/p' <<< "$line")
+    read -r files wall < <(sed -n 's/.*this run \([0-9]*\) files in \([0-9.]*\) s.*/\1 \2/p' "$STEP_OUT/throughput.log")
+    helper add-fields --out "$out" --set "label=prepare, GearNet-Edge ${PREPARE_PGNN_DIMS:-6x512} (last layer), $DEVICE" \
+      "residues=$residues" "embed_seconds=$seconds" "files=$files" "wall_seconds=$wall" \
+      "residues_per_s=$(awk -v r="$residues" -v s="$wall" 'BEGIN { if (s > 0) printf "%.0f", r / s }')" < /dev/null
+  else
+    tail -5 "$STEP_OUT/throughput.log"
+    part_failed "prepare throughput run failed or timed out"
+  fi
+  rm -rf "$WORK/prepare_cpu" "$dev" "$WORK/prepare_in" "$WORK/prepare_512"
+  return $PART_FAILED
+}
+
 # ---------------------------------------------------------------------------------------------- 5. science
 
 # docs/results.md's reproduction at GPU scale: the bundled 8M-shaped ESM2 aligned with the full method and, as the
@@ -671,7 +713,7 @@ settings() {
     BUILD_DIR=${SAPLING_BUILD_DIR:-$REPO/build}
     DEVICE=cpu THREADS=${SAPLING_NUM_THREADS:-1}  # 1: OpenMP threads spin badly when ctest runs tests side by side
     : "${CAMPAIGN_SECONDS:=280}" "${CAP_BUILD:=20}" "${CAP_PARITY:=60}" "${CAP_MLM:=60}" "${CAP_SAESM2:=60}" "${SUMMARY_RESERVE:=15}"
-    : "${CAP_NCCL:=30}"
+    : "${CAP_NCCL:=30}" "${CAP_PREPARE:=40}" "${PREPARE_ENTRIES:=40}" "${PREPARE_PGNN_DIMS:=[16, 16]}"
     : "${MLM_SHAPES:=esm2_t6_8M_UR50D}" "${MLM_BATCH:=2}" "${MLM_TOKENS:=66}" "${MLM_WARMUP:=1}" "${MLM_STEPS:=1}" "${PEAK_TFLOPS:=1}"
     : "${SAESM2_TRAINEE:=esm2_t6_8M_UR50D}" "${SAESM2_REFERENCE:=esm2_t6_8M_UR50D}" "${SAESM2_STEPS:=2}" "${SAESM2_SKIP:=0}"
     : "${SAESM2_PGNN_DIMS:=[16, 16]}" "${SCIENCE_STEPS:=2}" "${SCIENCE_ARM_SECONDS:=30}" "${SCIENCE_EVAL_RESERVE:=0}"
@@ -685,7 +727,7 @@ settings() {
     BUILD_DIR=${BUILD_DIR:-$REPO/build-cuda}
     DEVICE=cuda THREADS=$(nproc)
     : "${CAMPAIGN_SECONDS:=540}" "${CAP_BUILD:=240}" "${CAP_PARITY:=45}" "${CAP_MLM:=90}" "${CAP_SAESM2:=90}" "${SUMMARY_RESERVE:=15}"
-    : "${CAP_NCCL:=40}"
+    : "${CAP_NCCL:=40}" "${CAP_PREPARE:=75}" "${PREPARE_ENTRIES:=3000}" "${PREPARE_PGNN_DIMS:=}"
     : "${MLM_SHAPES:=esm2_t12_35M_UR50D esm2_t30_150M_UR50D esm2_t33_650M_UR50D}" "${MLM_BATCH:=8}" "${MLM_TOKENS:=512}"
     : "${MLM_WARMUP:=2}" "${MLM_STEPS:=5}" "${PEAK_TFLOPS:=790}"
     : "${SAESM2_TRAINEE:=esm2_t33_650M_UR50D}" "${SAESM2_REFERENCE:=esm2_t30_150M_UR50D}" "${SAESM2_STEPS:=12}" "${SAESM2_SKIP:=2}"
@@ -699,7 +741,7 @@ settings() {
   export PY BUILD_DIR DEVICE THREADS SAPLING CAMPAIGN_SECONDS SUMMARY_RESERVE MLM_SHAPES MLM_BATCH MLM_TOKENS MLM_WARMUP \
     MLM_STEPS PEAK_TFLOPS SAESM2_TRAINEE SAESM2_REFERENCE SAESM2_STEPS SAESM2_SKIP SAESM2_PGNN_DIMS SAESM2_ARMS \
     SCIENCE_STEPS SCIENCE_ARM_SECONDS SCIENCE_EVAL_RESERVE EVAL_UNSUP_OPTIONS EVAL_PROBE_OPTIONS SCIENCE_REFERENCE_OPTIONS \
-    PARITY_SEQUENCES SAESM2_EXTRA_SETS SCIENCE_EXTRA_SETS SCIENCE_EVAL_ARMS NCCL_STEPS
+    PARITY_SEQUENCES SAESM2_EXTRA_SETS SCIENCE_EXTRA_SETS SCIENCE_EVAL_ARMS NCCL_STEPS PREPARE_ENTRIES PREPARE_PGNN_DIMS
   export SAPLING_NUM_THREADS=$THREADS
 }
 
@@ -762,6 +804,7 @@ campaign() {
   run_step nccl "$CAP_NCCL"
   run_step mlm "$CAP_MLM"
   run_step saesm2 "$CAP_SAESM2"
+  run_step prepare "$CAP_PREPARE"
   run_step science 0
   printf 'wall=%s\nbudget=%s\n' "$(( $(now) - START ))" "$CAMPAIGN_SECONDS" >> "$OUTDIR/versions.txt"
   timeout 30 "$PY" "$HELPER" summary "$OUTDIR" > "$OUTDIR/summary.md" || { echo "summary failed"; ALL_PASSED=0; }

@@ -5,6 +5,8 @@
 #include <map>
 
 #include "sapling/dataset.hpp"
+#include "sapling/error.hpp"
+#include "sapling/files.hpp"
 #include "sapling/prepare.hpp"
 #include "sapling/structure_io.hpp"
 #include "test_support.hpp"
@@ -112,6 +114,12 @@ TEST_CASE("prepare --part K/N then --merge gives the single-process dataset for 
     check_same_dataset(out, single);
     // No data copied: the merged index names the parts' own shard files.
     CHECK_FALSE(fs::exists(out / "shard-00000.safetensors"));
+    if (n == 2) {  // a merged dataset takes updates like any other
+      const auto update = prepare(sample_inputs(), out, " --update");
+      INFO(update.output);
+      CHECK(update.exit_code == 0);
+      CHECK(update.output.find("nothing new") != std::string::npos);
+    }
   }
 
   // Every part is needed, and they must come from one set of options and inputs.
@@ -241,5 +249,47 @@ TEST_CASE("prepare --update adds new files, skips unchanged ones and replaces ch
   INFO(other.output);
   CHECK(other.exit_code == 1);
   CHECK(other.output.find("min_length 1 -> 40") != std::string::npos);
+  fs::remove_all(work);
+}
+
+TEST_CASE("a damaged index or journal is one clear error or a redone shard, never a wrong chain", "[dataset][hostile]") {
+  const auto work = sapling::test::temp_dir("prepare-damaged");
+  const auto out = work / "ds";
+  REQUIRE(prepare(sample_inputs(), out, " --shard-size 20").exit_code == 0);
+  const std::string index = sapling::read_file(out / "index.json");
+  auto expect_error = [&](const std::string& from, const std::string& to, const std::string& message) {
+    const size_t at = index.find(from);
+    REQUIRE(at != std::string::npos);
+    std::string damaged = index;
+    damaged.replace(at, from.size(), to);
+    sapling::write_file_atomic(out / "index.json", damaged);
+    try {
+      sapling::StructureDataset ds(out);
+      FAIL("a damaged index was read: " << to);
+    } catch (const sapling::Error& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(message) != std::string::npos);
+    }
+  };
+  expect_error("\"row\":3,", "\"row\":999,", "row 999, which does not exist");
+  expect_error("\"row\":3,", "\"row\":2,", "a second time");
+  expect_error("\"file\":\"shard-00001.safetensors\"", "\"file\":\"../shard-00001.safetensors\"", "is not inside the dataset folder");
+  expect_error("\"version\": 2", "\"version\": 3", "this build reads 1 to 2");
+  sapling::write_file_atomic(out / "index.json", index);
+  CHECK(sapling::StructureDataset(out).size() > 0);
+
+  // A journal line torn by the kill (and a shard without its line) are redone on resume.
+  const auto killed = work / "killed";
+  REQUIRE(sapling::test::run_command("SAPLING_PREPARE_KILL_AFTER_SHARDS=2 " + sapling::test::sapling_exe() + " prepare" +
+                                     sample_inputs() + " --out " + quote(killed) + kFlags + " --shard-size 20")
+              .exit_code == 137);
+  {
+    std::ofstream torn(killed / "prepare.journal", std::ios::app);
+    torn << "{\"shard\": {\"file\": \"shard-00002.safe";
+  }
+  const auto resumed = prepare(sample_inputs(), killed, " --shard-size 20");
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  check_same_dataset(killed, out);
   fs::remove_all(work);
 }
