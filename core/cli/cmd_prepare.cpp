@@ -5,7 +5,6 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "command.hpp"
 #include "component_options.hpp"
@@ -251,8 +250,8 @@ int run(const std::vector<std::string>& args) {
   settings.full_sequence = sequence_mode == "seqres";
   settings.strict = strict;
   settings.shard_size = vm["shard-size"].as<int64_t>();
-  settings.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (vm.count("threads")) settings.threads = std::max(1, vm["threads"].as<int>());
+  // File readers: as many as the intra-op threads apply_common_options set (--threads, SAPLING_NUM_THREADS, every core).
+  settings.threads = std::max(1, static_cast<int>(torch::get_num_threads()));
   settings.command = args;
   const PrepareReport report = prepare_dataset(settings);
   std::cout << report.summary;
