@@ -56,6 +56,7 @@ step "build it against the installed sapling"
 cmake -S . -B build -G Ninja -DCMAKE_PREFIX_PATH="$PREFIX"
 cmake --build build
 [[ -f build/sapling_my_selector.so ]] || fail "build/sapling_my_selector.so was not built"
+grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' build/CMakeCache.txt || fail "the plugin was not built optimised (Release) by default"
 
 step "the installed sapling lists it"
 # CONTRIBUTING.md, step 4 (outside the tree), word for word:

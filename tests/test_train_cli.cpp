@@ -505,8 +505,7 @@ TEST_CASE("sapling train: [train] global_batch is the same step batch on 1 and 2
 // so and stops without them (CI has none; scripts/gpu_campaign.sh and docs/gpu/README.md say where it runs).
 TEST_CASE("sapling train: 2 processes on 2 GPUs (NCCL) equal 1 process on the same global batch", "[train][cli][distributed][nccl]") {
   if (!torch::cuda::is_available() || torch::cuda::device_count() < 2) {
-    WARN("skipped: needs 2 CUDA devices, this machine has " << (torch::cuda::is_available() ? torch::cuda::device_count() : 0));
-    return;
+    SAPLING_SKIP("needs 2 CUDA devices, this machine has " << (torch::cuda::is_available() ? torch::cuda::device_count() : 0));
   }
   const auto root = sapling::test::temp_dir("train-nccl");
   const std::string common = "--max-steps 3 --set train.valid_every=0 --set train.device=cuda --set train.backend=nccl" + kMainSplits;

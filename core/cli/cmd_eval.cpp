@@ -67,8 +67,8 @@ int run(const std::vector<std::string>& args) {
     if (args[i].empty() || args[i][0] == '-') {
       // Skip the value of options that take one.
       if (args[i] == "--model" || args[i] == "--option" || args[i] == "--out" || args[i] == "-o" ||
-          args[i] == "--device" || args[i] == "--dtype" || args[i] == "--plugin" || args[i] == "--plugin-path" ||
-          args[i] == "--threads")
+          args[i] == "--device" || args[i] == "--dtype" || args[i] == "--encoder" || args[i] == "--plugin" ||
+          args[i] == "--plugin-path" || args[i] == "--threads")
         ++i;
       continue;
     }

@@ -29,7 +29,8 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
       if (entry.recognizes && entry.recognizes(dir)) return name;
     if (!std::filesystem::exists(dir / "config.json"))
       fail(dir.string(), ": no config.json (expected a Hugging Face-layout model folder)");
-    fail(dir.string(), ": config has no model_type; name the plugin explicitly (--plugin)");
+    fail(dir.string(), ": config has no model_type; name the encoder (--encoder NAME, or [model] component = \"NAME\" in a "
+         "recipe; `sapling plugins list` shows the names)");
   }
   const auto lower = [](const std::string& s) {
     std::string out;
@@ -39,7 +40,8 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
   for (const auto& [name, entry] : entries)
     for (const auto& type : entry.model_types)
       if (lower(type) == lower(model_type)) return name;
-  fail(dir.string(), ": model_type '", model_type, "' is not one sapling knows; name the plugin explicitly (--plugin)");
+  fail(dir.string(), ": model_type '", model_type, "' is not one sapling knows; name the encoder (--encoder NAME, or [model] "
+       "component = \"NAME\" in a recipe; `sapling plugins list` shows the names)");
 }
 
 std::shared_ptr<SequenceEncoder> load_sequence_encoder(const std::filesystem::path& folder, const std::string& plugin) {

@@ -167,6 +167,11 @@ TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   CHECK(help.exit_code == 0);
   CHECK(help.output.find("PSICOV") != std::string::npos);
   CHECK(help.output.find("train_chains") != std::string::npos);
+  // --encoder takes a value: the task is the word after it, not its value.
+  const auto encoder_first = test::run_command(test::sapling_exe() + " eval --encoder esm2 contact_unsupervised --help");
+  INFO(encoder_first.output);
+  CHECK(encoder_first.exit_code == 0);
+  CHECK(encoder_first.output.find("train_chains") != std::string::npos);
   const auto list = test::run_command(test::sapling_exe() + " eval --help");
   CHECK(list.output.find("secondary_structure") != std::string::npos);
   const auto bad = test::run_command(test::sapling_exe() + " eval mlm_perplexity --model " + model_dir().string() +
