@@ -79,15 +79,16 @@ TEST_CASE("two plugins registering the same name: the second is refused and roll
   CHECK_FALSE(manager.is_loaded("fixture_clash"));
 }
 
-TEST_CASE("SAPLING_PLUGIN_PATH folders are searched after the build folder", "[plugins]") {
+TEST_CASE("a recipe's folders, then SAPLING_PLUGIN_PATH, are searched before the build or install folder", "[plugins]") {
   const auto a = sapling::test::binary_dir() / "test_plugins" / "good_b";
   ::setenv("SAPLING_PLUGIN_PATH", ("/nonexistent:" + a.string()).c_str(), 1);
   auto path = sapling::PluginManager::instance().search_path({"/from/recipe"});
   ::unsetenv("SAPLING_PLUGIN_PATH");
   REQUIRE(path.size() == 4);
+  CHECK(path[0] == "/from/recipe");
   CHECK(path[1] == "/nonexistent");
   CHECK(path[2] == a);
-  CHECK(path[3] == "/from/recipe");
+  CHECK(path[3] == sapling::default_plugin_dir());  // an author's build shadows an installed copy of the same plugin
 }
 
 TEST_CASE("sapling plugins list shows loaded plugins and failures", "[plugins][cli]") {
@@ -101,4 +102,32 @@ TEST_CASE("sapling plugins list shows loaded plugins and failures", "[plugins][c
   CHECK(r.output.find("residue_selector fixture_keep_all_b") != std::string::npos);
   CHECK(r.output.find("failed to load:") != std::string::npos);
   CHECK(r.output.find("wrong_api.so: plugin 'fixture_wrong_api' was built for plugin API version") != std::string::npos);
+}
+
+TEST_CASE("an author's build of a plugin shadows the copy beside sapling, and commands report libraries that fail", "[plugins][cli]") {
+  const auto dir = sapling::test::temp_dir("plugin-shadow");
+  const auto installed = sapling::default_plugin_dir() / "sapling_foldseek_3di.so";
+  REQUIRE(std::filesystem::exists(installed));
+  std::filesystem::copy_file(installed, dir / "sapling_foldseek_3di.so");
+  auto r = sapling::test::run_command("SAPLING_PLUGIN_PATH=" + dir.string() + " " + sapling::test::sapling_exe() +
+                                      " plugins list");
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("foldseek_3di (" + (dir / "sapling_foldseek_3di.so").string()) != std::string::npos);
+  CHECK(r.output.find(installed.string() + ": plugin 'foldseek_3di' is already loaded from " +
+                      (dir / "sapling_foldseek_3di.so").string() + "; this copy is ignored") != std::string::npos);
+
+  // --verbose says what each loss reads.
+  r = sapling::test::run_command(sapling::test::sapling_exe() + " plugins list --verbose");
+  CHECK(r.output.find("reads per-residue fields: pgnn") != std::string::npos);
+
+  // Any command that loads plugins says which library failed, not only `plugins list`.
+  const auto base = sapling::test::binary_dir() / "test_plugins";
+  r = sapling::test::run_command("SAPLING_PLUGIN_PATH=" + (base / "wrong_api").string() + " " +
+                                 sapling::test::sapling_exe() + " recipe check " +
+                                 (sapling::test::source_dir() / "recipes" / "saesm2_8m.toml").string());
+  INFO(r.output);
+  CHECK(r.output.find("warning: plugin ") != std::string::npos);
+  CHECK(r.output.find("wrong_api.so: plugin 'fixture_wrong_api' was built for plugin API version") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }

@@ -8,6 +8,7 @@
 #include "sapling/model_loading.hpp"
 #include "sapling/optimizer.hpp"
 #include "sapling/structure_vocab.hpp"
+#include "sapling/packing.hpp"
 #include "sapling/training_batches.hpp"
 #include "sapling/training_checkpoint.hpp"
 #include "test_support.hpp"
@@ -168,6 +169,16 @@ TEST_CASE("collate crops, masks residues only and aligns per-residue targets", "
   auto same = make_generator(11);
   const auto again = collate({a, b}, tokenizer, 10, masking, {20, 20}, same);
   CHECK(torch::equal(again.ids, batch.ids));
+
+  // LossInputs::segments: row b is protein b, -1 at pad; packed, the same proteins at their packed positions.
+  const auto segments = protein_segments(batch);
+  CHECK(torch::equal(segments[0], torch::zeros({12}, torch::kInt64)));
+  CHECK(torch::equal(segments[1], torch::tensor({1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1}, torch::kInt64)));
+  const auto packed = pack_micro_batch(batch, 18, tokenizer.pad_id());
+  const auto packed_segments = protein_segments(packed);
+  CHECK(torch::equal(packed_segments, packed.segments));
+  CHECK((packed_segments == 0).sum().item<int64_t>() == 12);
+  CHECK((packed_segments == 1).sum().item<int64_t>() == 6);
 
   TrainingExample bad = b;
   bad.tokens = torch::tensor({1, 2, 30, 4}, torch::kInt16);

@@ -16,7 +16,13 @@ void print_components(const std::string& plugin, bool verbose) {
   for (const auto& [name, entry] : Registry<I>::instance().entries()) {
     if (entry.plugin != plugin) continue;
     std::cout << "    " << I::kind << " " << name << (entry.description.empty() ? "" : ": " + entry.description) << "\n";
-    if (verbose) std::cout << entry.schema.describe("        ");
+    if (!verbose) continue;
+    if (!entry.fields.empty()) {  // what the trainer must feed it (a loss's per-residue inputs)
+      std::cout << "        reads per-residue fields:";
+      for (const auto& field : entry.fields) std::cout << " " << field;
+      std::cout << "\n";
+    }
+    std::cout << entry.schema.describe("        ");
   }
 }
 
@@ -33,7 +39,8 @@ int run(const std::vector<std::string>& args) {
   apply_common_options(vm);
   if (vm["action"].as<std::string>() != "list")
     fail("unknown action '", vm["action"].as<std::string>(), "' (expected: list)");
-  load_plugins(vm.count("path") ? vm["path"].as<std::vector<std::string>>() : std::vector<std::string>{});
+  load_plugins(vm.count("path") ? vm["path"].as<std::vector<std::string>>() : std::vector<std::string>{},
+               /*report_failures=*/false);  // listed below
   auto& manager = PluginManager::instance();
   std::cout << "search path:\n";
   for (const auto& dir : manager.search_path()) std::cout << "  " << dir.string() << "\n";

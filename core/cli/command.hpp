@@ -39,7 +39,7 @@ std::string encoder_option(const po::variables_map& vm);
 // --device: "cpu" or "cuda[:N]" as a device; anything else fails naming the value. (Whether CUDA is there is
 // each command's own check: `sapling bench` leaves it to its cells.)
 torch::Device parse_device(const std::string& name);
-// Loads plugins from the standard search path plus `extra` folders.
-void load_plugins(const std::vector<std::string>& extra = {});
+// Loads the plugin search path plus `extra` folders; warns once about each library that failed to load.
+void load_plugins(const std::vector<std::string>& extra = {}, bool report_failures = true);
 
 }  // namespace sapling::cli

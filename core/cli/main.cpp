@@ -77,9 +77,14 @@ torch::Device parse_device(const std::string& name) {
   }
 }
 
-void load_plugins(const std::vector<std::string>& extra) {
+void load_plugins(const std::vector<std::string>& extra, bool report_failures) {
   std::vector<std::filesystem::path> dirs(extra.begin(), extra.end());
   PluginManager::instance().load_search_path(dirs);
+  // Each library that did not load is said once, so that a missing component is never a mystery
+  // (`sapling plugins list` lists them itself, hence report_failures = false there).
+  static size_t said = 0;
+  const auto& failures = PluginManager::instance().failures();
+  for (; report_failures && said < failures.size(); ++said) warn("plugin ", failures[said].path, ": ", failures[said].reason);
 }
 
 }  // namespace sapling::cli

@@ -109,14 +109,16 @@ void PluginManager::load_directory(const std::filesystem::path& dir) {
 }
 
 std::vector<std::filesystem::path> PluginManager::search_path(const std::vector<std::filesystem::path>& extra) const {
-  std::vector<std::filesystem::path> dirs{default_plugin_dir()};
+  // Most specific first: a plugin author's build (named by a recipe, --plugin-path or SAPLING_PLUGIN_PATH) wins
+  // over a copy of the same plugin installed beside sapling, which is then reported as ignored.
+  std::vector<std::filesystem::path> dirs(extra.begin(), extra.end());
   if (const char* env = std::getenv("SAPLING_PLUGIN_PATH")) {
     std::stringstream ss(env);
     std::string item;
     while (std::getline(ss, item, ':'))
       if (!item.empty()) dirs.emplace_back(item);
   }
-  dirs.insert(dirs.end(), extra.begin(), extra.end());
+  dirs.push_back(default_plugin_dir());
   return dirs;
 }
 

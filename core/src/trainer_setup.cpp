@@ -431,6 +431,7 @@ MicroBatchLoss compute_losses(TrainingSetup& setup, const MicroBatch& batch, boo
   inputs.ids = to_device(batch.ids, device);
   inputs.residue_mask = to_device(batch.residue_mask, device);
   inputs.mlm_labels = to_device(batch.mlm_labels, device);
+  inputs.segments = to_device(protein_segments(batch), device);
   if (batch.structure_tokens.defined()) inputs.structure_tokens = to_device(batch.structure_tokens, device);
   // The pGNN rows meet the heads' weights in a matrix product: in the parameters' dtype (bf16 in bf16-pure).
   if (batch.pgnn_embeddings.defined()) inputs.pgnn_embeddings = to_device(batch.pgnn_embeddings, device).to(setup.parameters);

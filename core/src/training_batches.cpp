@@ -100,6 +100,13 @@ std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths,
   return shuffled;
 }
 
+torch::Tensor protein_segments(const MicroBatch& batch) {
+  if (batch.segments.defined()) return batch.segments;
+  const int64_t rows = batch.ids.size(0), width = batch.ids.size(1);
+  const auto row = torch::arange(rows, torch::kInt64).unsqueeze(1).expand({rows, width});
+  return torch::where(batch.mask.to(torch::kBool), row, torch::full_like(row, -1));
+}
+
 MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer& tokenizer, int64_t max_length,
                    const MaskingOptions& masking, const StructureTokenLayout& layout, torch::Generator& generator) {
   if (examples.empty()) fail("collate: empty micro-batch");

@@ -204,6 +204,10 @@ struct LossInputs {
   // dataset provides "coords" [B, T, 5, 3] float32 (N, CA, C, O, CB) and
   // "bfactor" [B, T] float32 (CA B-factor, or pLDDT in predicted models).
   std::map<std::string, torch::Tensor> fields;
+  // [B, T] int64: the protein of the micro-batch each token belongs to (0 .. proteins-1, in collation
+  // order), -1 at pad. Padded batches: row b is protein b; packed rows hold several proteins end to end.
+  // For per-protein quantities (a mean per chain) without guessing from residue_mask. Set by the trainer.
+  torch::Tensor segments;
 };
 
 // Names of the per-residue fields a loss may declare (Registration::fields).

@@ -82,6 +82,10 @@ struct MicroBatch {
   int64_t residues = 0;  // real residues (after cropping)
 };
 
+// The protein of every token of a micro-batch, [B, T] int64, -1 at pad: the packed batch's own
+// segments, or row b = protein b for a padded one (LossInputs::segments).
+SAPLING_API torch::Tensor protein_segments(const MicroBatch& batch);
+
 // Crops each protein longer than max_length to a window drawn from
 // `generator`, tokenises, masks (mask_tokens with the same generator) and
 // aligns the per-residue targets to token positions.
