@@ -152,6 +152,18 @@ TEST_CASE("command-line --set overrides values and rejects keys that do not exis
   CHECK_THAT(validate_error(f, {"test_optim.stesp=4"}),
              Catch::Contains("--set: [test_optim] key 'stesp': unknown key (did you mean 'steps'?)"));
   CHECK_THAT(validate_error(f, {"nonsense"}), Catch::Contains("expected table.key=value"));
+
+  // Swapping a component drops the old one's options (as a base recipe's swap does); later --set give the new ones.
+  auto g = write(dir, "s.toml", "[selector]\ncomponent = \"excess_loss\"\nratio = 0.8\nreference = \"ref\"\n");
+  auto swapped = sapling::Recipe::load(g, {"selector.component=own_loss", "selector.ratio=0.5"});
+  const auto* selector = swapped.table().get_as<toml::table>("selector");
+  REQUIRE(selector);
+  CHECK(selector->size() == 2);
+  CHECK(selector->get("reference") == nullptr);
+  CHECK(selector->get("component")->value<std::string>() == "own_loss");
+  CHECK(selector->get("ratio")->value<double>() == 0.5);
+  auto same = sapling::Recipe::load(g, {"selector.component=excess_loss"});  // the same component keeps its options
+  CHECK(same.table().get_as<toml::table>("selector")->size() == 3);
 }
 
 TEST_CASE("every shipped recipe passes `sapling recipe check`", "[recipe][cli]") {

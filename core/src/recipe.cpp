@@ -221,6 +221,12 @@ void apply_override(toml::table& table, const std::string& text) {
     if (!next->is_table()) fail("--set ", dotted, ": '", parts[i], "' is not a table");
     cur = next->as_table();
   }
+  // `--set selector.component=own_loss` swaps the component, as a base does: the old component's options go
+  // with it (they would not fit the new one's schema), and later --set values give the new one's.
+  if (parts.size() >= 2 && parts.back() == kComponentKey) {
+    const auto* old_component = cur->get(kComponentKey);
+    if (old_component && old_component->value<std::string>() != parsed.get("v")->value<std::string>()) cur->clear();
+  }
   // Moved, not copied, so the value keeps its "command line" source region.
   cur->insert_or_assign(parts.back(), std::move(*parsed.get("v")));
 }
