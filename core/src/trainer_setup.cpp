@@ -376,7 +376,10 @@ void load_heads(std::vector<LossHead>& heads, const std::filesystem::path& file)
     for (const auto& p : head.loss->named_parameters()) {
       const auto key = head.name + "." + p.key();
       if (!stored.contains(key))
-        fail(file.string(), ": has no '", key, "' (the reference was trained with other [losses] tables)");
+        fail(file.string(), ": has no '", key, "': the reference run had no [losses.", head.name,
+             "] (or one of another shape). A selector that compares with the reference scores every loss of the "
+             "recipe with the reference's own heads: train the reference with the same [losses] tables (add [losses.",
+             head.name, "] to its recipe), or leave [losses.", head.name, "] out of this one");
       const auto value = stored.get(key);
       if (value.sizes() != p.value().sizes())
         fail(file.string(), ": '", key, "' has shape ", value.sizes(), ", the recipe's head needs ", p.value().sizes());
