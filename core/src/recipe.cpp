@@ -145,9 +145,10 @@ toml::table load_with_bases(const std::filesystem::path& file, std::vector<std::
     for (const auto& c : chain) cycle += c + " -> ";
     fail(file.string(), ": recipe inheritance cycle: ", cycle, canonical);
   }
-  if (!std::filesystem::is_regular_file(file)) {
+  // The error_code form: a name the file system refuses (too long, say) is "does not exist", not an exception.
+  if (!std::filesystem::is_regular_file(file, ec)) {
     if (chain.empty()) fail(file.string(), ": no such recipe file");
-    fail(chain.back(), ": base recipe '", file.string(), "' does not exist");
+    fail(chain.back(), ": base recipe '", file.string(), "' does not exist", ec ? " (" + ec.message() + ")" : "");
   }
   chain.push_back(canonical);
   toml::table table;
