@@ -118,8 +118,9 @@ int64_t top_level_shard_number(const std::string& file) {
   return std::stoll(file.substr(6, 5));
 }
 
-// Keys of two JSON objects whose values differ ("content.seed"), for a refused resume.
-std::string differing_keys(const json& a, const json& b, const std::string& prefix = "") {
+}  // namespace
+
+std::string differing_keys(const json& a, const json& b, const std::string& prefix) {
   std::string out;
   auto note = [&](const std::string& text) { out += (out.empty() ? "" : ", ") + text; };
   for (const auto& [key, value] : a.items()) {
@@ -135,8 +136,6 @@ std::string differing_keys(const json& a, const json& b, const std::string& pref
     if (!a.contains(key)) note(prefix + key);
   return out;
 }
-
-}  // namespace
 
 struct StructureDatasetWriter::State {
   fs::path dir;
@@ -200,6 +199,9 @@ void StructureDatasetWriter::resume_from_journal() {
   State& s = *state_;
   const fs::path path = s.dir / kJournalFile;
   const json settings = json::parse(s.options.journal_settings);
+  // The journal is written again with what is kept: the header, then the lines of the shards carried on (a torn
+  // last line, or the line of a shard that is gone, is dropped and its shard redone).
+  std::string text = json{{"settings", settings}}.dump() + "\n";
   if (fs::exists(path)) {
     std::istringstream lines(read_file(path));
     std::string line;
@@ -235,14 +237,9 @@ void StructureDatasetWriter::resume_from_journal() {
       s.embedding_dim = entry.at("embedding_dim").get<int64_t>();
       s.next_shard_number = std::max(s.next_shard_number, top_level_shard_number(shard.at("file")) + 1);
       s.resumed_progress.push_back(entry.at("progress").dump());
+      text += line + "\n";
     }
   }
-  // Start the journal again with what was kept (a torn last line is dropped).
-  std::string text = json{{"settings", settings}}.dump() + "\n";
-  std::istringstream kept(fs::exists(path) ? read_file(path) : std::string());
-  std::string line;
-  std::getline(kept, line);
-  for (size_t k = 0; k < s.resumed_progress.size() && std::getline(kept, line); ++k) text += line + "\n";
   write_file_atomic(path, text);
 }
 

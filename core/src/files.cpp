@@ -61,6 +61,25 @@ std::string read_maybe_gzipped(const std::filesystem::path& path) {
   return out;
 }
 
+namespace {
+
+// Writes all of `contents` to `fd` (retrying short writes and EINTR); 0, or the errno of the failing write,
+// with `written` the bytes that made it.
+int write_fully(int fd, const std::string& contents, size_t& written) {
+  written = 0;
+  while (written < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    written += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
   const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   std::random_device rd;
@@ -68,16 +87,10 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(path.string(), ": cannot write (", std::strerror(errno), ")");
   size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail(path.string(), ": write failed after ", written, " bytes (", std::strerror(err), ")");
-    }
-    written += static_cast<size_t>(n);
+  if (const int err = write_fully(fd, contents, written)) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(path.string(), ": write failed after ", written, " bytes (", std::strerror(err), ")");
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const int err = errno;
@@ -106,15 +119,9 @@ void append_file_synced(const std::filesystem::path& path, const std::string& co
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) fail(path.string(), ": cannot append (", std::strerror(errno), ")");
   size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      fail(path.string(), ": append failed after ", written, " bytes (", std::strerror(err), ")");
-    }
-    written += static_cast<size_t>(n);
+  if (const int err = write_fully(fd, contents, written)) {
+    ::close(fd);
+    fail(path.string(), ": append failed after ", written, " bytes (", std::strerror(err), ")");
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) fail(path.string(), ": flushing to disk failed (", std::strerror(errno), ")");
 }

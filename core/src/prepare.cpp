@@ -193,15 +193,6 @@ json content_settings(const PrepareSettings& s) {
               {"pgnn", s.pgnn && !s.pgnn_info_json.empty() ? json::parse(s.pgnn_info_json) : json(nullptr)}};
 }
 
-std::string differing_settings(const json& old_settings, const json& now) {
-  std::string out;
-  for (const auto& [key, value] : now.items())
-    if (!old_settings.contains(key) || old_settings.at(key) != value)
-      out += (out.empty() ? "" : "; ") + key + " " + (old_settings.contains(key) ? old_settings.at(key).dump() : "absent") +
-             " -> " + value.dump();
-  return out;
-}
-
 // --update: the existing index's settings and inputs; selects the inputs to do.
 struct UpdatePlan {
   json previous_prepare;
@@ -219,7 +210,7 @@ UpdatePlan plan_update(const PrepareSettings& s, std::vector<InputFile>& work) {
   if (!plan.previous_prepare.contains("settings") || !plan.previous_prepare.contains("inputs"))
     fail("prepare --update: ", index_path.string(),
          " was written by an older sapling (no record of its settings and inputs); prepare it again once");
-  const std::string differ = differing_settings(plan.previous_prepare.at("settings"), content_settings(s));
+  const std::string differ = differing_keys(plan.previous_prepare.at("settings"), content_settings(s));
   if (!differ.empty())
     fail("prepare --update: the options differ from those ", s.out.string(), " was prepared with (", differ,
          "); give the same options, or prepare a new dataset");
