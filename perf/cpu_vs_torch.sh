@@ -24,7 +24,7 @@
 # WORKLOADS ("mlm-train-cpu embed-cpu"), FASTAS ("embed_100": names of BENCH/NAME.fasta, or uniprot_mix: MIX_N
 # (200) real sequences with UniProt's length distribution, drawn by perf/uniprot_length_mix.py with MIX_SEED
 # (0) from the data set uniprot20k: `sapling data fetch uniprot20k --to SAPLING_DATA_DIR`, or MIRROR=DIR to copy
-# it from a mirror such as ../shared; SAPLING_DATA_DIR defaults to out/perf/data), STEPS (3 timed train steps), WARMUP (1), DTYPE (fp32 or bf16), SAPLING_DTYPE (sapling embed's --dtype,
+# it from a data mirror; SAPLING_DATA_DIR defaults to out/perf/data), STEPS (3 timed train steps), WARMUP (1), DTYPE (fp32 or bf16), SAPLING_DTYPE (sapling embed's --dtype,
 # default DTYPE; e.g. auto), TORCH_ATTENTION (sdpa where the torch has it, else manual), HF_ATTENTION (sdpa),
 # HF_BATCH (8), SAPLING and TRAIN (the two sapling executables).
 set -euo pipefail

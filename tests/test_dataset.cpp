@@ -13,28 +13,10 @@
 
 namespace fs = std::filesystem;
 using sapling::ChainStructure;
+using sapling::test::check_same_chain;
 
 namespace {
 
-
-// Equal including NaN positions.
-bool same_values(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.sizes() != b.sizes()) return false;
-  return torch::equal(torch::isnan(a), torch::isnan(b)) && torch::equal(torch::nan_to_num(a), torch::nan_to_num(b));
-}
-
-void check_same_chain(const ChainStructure& got, const ChainStructure& want) {
-  INFO(want.entry << " " << want.chain);
-  CHECK(got.entry == want.entry);
-  CHECK(got.chain == want.chain);
-  CHECK(got.sequence == want.sequence);
-  CHECK(got.method == want.method);
-  CHECK(got.resolution == want.resolution);
-  CHECK(got.r_free == want.r_free);
-  CHECK(same_values(got.coords, want.coords));
-  CHECK(torch::equal(got.observed, want.observed));
-  CHECK(same_values(got.bfactor, want.bfactor));
-}
 
 using sapling::test::quote;
 

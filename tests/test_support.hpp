@@ -1,5 +1,6 @@
 // Helpers shared by tests: paths to the repository, fixtures and named data sets, the CLI, and running commands.
 #pragma once
+#include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include <sys/wait.h>  // for WIFEXITED
@@ -16,6 +17,7 @@
 
 #include "sapling/data_registry.hpp"
 #include "sapling/plugin.hpp"
+#include "sapling/structure.hpp"
 
 namespace sapling::test {
 
@@ -217,6 +219,28 @@ inline void load_build_plugins() {
 }
 
 // max |a - b| / max(1, max |b|): the parity measure ("relative to the tensor's scale").
+// Equal tensors, NaN positions included (integer and bool tensors compared as they are); two undefined ones are equal.
+inline bool same_values(const torch::Tensor& a, const torch::Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  if (a.sizes() != b.sizes()) return false;
+  if (!a.is_floating_point()) return torch::equal(a, b);
+  return torch::equal(torch::isnan(a), torch::isnan(b)) && torch::equal(torch::nan_to_num(a), torch::nan_to_num(b));
+}
+
+// The same chain: names, header facts and every per-residue array.
+inline void check_same_chain(const ChainStructure& got, const ChainStructure& want) {
+  INFO(want.entry << " " << want.chain);
+  CHECK(got.entry == want.entry);
+  CHECK(got.chain == want.chain);
+  CHECK(got.sequence == want.sequence);
+  CHECK(got.method == want.method);
+  CHECK(got.resolution == want.resolution);
+  CHECK(got.r_free == want.r_free);
+  CHECK(same_values(got.coords, want.coords));
+  CHECK(torch::equal(got.observed, want.observed));
+  CHECK(same_values(got.bfactor, want.bfactor));
+}
+
 inline double scaled_max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   const double diff = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
   const double scale = std::max(1.0, b.to(torch::kFloat64).abs().max().item<double>());
