@@ -1,4 +1,5 @@
-# Install rules: bin/sapling, lib/libsapling_core.so, include/sapling, lib/sapling/plugins (plugins add
+# Install rules: bin/sapling, lib/libsapling_{sdk,plm,data,training,tools}.so, include/sapling (the SDK, pLM and data
+# headers, not their internal/ folders), lib/sapling/plugins (plugins add
 # themselves, cmake/SaplingPlugin.cmake), share/sapling/recipes and the CMake package lib/cmake/sapling.
 # Plain lib/, not GNUInstallDirs' lib/<multiarch>: the executable finds plugins at ../lib/sapling/plugins.
 include(CMakePackageConfigHelpers)
@@ -11,10 +12,19 @@ if(SAPLING_TORCH_SITE)
   set(_torch_wheel_rpath "${SAPLING_TORCH_SITE}/torch/lib")
 endif()
 set_target_properties(sapling PROPERTIES INSTALL_RPATH "$ORIGIN/../lib;${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON)
-set_target_properties(sapling_core PROPERTIES INSTALL_RPATH "${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON EXPORT_NAME core)
+set(_sapling_api_libraries sapling_sdk sapling_plm sapling_data)
+set(_sapling_engine_libraries sapling_training sapling_tools)
+foreach(_lib ${_sapling_api_libraries} ${_sapling_engine_libraries})
+  set_target_properties(${_lib} PROPERTIES INSTALL_RPATH "$ORIGIN;${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON)
+endforeach()
 install(TARGETS sapling RUNTIME DESTINATION bin)
-install(TARGETS sapling_core EXPORT saplingTargets LIBRARY DESTINATION lib)
-install(DIRECTORY core/include/sapling DESTINATION include)
+# The API libraries and sapling::core (their bundle) are exported for find_package(sapling); the training engine and
+# the tools are installed for the CLI and the bundled plugins only, without headers.
+install(TARGETS ${_sapling_api_libraries} sapling_core EXPORT saplingTargets LIBRARY DESTINATION lib)
+install(TARGETS ${_sapling_engine_libraries} LIBRARY DESTINATION lib)
+foreach(_lib sdk plm data)
+  install(DIRECTORY core/${_lib}/include/sapling DESTINATION include PATTERN internal EXCLUDE)
+endforeach()
 install(DIRECTORY recipes/ DESTINATION share/sapling/recipes)
 
 # find_package(sapling): sapling::core, its dependencies, and sapling_add_plugin().

@@ -10,7 +10,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# libsapling_core.so is in the package itself, not a dependency: dpkg-shlibdeps looks for it here.
+# The libsapling_*.so libraries are in the package itself, not a dependency: dpkg-shlibdeps looks for it here.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_BINARY_DIR})
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
   "libopenblas0-openmp, gnuplot-nox, libtorch-dev, libtomlplusplus-dev, nlohmann-json3-dev, cmake, ninja-build, g++")

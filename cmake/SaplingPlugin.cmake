@@ -4,7 +4,7 @@
 # includes this file) it builds into the plugin's own build folder.
 
 # Where `cmake --install` puts plugins, relative to the prefix: an installed bin/sapling looks in
-# ../lib/sapling/plugins (default_plugin_dir() in core/src/plugin_loader.cpp).
+# ../lib/sapling/plugins (default_plugin_dir() in core/sdk/src/plugin_loader.cpp).
 set(SAPLING_PLUGIN_INSTALL_DIR lib/sapling/plugins)
 
 # sapling_precompile_torch(TARGET): a precompiled <torch/torch.h> for a plugin's target (or its static helper

@@ -142,7 +142,7 @@ source "$REPO/scripts/repro_data.sh"
 # ---------------------------------------------------------------------------------------------- 1. build
 
 # What a build compiled in, from its build.ninja: "cuda" (SAPLING_WITH_CUDA), and the c10d backends that
-# core/src/distributed.cpp has ("gloo", "nccl"; LibTorch's own USE_C10D_* flags say nothing about sapling's).
+# core/training/src/distributed.cpp has ("gloo", "nccl"; LibTorch's own USE_C10D_* flags say nothing about sapling's).
 build_features() {
   [[ -f $1/build.ninja ]] || return 0
   awk '/src\/distributed\.cpp\.o:/ { f = 1; next } f && /DEFINES =/ {

@@ -27,7 +27,8 @@ cd "$SOURCE_DIR"
 step "install sapling"
 # CONTRIBUTING.md: cmake --install build --prefix "$PREFIX"
 cmake --install "$BUILD_DIR" --prefix "$PREFIX" > "$WORK/install.log"
-for f in bin/sapling lib/libsapling_core.so include/sapling/plugin.hpp lib/cmake/sapling/saplingConfig.cmake \
+for f in bin/sapling lib/libsapling_sdk.so lib/libsapling_plm.so lib/libsapling_data.so lib/libsapling_training.so \
+  lib/libsapling_tools.so include/sapling/plugin.hpp include/sapling/packing.hpp include/sapling/dataset.hpp lib/cmake/sapling/saplingConfig.cmake \
   lib/cmake/sapling/saplingConfigVersion.cmake lib/cmake/sapling/saplingTargets.cmake \
   lib/cmake/sapling/SaplingPlugin.cmake lib/sapling/plugins/sapling_esm2.so \
   lib/sapling/plugins/foldseek_3di/centroids.tsv share/sapling/recipes/reference_esm2_8m.toml \
@@ -35,6 +36,11 @@ for f in bin/sapling lib/libsapling_core.so include/sapling/plugin.hpp lib/cmake
   [[ -e $PREFIX/$f ]] || fail "$PREFIX/$f was not installed"
 done
 [[ ! -e $PREFIX/lib/sapling/plugins/sapling_template.so ]] || fail "the template plugin was installed"
+# The API only: no internal header, none of the training engine's or the tools' (core/README.md).
+[[ ! -e $PREFIX/include/sapling/internal ]] || fail "internal headers were installed"
+for f in training.hpp bench.hpp stats.hpp; do
+  [[ ! -e $PREFIX/include/sapling/$f ]] || fail "$PREFIX/include/sapling/$f (not API) was installed"
+done
 # The installed sapling finds its own manifest and recipes by name, not the checkout's.
 "$PREFIX/bin/sapling" data list --to "$WORK/data" > "$WORK/data.txt" || fail "installed sapling data list failed"
 grep -q "bm5 .*absent" "$WORK/data.txt" || fail "installed sapling data list does not show bm5"

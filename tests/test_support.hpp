@@ -161,7 +161,7 @@ inline const std::filesystem::path& sample_dataset() {
         " --pgnn-weights " + quote(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
         " --pgnn-option 'hidden_dims=[128,128,128,128,128,128]'";
     uint64_t key = std::hash<std::string>{}(flags);
-    for (const fs::path& writer : {fs::path(sapling_exe()), binary_dir() / "libsapling_core.so",
+    for (const fs::path& writer : {fs::path(sapling_exe()), binary_dir() / "libsapling_data.so",
                                    fs::path(SAPLING_PLUGIN_DIR) / "sapling_gearnet.so",
                                    fs::path(SAPLING_PLUGIN_DIR) / "sapling_foldseek_3di.so"}) {
       std::error_code ec;

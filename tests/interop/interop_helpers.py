@@ -39,7 +39,7 @@ LOAD_PROBLEM = re.compile(r"LOAD REPORT|newly initialized|not initialized|were n
 
 
 def sapling_encode(sequence, vocab, unk="<unk>", bos=None, eos=None):
-    """sapling's Tokenizer::encode (core/src/tokenizer.cpp) in Python: a bracketed token in the vocabulary is one
+    """sapling's Tokenizer::encode (core/sdk/src/tokenizer.cpp) in Python: a bracketed token in the vocabulary is one
     id; every other character is upper-cased and looked up alone, <unk> when absent; BOS/EOS around."""
     index = {token: i for i, token in enumerate(vocab)}
     out = [] if bos is None else [index[bos]]

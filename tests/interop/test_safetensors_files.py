@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-# Where NaN is documented (docs: core/include/sapling/dataset.hpp): missing atoms and absent B-factors.
+# Where NaN is documented (docs: core/data/include/sapling/dataset.hpp): missing atoms and absent B-factors.
 MAY_HOLD_NAN = {"coords", "bfactor"}
 # The dataset's documented arrays (dataset.hpp): name -> (dtype, shape with R = residues, n = chains, D = pGNN width).
 DATASET_LAYOUT = {"offsets": ("I64", ["n+1"]), "sequence": ("U8", ["R"]), "coords": ("F32", ["R", 5, 3]),

@@ -1,4 +1,4 @@
-// Sequence packing (see packing.hpp): row assignment, packed micro-batches and the per-protein position and mask helpers.
+// Sequence packing (see packing.hpp): row assignment, packed token rows and the per-protein position and mask helpers.
 #include "sapling/packing.hpp"
 
 #include <algorithm>
@@ -6,7 +6,6 @@
 #include <numeric>
 
 #include "sapling/error.hpp"
-#include "sapling/masking.hpp"
 
 namespace sapling {
 
@@ -36,16 +35,8 @@ std::vector<PackedPlacement> pack_rows(const std::vector<int64_t>& token_lengths
   return placements;
 }
 
-namespace {
-
-// Placements of items in rows, and the [rows, width] they span.
-struct Layout {
-  std::vector<PackedPlacement> placements;
-  int64_t rows = 0, width = 0;
-};
-
-Layout lay_out(const std::vector<int64_t>& token_lengths, int64_t row_tokens) {
-  Layout layout;
+PackedLayout lay_out_rows(const std::vector<int64_t>& token_lengths, int64_t row_tokens) {
+  PackedLayout layout;
   layout.placements = pack_rows(token_lengths, row_tokens);
   for (size_t i = 0; i < layout.placements.size(); ++i) {
     layout.rows = std::max(layout.rows, layout.placements[i].row + 1);
@@ -53,8 +44,6 @@ Layout lay_out(const std::vector<int64_t>& token_lengths, int64_t row_tokens) {
   }
   return layout;
 }
-
-}  // namespace
 
 int64_t choose_row_tokens(const std::vector<int64_t>& token_lengths) {
   if (token_lengths.empty()) return 1;
@@ -64,7 +53,7 @@ int64_t choose_row_tokens(const std::vector<int64_t>& token_lengths) {
   int64_t best = longest, best_cost = -1;
   for (int64_t candidate : {longest, (total + rows - 1) / rows, (total + rows) / (rows + 1)}) {
     candidate = std::max(candidate, longest);
-    const auto layout = lay_out(token_lengths, candidate);
+    const auto layout = lay_out_rows(token_lengths, candidate);
     const int64_t cost = layout.rows * layout.width;
     if (best_cost < 0 || cost < best_cost) best = candidate, best_cost = cost;
   }
@@ -75,7 +64,7 @@ PackedTokens pack_tokens(const std::vector<std::vector<int64_t>>& encoded, int64
   if (encoded.empty()) fail("packing: nothing to pack");
   std::vector<int64_t> lengths;
   for (const auto& e : encoded) lengths.push_back(static_cast<int64_t>(e.size()));
-  auto layout = lay_out(lengths, row_tokens > 0 ? row_tokens : choose_row_tokens(lengths));
+  auto layout = lay_out_rows(lengths, row_tokens > 0 ? row_tokens : choose_row_tokens(lengths));
   const int64_t rows = layout.rows, width = layout.width;
   PackedTokens out;
   out.placements = std::move(layout.placements);
@@ -91,53 +80,6 @@ PackedTokens pack_tokens(const std::vector<std::vector<int64_t>>& encoded, int64
     }
   }
   out.mask = out.segments.ge(0);
-  return out;
-}
-
-MicroBatch pack_micro_batch(const MicroBatch& padded, int64_t row_tokens, int64_t pad_id) {
-  if (padded.segments.defined()) fail("packing: the micro-batch is packed already");
-  const int64_t P = padded.ids.size(0);
-  const auto lengths_tensor = padded.mask.to(torch::kInt64).sum(1);
-  std::vector<int64_t> lengths(lengths_tensor.data_ptr<int64_t>(), lengths_tensor.data_ptr<int64_t>() + P);
-  const auto layout = lay_out(lengths, row_tokens > 0 ? row_tokens : choose_row_tokens(lengths));
-  const auto& placements = layout.placements;
-  const int64_t rows = layout.rows, width = layout.width;
-
-  MicroBatch out;
-  out.ids = torch::full({rows, width}, pad_id, torch::kInt64);
-  out.mask = torch::zeros({rows, width}, torch::kBool);
-  out.residue_mask = torch::zeros({rows, width}, torch::kBool);
-  out.mlm_labels = torch::full({rows, width}, kIgnoreLabel, torch::kInt64);
-  out.segments = torch::full({rows, width}, int64_t{-1}, torch::kInt64);
-  if (padded.structure_tokens.defined()) out.structure_tokens = torch::full({rows, width}, kIgnoreLabel, torch::kInt64);
-  if (padded.pgnn_embeddings.defined())
-    out.pgnn_embeddings = torch::zeros({rows, width, padded.pgnn_embeddings.size(2)}, padded.pgnn_embeddings.options());
-  for (const auto& [name, values] : padded.fields) {
-    auto shape = values.sizes().vec();
-    shape[0] = rows;
-    shape[1] = width;
-    out.fields[name] = values.is_floating_point()
-                           ? torch::full(shape, std::numeric_limits<float>::quiet_NaN(), values.options())
-                           : torch::zeros(shape, values.options());
-  }
-  out.proteins = padded.proteins;
-  out.residues = padded.residues;
-  for (int64_t p = 0; p < P; ++p) {
-    const auto& place = placements[static_cast<size_t>(p)];
-    const int64_t n = lengths[static_cast<size_t>(p)];
-    const auto copy = [&](torch::Tensor& to, const torch::Tensor& from) {
-      to[place.row].slice(0, place.offset, place.offset + n).copy_(from[p].slice(0, 0, n));
-    };
-    // Padded rows hold each protein from token 0 (BOS) with the pad after it.
-    copy(out.ids, padded.ids);
-    copy(out.mask, padded.mask);
-    copy(out.residue_mask, padded.residue_mask);
-    copy(out.mlm_labels, padded.mlm_labels);
-    if (out.structure_tokens.defined()) copy(out.structure_tokens, padded.structure_tokens);
-    if (out.pgnn_embeddings.defined()) copy(out.pgnn_embeddings, padded.pgnn_embeddings);
-    for (auto& [name, values] : out.fields) copy(values, padded.fields.at(name));
-    out.segments[place.row].slice(0, place.offset, place.offset + n).fill_(p);
-  }
   return out;
 }
 

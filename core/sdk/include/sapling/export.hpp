@@ -4,5 +4,5 @@
 // Plugins are compiled with -fvisibility=hidden. Types whose vtables, typeinfo
 // or static state must be shared across the core/plugin boundary (interfaces,
 // the error type, registries) are marked SAPLING_API so exactly one copy lives
-// in libsapling_core and dynamic_cast / catch work across libraries.
+// in sapling's libraries and dynamic_cast / catch work across libraries.
 #define SAPLING_API __attribute__((visibility("default")))

@@ -1,4 +1,5 @@
 // Shipped recipes by name: locating the recipes folder, purposes from leading comments, close matches, copies.
+#include "sapling_build_paths.hpp"
 #include "sapling/recipe_catalog.hpp"
 
 #include <algorithm>
@@ -103,7 +104,7 @@ fs::path shipped_recipes_dir() {
     candidates.push_back(here.parent_path() / "share" / "sapling" / "recipes");  // <prefix>/bin/sapling
     candidates.push_back(here.parent_path() / "recipes");                        // <source>/build/sapling
   }
-#ifdef SAPLING_SOURCE_RECIPES_DIR
+#ifdef SAPLING_SOURCE_RECIPES_DIR  // sapling_build_paths.hpp
   candidates.emplace_back(SAPLING_SOURCE_RECIPES_DIR);  // a build folder anywhere, tests in build/tests
 #endif
   for (const auto& c : candidates)

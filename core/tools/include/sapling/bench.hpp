@@ -1,4 +1,4 @@
-// `sapling bench` (libsapling_bench, beside the core): the BENCH.toml schema, the cached model x task x seed cells, and the reports (Markdown, CSV, gnuplot).
+// `sapling bench` (libsapling_tools): the BENCH.toml schema, the cached model x task x seed cells, and the reports (Markdown, CSV, gnuplot).
 #pragma once
 #include <cstdint>
 #include <filesystem>

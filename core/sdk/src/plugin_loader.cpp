@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "sapling_build_paths.hpp"
 #include "sapling/error.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/registry.hpp"
@@ -134,7 +135,7 @@ std::filesystem::path default_plugin_dir() {
   if (std::filesystem::is_directory(here / "plugins")) return here / "plugins";
   if (std::filesystem::is_directory(here.parent_path() / "lib" / "sapling" / "plugins"))
     return here.parent_path() / "lib" / "sapling" / "plugins";
-#ifdef SAPLING_BUILD_PLUGIN_DIR
+#ifdef SAPLING_BUILD_PLUGIN_DIR  // sapling_build_paths.hpp
   return SAPLING_BUILD_PLUGIN_DIR;  // tests run from build/tests
 #else
   return here / "plugins";

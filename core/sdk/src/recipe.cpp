@@ -11,7 +11,6 @@
 #include "sapling/log.hpp"
 #include "sapling/toml_location.hpp"
 #include "sapling/toml_text.hpp"
-#include "sapling/training.hpp"
 
 namespace sapling {
 
@@ -32,7 +31,6 @@ std::vector<SectionSpec>& sections() {
     s.push_back({"structure_tokens", SectionKind::Component, StructureTokenizer::kind, {}, "the structure tokenizer"});
     s.push_back({"losses", SectionKind::ComponentGroup, AlignmentLoss::kind, {}, "the training losses, one table each"});
     s.push_back({"selector", SectionKind::Component, ResidueSelector::kind, {}, "residue loss selection"});
-    for (auto& spec : training_sections()) s.push_back(std::move(spec));
     return s;
   }();
   return specs;

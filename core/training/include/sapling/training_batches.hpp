@@ -93,4 +93,10 @@ SAPLING_API MicroBatch collate(const std::vector<TrainingExample>& examples, con
                                int64_t max_length, const MaskingOptions& masking, const StructureTokenLayout& layout,
                                torch::Generator& generator);
 
+// The same micro-batch with its proteins packed into rows of `row_tokens`
+// (0: choose_row_tokens, packing.hpp):
+// the same ids, masks, labels and targets of every protein (masking drawn
+// once, on the padded layout), so losses and selection see the same residues.
+SAPLING_API MicroBatch pack_micro_batch(const MicroBatch& padded, int64_t row_tokens, int64_t pad_id);
+
 }  // namespace sapling

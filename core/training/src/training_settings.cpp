@@ -195,4 +195,13 @@ std::vector<SectionSpec> training_sections() {
   return {data_section(), masking_section(), optim_section(), train_section()};
 }
 
+namespace {
+// The SDK's recipe reader knows the component sections; the trainer's own sections are added when this library
+// loads (before main), so `recipe check` and every command validate [data], [masking], [optim] and [train].
+const bool kTrainingSectionsRegistered = [] {
+  for (auto& spec : training_sections()) register_recipe_section(std::move(spec));
+  return true;
+}();
+}  // namespace
+
 }  // namespace sapling

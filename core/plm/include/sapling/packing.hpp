@@ -8,7 +8,6 @@
 #include "sapling/export.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/tokenizer.hpp"
-#include "sapling/training_batches.hpp"
 
 namespace sapling {
 
@@ -39,11 +38,12 @@ struct PackedTokens {
 SAPLING_API PackedTokens pack_tokens(const std::vector<std::vector<int64_t>>& encoded, int64_t row_tokens,
                                      int64_t pad_id);
 
-// The same micro-batch with its proteins packed into rows of `row_tokens`
-// (0: choose_row_tokens):
-// the same ids, masks, labels and targets of every protein (masking drawn
-// once, on the padded layout), so losses and selection see the same residues.
-SAPLING_API MicroBatch pack_micro_batch(const MicroBatch& padded, int64_t row_tokens, int64_t pad_id);
+// Placements of items in rows (pack_rows), and the [rows, width] they span.
+struct PackedLayout {
+  std::vector<PackedPlacement> placements;
+  int64_t rows = 0, width = 0;
+};
+SAPLING_API PackedLayout lay_out_rows(const std::vector<int64_t>& token_lengths, int64_t row_tokens);
 
 // Helpers for encoders that honour ForwardRequest::segments:
 // fails unless request.segments is int64 of the ids' shape [B, T] and no
