@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The library layering of core/README.md, checked on the includes: no library includes one it may not use, no
-installed header includes a header that is not installed, no plugin source includes an internal header."""
+installed header includes a header that is not installed, no plugin source includes an internal header, and the
+libraries that are not installed keep every header under internal/."""
 import pathlib
 import re
 import sys
@@ -32,6 +33,8 @@ def headers():
             if name in out:
                 yield_error(f"{name} exists in core/{out[name][0]} and core/{lib}")
             out[name] = (lib, "/internal/" in "/" + name)
+            if lib not in INSTALLED and not out[name][1]:
+                yield_error(f"core/{lib}/include/{name}: core/{lib} is not installed, so its headers belong in internal/")
     return out
 
 

@@ -1,6 +1,6 @@
 // Shipped recipes by name: locating the recipes folder, purposes from leading comments, close matches, copies.
 #include "sapling_build_paths.hpp"
-#include "sapling/recipe_catalog.hpp"
+#include "sapling/internal/recipe_catalog.hpp"
 
 #include <algorithm>
 #include <cstdlib>

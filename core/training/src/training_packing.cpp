@@ -4,7 +4,7 @@
 #include "sapling/error.hpp"
 #include "sapling/masking.hpp"
 #include "sapling/packing.hpp"
-#include "sapling/training_batches.hpp"
+#include "sapling/internal/training_batches.hpp"
 
 namespace sapling {
 
