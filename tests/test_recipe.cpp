@@ -400,5 +400,14 @@ TEST_CASE("relocated_text re-points relative paths set anywhere in the base chai
   CHECK_THAT(sapling::Recipe::load(absolute).relocated_text(dir / "c"), Catch::Contains("/data/x"));
   const auto far = sapling::Recipe::load(child).relocated_text(dir / "c" / "d" / "e" / "f");
   CHECK_THAT(far, Catch::Contains((std::filesystem::weakly_canonical(dir) / "a" / "inputs" / "d").string()));
+  // Paths naming nothing are reported (what `recipe copy` warns about: an installed sapling ships no models).
+  std::vector<std::string> missing;
+  sapling::Recipe::load(child).relocated_text(dir / "c", &missing);
+  REQUIRE(missing.size() == 1);
+  CHECK(missing[0] == "[test_optim] data = ../a/inputs/d");
+  std::filesystem::create_directories(dir / "a" / "inputs" / "d");
+  missing.clear();
+  sapling::Recipe::load(child).relocated_text(dir / "c", &missing);
+  CHECK(missing.empty());
   std::filesystem::remove_all(dir);
 }

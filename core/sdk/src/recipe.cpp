@@ -364,7 +364,7 @@ std::string repoint(const std::string& value, const toml::source_region& source,
 
 }  // namespace
 
-std::string Recipe::relocated_text(const std::filesystem::path& dir) const {
+std::string Recipe::relocated_text(const std::filesystem::path& dir, std::vector<std::string>* missing) const {
   // toml++ drops source regions when copying, and each relative path needs the file that set it: the
   // paths are read from the original (which keeps them) and written into the copy, walking both in step.
   toml::table copy = table_;
@@ -373,12 +373,18 @@ std::string Recipe::relocated_text(const std::filesystem::path& dir) const {
     const SectionSpec* spec = find_section(section);
     if (!spec || !section_node.is_table()) continue;
     auto* target_section = copy.get(section_key.str())->as_table();
-    auto relocate = [&](const toml::table& original, toml::table& target, const OptionSchema& schema) {
+    auto relocate = [&](const toml::table& original, toml::table& target, const OptionSchema& schema,
+                        const std::string& table_name) {
       for (auto&& [key, node] : original) {
         const OptionSpec* option = schema.find(std::string(key.str()));
         if (!option) continue;
-        if (option->type == OptionType::Path && node.is_string())
-          target.insert_or_assign(key.str(), repoint(node.as_string()->get(), node.source(), dir));
+        if (option->type == OptionType::Path && node.is_string()) {
+          const std::string moved = repoint(node.as_string()->get(), node.source(), dir);
+          target.insert_or_assign(key.str(), moved);
+          const std::filesystem::path seen = std::filesystem::path(moved).is_absolute() ? moved : dir / moved;
+          if (missing && !moved.empty() && !std::filesystem::exists(seen))
+            missing->push_back("[" + table_name + "] " + std::string(key.str()) + " = " + moved);
+        }
         else if (option->type == OptionType::StringList && section == "plugins" && node.is_array()) {
           toml::array paths;
           for (const auto& element : *node.as_array())
@@ -398,10 +404,10 @@ std::string Recipe::relocated_text(const std::filesystem::path& dir) const {
         warn("[", name, "] component '", named, "' is not loaded: its relative paths are copied as written");
         return;
       }
-      relocate(table, target, *schema);
+      relocate(table, target, *schema, name);
     };
     switch (spec->kind) {
-      case SectionKind::Settings: relocate(original, *target_section, spec->schema); break;
+      case SectionKind::Settings: relocate(original, *target_section, spec->schema, section); break;
       case SectionKind::Component: component(original, *target_section, section); break;
       case SectionKind::ComponentGroup:
         for (auto&& [member, node] : original)

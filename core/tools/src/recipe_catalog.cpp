@@ -178,14 +178,21 @@ fs::path copy_shipped_recipe(const ShippedRecipe& recipe, const fs::path& dest, 
   const auto folder = file.has_parent_path() ? file.parent_path() : fs::path(".");
   fs::create_directories(folder);
   const Recipe loaded = Recipe::load(recipe.file);
+  std::vector<std::string> missing;
+  const std::string body = loaded.relocated_text(folder, &missing);
   std::ostringstream out;
   for (const auto& line : leading_comment(recipe.file))
     if (!is_marker(line)) out << (line.empty() ? "#" : "# " + line) << "\n";
   out << "#\n# Copied from the shipped recipe '" << recipe.name << "' by `sapling recipe copy`: its base chain is\n"
       << "# resolved into this one file and its relative paths are re-pointed to work from here. Edit freely;\n"
       << "# `sapling recipe check " << file.filename().string() << "` validates it.\n\n"
-      << loaded.relocated_text(folder);
+      << body;
   write_file_atomic(file, out.str());
+  // An installed sapling ships recipes, not the models and data sets beside them in a checkout: say so now rather
+  // than let the copy fail later at `sapling train` (`recipe check` validates keys, not whether inputs exist yet).
+  for (const auto& entry : missing)
+    warn(file.string(), ": ", entry, " names nothing (yet): prepare or fetch it (`sapling data list` shows the data ",
+         "sets by name), or edit the path");
   return file;
 }
 

@@ -83,7 +83,9 @@ class SAPLING_API Recipe {
   // path option (the schemas' Path options, [plugins] paths) re-pointed so it
   // names the same file from there. Component options are known only for
   // loaded plugins; those of others are left as written (with a warning).
-  std::string relocated_text(const std::filesystem::path& dir) const;
+  // `missing` (when given) receives "[section] key = path" for each re-pointed
+  // path that names nothing (e.g. models a shipped recipe expects beside it).
+  std::string relocated_text(const std::filesystem::path& dir, std::vector<std::string>* missing = nullptr) const;
 
  private:
   std::filesystem::path path_;
