@@ -10,6 +10,7 @@
 #include "sapling/internal/embed.hpp"
 #include "sapling/model_loading.hpp"
 #include "sapling/packing.hpp"
+#include "sapling/internal/training_batches.hpp"
 #include "sapling/safetensors.hpp"
 #include "test_support.hpp"
 
