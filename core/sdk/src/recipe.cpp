@@ -381,7 +381,8 @@ std::string Recipe::relocated_text(const std::filesystem::path& dir, std::vector
         if (option->type == OptionType::Path && node.is_string()) {
           const std::string moved = repoint(node.as_string()->get(), node.source(), dir);
           target.insert_or_assign(key.str(), moved);
-          const std::filesystem::path seen = std::filesystem::path(moved).is_absolute() ? moved : dir / moved;
+          const std::filesystem::path seen =
+              std::filesystem::path(moved).is_absolute() ? std::filesystem::path(moved) : dir / moved;
           if (missing && !moved.empty() && !std::filesystem::exists(seen))
             missing->push_back("[" + table_name + "] " + std::string(key.str()) + " = " + moved);
         }
