@@ -1,4 +1,4 @@
-# Install rules: bin/sapling, lib/libsapling_core.so, include/sapling, lib/sapling/plugins (plugins add
+# Install rules: bin/sapling, bin/sapling-conformance, lib/libsapling_core.so, include/sapling, lib/sapling/plugins (plugins add
 # themselves, cmake/SaplingPlugin.cmake), share/sapling/recipes and the CMake package lib/cmake/sapling.
 # Plain lib/, not GNUInstallDirs' lib/<multiarch>: the executable finds plugins at ../lib/sapling/plugins.
 include(CMakePackageConfigHelpers)
@@ -13,6 +13,12 @@ endif()
 set_target_properties(sapling PROPERTIES INSTALL_RPATH "$ORIGIN/../lib;${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON)
 set_target_properties(sapling_core PROPERTIES INSTALL_RPATH "${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON EXPORT_NAME core)
 install(TARGETS sapling RUNTIME DESTINATION bin)
+# sapling-conformance, exported as sapling::conformance for sapling_add_conformance_test(), and the structures its
+# checks read by default (repository files: datasets/sample).
+set_target_properties(sapling_conformance PROPERTIES INSTALL_RPATH "$ORIGIN/../lib;${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON)
+install(TARGETS sapling_conformance EXPORT saplingTargets RUNTIME DESTINATION bin)
+install(FILES datasets/sample/bm5/1AY7_l_u.pdb.gz datasets/sample/bm5/1AY7_r_u.pdb.gz DESTINATION share/sapling/conformance/bm5)
+install(FILES datasets/sample/psicov/1aba.pdb.gz DESTINATION share/sapling/conformance/psicov)
 install(TARGETS sapling_core EXPORT saplingTargets LIBRARY DESTINATION lib)
 install(DIRECTORY core/include/sapling DESTINATION include)
 install(DIRECTORY recipes/ DESTINATION share/sapling/recipes)

@@ -8,31 +8,35 @@
 
 namespace sapling::conformance {
 
-namespace {
+namespace loss_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
 // The examples' options, with the sizes `sapling train` fills in where a loss option is 0 ("from the model /
 // the data").
 std::shared_ptr<AlignmentLoss> build_loss(const std::string& name, const RunContext& context, uint64_t seed) {
   torch::manual_seed(seed);
-  const auto& entry = AlignmentLossRegistry::instance().find(name);
-  Options options = context.examples.options(AlignmentLoss::kind, name, entry.schema);
-  const std::map<std::string, int64_t> sizes = {
-      {"input_dim", kHidden}, {"plm_dim", kHidden}, {"pgnn_dim", kPgnn}, {"num_classes", structure_vocab::num_classes(kStates)}};
-  for (const auto& [key, value] : sizes)
-    if (options.has(key) && options.get_int(key) == 0) options.set(key, value);
   std::shared_ptr<AlignmentLoss> loss;
   try {
+    const auto& entry = AlignmentLossRegistry::instance().find(name);
+    Options options = context.examples.options(AlignmentLoss::kind, name, entry.schema);
+    const std::map<std::string, int64_t> sizes = {{"input_dim", kHidden},
+                                                  {"plm_dim", kHidden},
+                                                  {"pgnn_dim", kPgnn},
+                                                  {"num_classes", structure_vocab::num_classes(kStates)}};
+    for (const auto& [key, value] : sizes)
+      if (options.has(key) && options.get_int(key) == 0) options.set(key, value);
     loss = entry.factory(options);
+    if (!loss) fail("its factory returned nothing");
   } catch (const std::exception& e) {
-    fail("cannot build alignment_loss '", name, "': ", e.what(), "\n(give its options in [alignment_loss.", name,
-         "] of the examples file)");
+    fail("cannot build alignment_loss '", name, "' for the conformance checks: ", e.what(),
+         "\n(give its options in [alignment_loss.", name, "] of the examples file)");
   }
   loss->eval();
   return loss;
 }
 
 LossBatch batch_for(const std::string& name, const RunContext& context, int64_t residues0 = 10, int64_t residues1 = 6) {
-  return make_loss_batch(context.fixtures, name, AlignmentLossRegistry::instance().find(name).fields, residues0, residues1);
+  return make_loss_batch(context.fixtures, name, AlignmentLossRegistry::instance().find(name).fields, residues0,
+                         residues1);
 }
 
 // compute(), with the loss's name on any error (what the trainer adds as "[losses.NAME]").
@@ -53,7 +57,8 @@ void scores(Checker& c, const std::string& name, const RunContext& context) {
   const auto index = terms.index.to(torch::kInt64);
   if (!c.expect(index.dim() == 1, "the index is [N]")) return;
   if (index.numel() > 0) {
-    c.expect(index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < kBatch * kTokens, "index entries lie in B*T");
+    c.expect(index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < kBatch * kTokens,
+             "index entries lie in B*T");
     if (index.max().item<int64_t>() < kBatch * kTokens && index.min().item<int64_t>() >= 0) {
       c.expect(b.inputs.residue_mask.flatten().index_select(0, index).all().item<bool>(),
                "scores real residues only (never a special or pad)");
@@ -96,7 +101,8 @@ void deterministic(Checker& c, const std::string& name, const RunContext& contex
     const auto it = copied.per_residue.find(part);
     if (!c.expect(it != copied.per_residue.end(), "part " + part + " after copying the parameters")) continue;
     const double diff = (values - it->second).abs().max().item<double>();
-    c.expect(diff == 0.0, text("part ", part, ": copying the parameters and buffers reproduces it (max diff ", diff, ")"));
+    c.expect(diff == 0.0,
+             text("part ", part, ": copying the parameters and buffers reproduces it (max diff ", diff, ")"));
   }
 }
 
@@ -117,7 +123,8 @@ void no_scorable(Checker& c, const std::string& name, const RunContext& context)
              "returns or throws sapling::Error, not: " + message);
     if (returned)
       for (const auto& [part, values] : terms.per_residue) {
-        c.expect(terms.index.defined() && values.size(0) == terms.index.size(0), "part " + part + ": one value per index entry");
+        c.expect(terms.index.defined() && values.size(0) == terms.index.size(0),
+                 "part " + part + ": one value per index entry");
         c.expect(torch::isfinite(values).all().item<bool>(), "part " + part + " is finite");
       }
   }
@@ -138,8 +145,7 @@ void missing_field(Checker& c, const std::string& name, const RunContext& contex
       loss->compute(b.inputs);
       // Returning is fine (the field may be optional); a crash or a foreign exception is not.
     } catch (const Error& e) {
-      c.expect(std::string(e.what()).find(field) != std::string::npos,
-               text("the error names the field: ", e.what()));
+      c.expect(std::string(e.what()).find(field) != std::string::npos, text("the error names the field: ", e.what()));
     } catch (const std::exception& e) {
       c.failure(text("a missing field throws a non-sapling::Error (read it with LossInputs::field(name)): ", e.what()));
     }
@@ -147,9 +153,10 @@ void missing_field(Checker& c, const std::string& name, const RunContext& contex
   if (!any) c.skip("declares no field beyond the named LossInputs members");
 }
 
-}  // namespace
+}  // namespace loss_impl
 
 std::vector<Check> loss_checks() {
+  using namespace loss_impl;
   const std::string kind = AlignmentLoss::kind;
   return {{kind, "scores real residues with one value per index entry, finite values and gradients", scores},
           {kind, "deterministic, and its parameters carry its whole state", deterministic},

@@ -6,7 +6,7 @@
 
 namespace sapling::conformance {
 
-namespace {
+namespace registration_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
 // `sapling plugins list` and `sapling eval TASK --help` print these: every component says what it is and every
 // option what it does.
@@ -58,15 +58,21 @@ void names_missing_data(Checker& c, const std::string& name, const RunContext& c
   c.expect(message.find(missing) != std::string::npos, "the error names the missing file: " + message);
 }
 
-}  // namespace
+}  // namespace registration_impl
 
 std::vector<Check> registration_checks() {
-  return {described<SequenceEncoder>(),       described<StructureEncoder>(), described<StructureTokenizer>(),
-          described<AlignmentLoss>(),         described<ResidueSelector>(),  described<EvaluationTask>(),
+  using namespace registration_impl;
+  return {described<SequenceEncoder>(),
+          described<StructureEncoder>(),
+          described<StructureTokenizer>(),
+          described<AlignmentLoss>(),
+          described<ResidueSelector>(),
+          described<EvaluationTask>(),
           described<StructurePretrainingObjective>()};
 }
 
 std::vector<Check> evaluation_task_checks() {
+  using namespace registration_impl;
   return {{EvaluationTask::kind, "names its missing data file in the error", names_missing_data}};
 }
 

@@ -4,7 +4,7 @@
 
 namespace sapling::conformance {
 
-namespace {
+namespace selector_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
 void keep_flags(Checker& c, const std::string& name, const RunContext& context) {
   torch::manual_seed(3);
@@ -22,9 +22,10 @@ void keep_flags(Checker& c, const std::string& name, const RunContext& context) 
     Checker::Context in(c, text(n, " residue(s)"));
     std::string message;
     torch::Tensor small;
-    c.expect(succeeds_or_reports(
-                 [&] { small = selector->select(loss.slice(0, 0, n), ref.defined() ? ref.slice(0, 0, n) : ref); }, &message),
-             "returns or throws sapling::Error, not: " + message);
+    c.expect(
+        succeeds_or_reports(
+            [&] { small = selector->select(loss.slice(0, 0, n), ref.defined() ? ref.slice(0, 0, n) : ref); }, &message),
+        "returns or throws sapling::Error, not: " + message);
     if (small.defined()) c.expect(small.size(0) == n, text("one flag per residue, got ", small.size(0)));
   }
 }
@@ -47,9 +48,10 @@ void reference(Checker& c, const std::string& name, const RunContext& context) {
   c.expect(reported, "select() without a reference throws sapling::Error");
 }
 
-}  // namespace
+}  // namespace selector_impl
 
 std::vector<Check> selector_checks() {
+  using namespace selector_impl;
   const std::string kind = ResidueSelector::kind;
   return {{kind, "one keep flag per residue, deterministically", keep_flags},
           {kind, "a selector that needs a reference says so when none is given", reference}};

@@ -4,7 +4,7 @@
 
 namespace sapling::conformance {
 
-namespace {
+namespace sequence_encoder_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
 const std::vector<std::string> kSequences = {"MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPV"};
 
@@ -32,11 +32,13 @@ void shapes(Checker& c, const std::string& name, const RunContext& context) {
   request.hidden_states = true;
   const auto out = model->forward(batch.ids, batch.mask, request);
   const int64_t B = batch.ids.size(0), T = batch.ids.size(1), H = model->hidden_size();
-  c.expect(same_shape(out.last_hidden, {B, T, H}), text("last_hidden is [B, T, hidden_size()], got ", out.last_hidden.sizes()));
+  c.expect(same_shape(out.last_hidden, {B, T, H}),
+           text("last_hidden is [B, T, hidden_size()], got ", out.last_hidden.sizes()));
   c.expect(same_shape(out.logits, {B, T, model->tokenizer().size()}),
            text("logits are [B, T, tokenizer().size()], got ", out.logits.sizes()));
   for (int64_t layer = 1; layer <= model->num_layers(); ++layer)
-    c.expect(same_shape(model->representation(out, layer), {B, T, H}), text("representation(", layer, ") is [B, T, H]"));
+    c.expect(same_shape(model->representation(out, layer), {B, T, H}),
+             text("representation(", layer, ") is [B, T, H]"));
   // Layer 0 is the embedding output "where the family has it" (AMPLIFY does not): shaped, or a clear error.
   torch::Tensor embeddings;
   std::string message;
@@ -104,9 +106,10 @@ void tiny_inputs(Checker& c, const std::string& name, const RunContext& context)
   }
 }
 
-}  // namespace
+}  // namespace sequence_encoder_impl
 
 std::vector<Check> sequence_encoder_checks() {
+  using namespace sequence_encoder_impl;
   const std::string kind = SequenceEncoder::kind;
   return {{kind, "outputs shaped by its own sizes, deterministically", shapes},
           {kind, "padding does not change a sequence's outputs", padding},

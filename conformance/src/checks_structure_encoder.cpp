@@ -7,7 +7,7 @@
 
 namespace sapling::conformance {
 
-namespace {
+namespace structure_encoder_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
 std::shared_ptr<StructureEncoder> build_encoder(const std::string& name, const RunContext& context) {
   auto encoder = build_component<StructureEncoder>(name, context);
@@ -98,9 +98,10 @@ void tiny_chains(Checker& c, const std::string& name, const RunContext& context)
   }
 }
 
-}  // namespace
+}  // namespace structure_encoder_impl
 
 std::vector<Check> structure_encoder_checks() {
+  using namespace structure_encoder_impl;
   const std::string kind = StructureEncoder::kind;
   return {{kind, "embeds a chain as [L, output_dim], deterministically", embeds},
           {kind, "residues without a CA get zero rows", zero_rows},

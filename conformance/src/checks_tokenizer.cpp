@@ -8,7 +8,7 @@
 
 namespace sapling::conformance {
 
-namespace {
+namespace tokenizer_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
 void states(Checker& c, const std::string& name, const RunContext& context) {
   const auto tokenizer = build_component<StructureTokenizer>(name, context);
@@ -27,7 +27,8 @@ void states(Checker& c, const std::string& name, const RunContext& context) {
   for (const ChainStructure& chain : context.fixtures.chains) {
     Checker::Context in(c, text("chain ", chain.label(), " (", chain.length(), " residues)"));
     const auto first = tokenizer->encode(chain);
-    if (!c.expect(static_cast<int64_t>(first.size()) == chain.length(), text("one state per residue, got ", first.size())))
+    if (!c.expect(static_cast<int64_t>(first.size()) == chain.length(),
+                  text("one state per residue, got ", first.size())))
       continue;
     int64_t encoded = 0, out_of_range = 0;
     for (int64_t s : first) {
@@ -91,13 +92,15 @@ void tiny_chains(Checker& c, const std::string& name, const RunContext& context)
                  },
                  &message),
              "returns or throws sapling::Error, not: " + message);
-    if (returned) c.expect(static_cast<int64_t>(states.size()) == n, text("one state per residue, got ", states.size()));
+    if (returned)
+      c.expect(static_cast<int64_t>(states.size()) == n, text("one state per residue, got ", states.size()));
   }
 }
 
-}  // namespace
+}  // namespace tokenizer_impl
 
 std::vector<Check> tokenizer_checks() {
+  using namespace tokenizer_impl;
   const std::string kind = StructureTokenizer::kind;
   return {{kind, "one valid state per residue, distinct symbols, deterministically", states},
           {kind, "a thread-safe tokenizer gives the same states on several threads", threads},

@@ -11,7 +11,7 @@
 
 namespace sapling::conformance {
 
-namespace {
+namespace trainable_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
 // ----------------------------------------------------------------------------------------------- tokenizers
 
@@ -30,8 +30,8 @@ TrainableSetup trainable_tokenizer(const std::string& name, const RunContext& co
 }
 
 // `steps` Adam steps on the fixture chains (generator seeded `seed`); the loss of each step.
-std::vector<double> train_tokenizer(Checker& c, TrainableTokenizer& t, const std::vector<ChainStructure>& batch, int steps,
-                                    double lr, uint64_t seed) {
+std::vector<double> train_tokenizer(Checker& c, TrainableTokenizer& t, const std::vector<ChainStructure>& batch,
+                                    int steps, double lr, uint64_t seed) {
   at::Generator generator = at::detail::createCPUGenerator(seed);
   torch::optim::Adam optimizer(t.parameters(), torch::optim::AdamOptions(lr));
   t.set_training(true);
@@ -57,7 +57,8 @@ double fixed_tokenizer_loss(TrainableTokenizer& t, const std::vector<ChainStruct
   return t.loss(batch, generator, stats).item<double>();
 }
 
-int setting(const RunContext& context, const std::string& kind, const std::string& name, const std::string& key, double fallback) {
+int setting(const RunContext& context, const std::string& kind, const std::string& name, const std::string& key,
+            double fallback) {
   return static_cast<int>(context.examples.train_setting(kind, name, key, fallback));
 }
 
@@ -113,10 +114,12 @@ void tokenizer_weights(Checker& c, const std::string& name, const RunContext& co
   const auto loaded = entry.factory(options);
   for (const auto& chain : context.fixtures.chains) {
     Checker::Context in(c, "chain " + chain.label());
-    c.expect(loaded->encode(chain) == s.tokenizer->encode(chain), "the tokenizer loaded from save_weights gives the same states");
+    c.expect(loaded->encode(chain) == s.tokenizer->encode(chain),
+             "the tokenizer loaded from save_weights gives the same states");
   }
   if (auto* t = loaded->trainable())
-    c.expect(fixed_tokenizer_loss(*t, context.fixtures.chains) == fixed_tokenizer_loss(*s.trainable, context.fixtures.chains),
+    c.expect(fixed_tokenizer_loss(*t, context.fixtures.chains) ==
+                 fixed_tokenizer_loss(*s.trainable, context.fixtures.chains),
              "and the same loss on a fixed batch");
 }
 
@@ -144,7 +147,8 @@ Pretraining pretraining(const std::string& name, const RunContext& context, uint
   torch::manual_seed(seed);
   Pretraining p;
   p.objective = build_component<StructurePretrainingObjective>(name, context);
-  p.encoder = build_component<StructureEncoder>(p.objective->encoder_name(), context, context.scratch / "encoder-inputs");
+  p.encoder =
+      build_component<StructureEncoder>(p.objective->encoder_name(), context, context.scratch / "encoder-inputs");
   p.objective->attach(p.encoder);
   p.parameters = p.encoder->parameters();
   for (const auto& t : p.objective->parameters()) p.parameters.push_back(t);
@@ -259,9 +263,10 @@ void objective_unattached(Checker& c, const std::string& name, const RunContext&
   c.expect(reported, "loss() before attach() throws sapling::Error");
 }
 
-}  // namespace
+}  // namespace trainable_impl
 
 std::vector<Check> trainable_tokenizer_checks() {
+  using namespace trainable_impl;
   const std::string kind = StructureTokenizer::kind;
   return {{kind, "trainable: a few steps lower the loss on a fixed batch", tokenizer_learns},
           {kind, "trainable: gradients are finite and reach every parameter", tokenizer_gradients},
@@ -270,6 +275,7 @@ std::vector<Check> trainable_tokenizer_checks() {
 }
 
 std::vector<Check> pretraining_objective_checks() {
+  using namespace trainable_impl;
   const std::string kind = StructurePretrainingObjective::kind;
   return {{kind, "a few steps lower the loss on fixed views", objective_learns},
           {kind, "gradients are finite and reach every parameter of encoder and objective", objective_gradients},

@@ -32,13 +32,28 @@ Examples Examples::load(const std::filesystem::path& file) {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> Examples::components() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [kind, node] : *table_) {
+    if (kind.str() == "inputs") continue;
+    for (const auto& [name, table] : *node.as_table()) {
+      if (!table.is_table())
+        fail(toml_location(table.source(), file_.string()), ": [", kind.str(), "] ", name.str(), " must be a table ([",
+             kind.str(), ".", name.str(), "] with options, generate or train)");
+      out.emplace_back(std::string(kind.str()), std::string(name.str()));
+    }
+  }
+  return out;
+}
+
 const toml::table* Examples::component(const std::string& kind, const std::string& name) const {
   return subtable(subtable(table_.get(), kind), name);
 }
 
 Options Examples::options(const std::string& kind, const std::string& name, const OptionSchema& schema) const {
   const std::string section = kind + "." + name + ".options";
-  if (const auto* options = subtable(component(kind, name), "options")) return Options::from_toml(*options, schema, section, {});
+  if (const auto* options = subtable(component(kind, name), "options"))
+    return Options::from_toml(*options, schema, section, {});
   return Options::defaults(schema, section);
 }
 
@@ -60,13 +75,17 @@ std::vector<std::filesystem::path> Examples::structures() const {
   for (const auto& node : *files) {
     const auto path = node.value<std::string>();
     if (!path) fail(file_.string(), ": [inputs] structures must be a list of structure files (strings)");
-    out.push_back(std::filesystem::path(*path).is_absolute() ? std::filesystem::path(*path) : file_.parent_path() / *path);
-    if (!std::filesystem::exists(out.back())) fail(file_.string(), ": [inputs] structures: ", out.back().string(), " does not exist");
+    out.push_back(std::filesystem::path(*path).is_absolute() ? std::filesystem::path(*path)
+                                                             : file_.parent_path() / *path);
+    if (!std::filesystem::exists(out.back()))
+      fail(file_.string(), ": [inputs] structures: ", out.back().string(), " does not exist");
   }
   return out;
 }
 
-const toml::table* Examples::inputs(const std::string& key) const { return subtable(subtable(table_.get(), "inputs"), key); }
+const toml::table* Examples::inputs(const std::string& key) const {
+  return subtable(subtable(table_.get(), "inputs"), key);
+}
 
 Options Examples::input_options(const std::string& key, const OptionSchema& schema) const {
   const std::string section = "inputs." + key + ".options";

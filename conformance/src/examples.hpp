@@ -22,6 +22,8 @@ class Examples {
   static Examples load(const std::filesystem::path& file);
 
   const std::filesystem::path& file() const { return file_; }
+  // Every [KIND.NAME] table, as (KIND, NAME).
+  std::vector<std::pair<std::string, std::string>> components() const;
   // [KIND.NAME], or nullptr.
   const toml::table* component(const std::string& kind, const std::string& name) const;
   // [KIND.NAME] options validated against `schema` (an unknown key or wrong type is an error naming the file),

@@ -2,7 +2,6 @@
 #include "fixtures.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>  // for program_location
-
 #include <limits>
 
 #include "sapling/error.hpp"
@@ -112,16 +111,17 @@ void fill_declared_fields(LossInputs& inputs, const std::string& loss, const std
   for (const auto& field : declared) {
     if (field == loss_fields::kStructureTokens || field == loss_fields::kPgnn) continue;  // named members, always set
     if (field == loss_fields::kCoords) {
-      inputs.fields[field] = per_token(inputs, proteins, [](const ChainStructure& c) { return c.coords.to(torch::kFloat32); });
+      inputs.fields[field] =
+          per_token(inputs, proteins, [](const ChainStructure& c) { return c.coords.to(torch::kFloat32); });
     } else if (field == loss_fields::kBfactor) {
       inputs.fields[field] = per_token(inputs, proteins, [](const ChainStructure& c) {
         return c.bfactor.defined() ? c.bfactor.to(torch::kFloat32)
                                    : torch::full({c.length()}, std::numeric_limits<float>::quiet_NaN());
       });
     } else {
-      fail("alignment_loss '", loss, "' reads the per-residue field '", field, "', which the conformance runner cannot ",
-           "provide (it fills ", loss_fields::kStructureTokens, ", ", loss_fields::kPgnn, ", ", loss_fields::kCoords, " and ",
-           loss_fields::kBfactor, ")");
+      fail("alignment_loss '", loss, "' reads the per-residue field '", field,
+           "', which the conformance runner cannot ", "provide (it fills ", loss_fields::kStructureTokens, ", ",
+           loss_fields::kPgnn, ", ", loss_fields::kCoords, " and ", loss_fields::kBfactor, ")");
     }
   }
 }

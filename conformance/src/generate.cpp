@@ -9,8 +9,8 @@
 
 namespace sapling::conformance {
 
-void generate_inputs(const Examples& examples, const std::string& kind, const std::string& name, const Fixtures& fixtures,
-                     const std::filesystem::path& scratch, Options& options) {
+void generate_inputs(const Examples& examples, const std::string& kind, const std::string& name,
+                     const Fixtures& fixtures, const std::filesystem::path& scratch, Options& options) {
   const auto* component = examples.component(kind, name);
   const auto* spec = component ? component->get_as<toml::table>("generate") : nullptr;
   if (!spec) return;

@@ -2,12 +2,15 @@
 // failing component by name with the reason. Usage: sapling-conformance PLUGIN.so|NAME [--examples FILE] [--verbose]
 #include <unistd.h>  // for getpid
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "checks.hpp"
+#include "sapling/options.hpp"  // for did_you_mean
 #include "sapling/plugin.hpp"
+#include "sapling/registry.hpp"
 
 namespace fs = std::filesystem;
 using namespace sapling;
@@ -57,8 +60,7 @@ std::string load(const std::string& plugin) {
   const bool is_file = plugin.find('/') != std::string::npos || fs::path(plugin).extension() == ".so";
   if (is_file) {
     if (!fs::is_regular_file(plugin)) fail(plugin, ": no such plugin library");
-    if (!manager.load_file(fs::absolute(plugin)))
-      fail(plugin, ": cannot load: ", manager.failures().back().reason);
+    if (!manager.load_file(fs::absolute(plugin))) fail(plugin, ": cannot load: ", manager.failures().back().reason);
   }
   manager.load_search_path();
   if (is_file) return manager.loaded().front().name;
@@ -81,6 +83,17 @@ std::vector<Component> components_of(const std::string& plugin) {
   return out;
 }
 
+// A table for a component that no loaded plugin registers is a typo: an error naming it, not silently unused.
+void check_examples_name_components(const Examples& examples) {
+  std::vector<std::string> known;
+  for (const auto& item : RegistrationLog::items()) known.push_back(item.kind + "." + item.name);
+  for (const auto& [kind, name] : examples.components()) {
+    const std::string key = kind + "." + name;
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      fail(examples.file().string(), ": [", key, "] names no registered component", did_you_mean(key, known));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,6 +108,7 @@ int main(int argc, char** argv) {
               << (examples.file().empty() ? std::string(" (no examples file)") : " with " + examples.file().string())
               << ": " << components.size() << " component(s)\n";
     if (components.empty()) fail("plugin '", plugin, "' registers no component");
+    check_examples_name_components(examples);
     const auto scratch_root = fs::temp_directory_path() / ("sapling-conformance-" + std::to_string(::getpid()));
     const auto checks = all_checks();
     int passed = 0, skipped = 0, failed_checks = 0;

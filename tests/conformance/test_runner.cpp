@@ -21,7 +21,8 @@ TEST_CASE("sapling-conformance names each failing component and goes on with the
   CHECK(r.output.find("ok   residue_selector fixture_keep_all_c: one keep flag per residue") != std::string::npos);
   // The loss reads bfactor: the runner filled it from a real structure.
   CHECK(r.output.find("ok   alignment_loss fixture_bfactor_mean: scores real residues") != std::string::npos);
-  CHECK(r.output.find("ok   alignment_loss fixture_bfactor_mean: a batch without a declared field") != std::string::npos);
+  CHECK(r.output.find("ok   alignment_loss fixture_bfactor_mean: a batch without a declared field") !=
+        std::string::npos);
   CHECK(r.output.find("failing components: residue_selector 'fixture_one_too_many'\n") != std::string::npos);
 }
 
@@ -34,7 +35,8 @@ TEST_CASE("sapling-conformance refuses what it cannot run, with exit status 2", 
   CHECK(r.output.find("no plugin named 'no_such_plugin'") != std::string::npos);
   const auto bad = t::temp_dir("conformance-examples") / "conformance.toml";
   { std::ofstream(bad) << "[alignment_loss.fixture_bfactor_mean]\noptions = { nope = 1 }\n"; }
-  r = t::run_command(runner() + " " + t::quote(t::binary_dir() / "test_plugins/conformance_mixed/conformance_mixed.so") +
+  r = t::run_command(runner() + " " +
+                     t::quote(t::binary_dir() / "test_plugins/conformance_mixed/conformance_mixed.so") +
                      " --examples " + t::quote(bad));
   INFO(r.output);
   CHECK(r.exit_code == 1);
