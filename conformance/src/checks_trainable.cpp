@@ -65,7 +65,7 @@ int setting(const RunContext& context, const std::string& kind, const std::strin
 void tokenizer_learns(Checker& c, const std::string& name, const RunContext& context) {
   auto s = trainable_tokenizer(name, context, 0);
   if (!s.trainable) return c.skip("not trainable (trainable() is null)");
-  const int steps = setting(context, StructureTokenizer::kind, name, "steps", 20);
+  const int steps = setting(context, StructureTokenizer::kind, name, "steps", 10);
   const double lr = context.examples.train_setting(StructureTokenizer::kind, name, "lr", 1e-3);
   const auto& batch = context.fixtures.chains;
   train_tokenizer(c, *s.trainable, batch, 1, lr, 0);  // a first step initialises what is learned from data
@@ -105,7 +105,7 @@ void tokenizer_weights(Checker& c, const std::string& name, const RunContext& co
   if (!s.trainable) return c.skip("not trainable (trainable() is null)");
   const auto& entry = StructureTokenizerRegistry::instance().find(name);
   if (!entry.schema.find("weights")) return c.skip("no `weights` option to load saved weights with");
-  train_tokenizer(c, *s.trainable, context.fixtures.chains, 3, 1e-3, 0);
+  train_tokenizer(c, *s.trainable, context.fixtures.chains, 1, 1e-3, 0);
   const auto file = context.scratch / "tokenizer.safetensors";
   s.trainable->save_weights(file);
   torch::manual_seed(99);  // other initial weights: only the file can make them equal
@@ -127,14 +127,20 @@ void tokenizer_seeded(Checker& c, const std::string& name, const RunContext& con
   auto first = trainable_tokenizer(name, context, 0);
   if (!first.trainable) return c.skip("not trainable (trainable() is null)");
   auto second = trainable_tokenizer(name, context, 0);
-  const auto a = train_tokenizer(c, *first.trainable, context.fixtures.chains, 3, 1e-3, 5);
-  const auto b = train_tokenizer(c, *second.trainable, context.fixtures.chains, 3, 1e-3, 5);
+  const auto a = train_tokenizer(c, *first.trainable, context.fixtures.chains, 2, 1e-3, 5);
+  const auto b = train_tokenizer(c, *second.trainable, context.fixtures.chains, 2, 1e-3, 5);
   for (size_t k = 0; k < a.size() && k < b.size(); ++k)
     c.expect(std::abs(a[k] - b[k]) <= 1e-6 * std::max(1.0, std::abs(a[k])),
              text("step ", k, ": equal seeds give equal losses, ", a[k], " vs ", b[k]));
 }
 
 // ----------------------------------------------------------------------------------------------- pretraining
+
+// The objective's batch: the first two fixture chains (the fewest that give a contrastive objective negatives;
+// a step costs about a second on a CPU).
+std::vector<ChainStructure> objective_batch(const RunContext& context) {
+  return {context.fixtures.chains[0], context.fixtures.chains[1]};
+}
 
 struct Pretraining {
   std::shared_ptr<StructureEncoder> encoder;
@@ -187,9 +193,9 @@ double fixed_objective_loss(Pretraining& p, const std::vector<ChainStructure>& b
 void objective_learns(Checker& c, const std::string& name, const RunContext& context) {
   auto p = pretraining(name, context, 0);
   const auto kind = StructurePretrainingObjective::kind;
-  const int steps = setting(context, kind, name, "steps", 20);
+  const int steps = setting(context, kind, name, "steps", 10);
   const double lr = context.examples.train_setting(kind, name, "lr", 1e-3);
-  const auto& batch = context.fixtures.chains;
+  const auto batch = objective_batch(context);
   train_mode(p, true);
   const double before = fixed_objective_loss(p, batch);
   train_objective(c, p, batch, steps, lr, 0);
@@ -202,7 +208,7 @@ void objective_gradients(Checker& c, const std::string& name, const RunContext& 
   auto p = pretraining(name, context, 0);
   train_mode(p, true);
   at::Generator generator = at::detail::createCPUGenerator(0);
-  const torch::Tensor loss = p.objective->loss(context.fixtures.chains, generator);
+  const torch::Tensor loss = p.objective->loss(objective_batch(context), generator);
   if (!c.expect(loss.dim() == 0, "the loss is a scalar")) return;
   loss.backward();
   const auto check = [&](const std::string& owner, torch::nn::Module& module) {
@@ -219,7 +225,7 @@ void objective_gradients(Checker& c, const std::string& name, const RunContext& 
 
 void objective_state(Checker& c, const std::string& name, const RunContext& context) {
   auto trained = pretraining(name, context, 0);
-  train_objective(c, trained, context.fixtures.chains, 2, 1e-3, 0);
+  train_objective(c, trained, objective_batch(context), 1, 1e-3, 0);
   // What `pretrain-pgnn` keeps: the encoder's weights file; the objective's heads as their state_dict.
   const auto file = context.scratch / "encoder.safetensors";
   trained.encoder->save_weights(file);
@@ -234,16 +240,16 @@ void objective_state(Checker& c, const std::string& name, const RunContext& cont
   }
   train_mode(trained, false);
   train_mode(copy, false);
-  const double a = fixed_objective_loss(trained, context.fixtures.chains);
-  const double b = fixed_objective_loss(copy, context.fixtures.chains);
+  const double a = fixed_objective_loss(trained, objective_batch(context));
+  const double b = fixed_objective_loss(copy, objective_batch(context));
   c.expect(a == b, text("encoder weights file + objective state_dict reproduce the loss: ", a, " vs ", b));
 }
 
 void objective_seeded(Checker& c, const std::string& name, const RunContext& context) {
   auto first = pretraining(name, context, 0);
   auto second = pretraining(name, context, 0);
-  const auto a = train_objective(c, first, context.fixtures.chains, 3, 1e-3, 5);
-  const auto b = train_objective(c, second, context.fixtures.chains, 3, 1e-3, 5);
+  const auto a = train_objective(c, first, objective_batch(context), 2, 1e-3, 5);
+  const auto b = train_objective(c, second, objective_batch(context), 2, 1e-3, 5);
   for (size_t k = 0; k < a.size() && k < b.size(); ++k)
     c.expect(std::abs(a[k] - b[k]) <= 1e-6 * std::max(1.0, std::abs(a[k])),
              text("step ", k, ": equal seeds give equal losses, ", a[k], " vs ", b[k]));
@@ -254,7 +260,7 @@ void objective_unattached(Checker& c, const std::string& name, const RunContext&
   at::Generator generator = at::detail::createCPUGenerator(0);
   bool reported = false;
   try {
-    objective->loss(context.fixtures.chains, generator);
+    objective->loss(objective_batch(context), generator);
   } catch (const Error&) {
     reported = true;
   } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 #include <unistd.h>  // for getpid
 
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
         const auto scratch = scratch_root / (component.kind + "-" + component.name + "-" + std::to_string(index++));
         fs::create_directories(scratch);
         Checker checker;
+        const auto started = std::chrono::steady_clock::now();
         try {
           check.run(checker, component.name, RunContext{examples, fixtures, scratch});
         } catch (const Error& e) {
@@ -130,7 +132,9 @@ int main(int argc, char** argv) {
         }
         std::error_code ec;
         fs::remove_all(scratch, ec);
-        const std::string label = component.kind + " " + component.name + ": " + check.what;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        const std::string label = component.kind + " " + component.name + ": " + check.what +
+                                  (seconds >= 1 ? " (" + std::to_string(static_cast<int>(seconds + 0.5)) + " s)" : "");
         if (!checker.failures().empty()) {
           component_ok = false;
           ++failed_checks;
