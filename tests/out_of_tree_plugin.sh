@@ -68,7 +68,7 @@ if grep -q "failed to load" "$WORK/plugins.txt"; then fail "a plugin failed to l
 
 step "the installed conformance checks pass on it (sapling_add_conformance_test, ctest)"
 # CONTRIBUTING.md, step 4 (outside the tree): ctest runs the installed sapling-conformance with ./conformance.toml.
-ctest --test-dir build --output-on-failure | tee "$WORK/conformance.txt"
+ctest --test-dir build --output-on-failure -V | tee "$WORK/conformance.txt"  # -V: the report of a passing test too
 grep -q "ok   alignment_loss my_selector_bfactor: scores real residues" "$WORK/conformance.txt" ||
   fail "the B-factor loss (reads bfactor) did not pass the conformance checks"
 grep -q "ok   residue_selector my_selector_threshold: one keep flag per residue" "$WORK/conformance.txt" ||

@@ -2,6 +2,8 @@
 // reading a field the batch lacks gets a sapling::Error naming the field.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
 #include "sapling/interfaces.hpp"
 #include "test_support.hpp"
 
