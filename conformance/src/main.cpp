@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "checks.hpp"
+#include "sapling/allocator.hpp"
 #include "sapling/options.hpp"  // for did_you_mean
 #include "sapling/plugin.hpp"
 #include "sapling/registry.hpp"
@@ -25,12 +27,14 @@ constexpr const char* kUsage =
     "                  (SAPLING_PLUGIN_PATH, then the installed plugins)\n"
     "  --examples FILE the plugin's conformance examples (its conformance.toml): options and inputs per component\n"
     "  --verbose       print each check's notes (measured differences)\n"
+    "  --threads N     intra-op CPU threads (default: SAPLING_NUM_THREADS, else LibTorch's default)\n"
     "Runs every check that applies to each component the plugin registers; exits 1 if any failed.\n";
 
 struct Arguments {
   std::string plugin;
   fs::path examples;
   bool verbose = false;
+  int threads = 0;  // 0: SAPLING_NUM_THREADS, else LibTorch's default
 };
 
 Arguments parse(int argc, char** argv) {
@@ -42,6 +46,9 @@ Arguments parse(int argc, char** argv) {
       std::exit(0);
     } else if (arg == "--examples" && k + 1 < argc) {
       a.examples = argv[++k];
+    } else if (arg == "--threads" && k + 1 < argc) {
+      a.threads = std::atoi(argv[++k]);
+      if (a.threads < 1) fail("--threads must be at least 1");
     } else if (arg == "--verbose") {
       a.verbose = true;
     } else if (!arg.empty() && arg[0] != '-' && a.plugin.empty()) {
@@ -99,7 +106,14 @@ void check_examples_name_components(const Examples& examples) {
 
 int main(int argc, char** argv) {
   try {
+    tune_allocator_for_tensors();
     const Arguments args = parse(argc, argv);
+    // One thread per test when ctest runs them side by side (scripts/test.sh sets SAPLING_NUM_THREADS=1).
+    const char* env_threads = std::getenv("SAPLING_NUM_THREADS");
+    if (args.threads > 0)
+      torch::set_num_threads(args.threads);
+    else if (env_threads && std::atoi(env_threads) > 0)
+      torch::set_num_threads(std::atoi(env_threads));
     const std::string plugin = load(args.plugin);
     const Examples examples = args.examples.empty() ? Examples() : Examples::load(args.examples);
     const auto structures = examples.structures();
