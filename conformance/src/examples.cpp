@@ -2,7 +2,7 @@
 #include "examples.hpp"
 
 #include "sapling/error.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/toml_location.hpp"
 
 namespace sapling::conformance {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "checks.hpp"
-#include "sapling/allocator.hpp"
+#include "sapling/internal/allocator.hpp"
 #include "sapling/options.hpp"  // for did_you_mean
 #include "sapling/plugin.hpp"
 #include "sapling/registry.hpp"
