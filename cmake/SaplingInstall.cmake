@@ -1,5 +1,5 @@
-# Install rules: bin/sapling, lib/libsapling_{sdk,plm,data,training,tools}.so, include/sapling (the SDK, pLM and data
-# headers, not their internal/ folders), lib/sapling/plugins (plugins add
+# Install rules: bin/sapling, bin/sapling-conformance, lib/libsapling_{sdk,plm,data,training,tools}.so,
+# include/sapling (the SDK, pLM and data headers, not their internal/ folders), lib/sapling/plugins (plugins add
 # themselves, cmake/SaplingPlugin.cmake), share/sapling/recipes and the CMake package lib/cmake/sapling.
 # Plain lib/, not GNUInstallDirs' lib/<multiarch>: the executable finds plugins at ../lib/sapling/plugins.
 include(CMakePackageConfigHelpers)
@@ -25,6 +25,12 @@ install(TARGETS ${_sapling_engine_libraries} LIBRARY DESTINATION lib)
 foreach(_lib sdk plm data)
   install(DIRECTORY core/${_lib}/include/sapling DESTINATION include PATTERN internal EXCLUDE)
 endforeach()
+# sapling-conformance, exported as sapling::conformance for sapling_add_conformance_test(), and the structures its
+# checks read by default (repository files: datasets/sample).
+set_target_properties(sapling_conformance PROPERTIES INSTALL_RPATH "$ORIGIN/../lib;${_torch_wheel_rpath}" INSTALL_RPATH_USE_LINK_PATH ON)
+install(TARGETS sapling_conformance EXPORT saplingTargets RUNTIME DESTINATION bin)
+install(FILES datasets/sample/bm5/1AY7_l_u.pdb.gz datasets/sample/bm5/1AY7_r_u.pdb.gz DESTINATION share/sapling/conformance/bm5)
+install(FILES datasets/sample/psicov/1aba.pdb.gz DESTINATION share/sapling/conformance/psicov)
 install(DIRECTORY recipes/ DESTINATION share/sapling/recipes)
 
 # find_package(sapling): sapling::core, its dependencies, and sapling_add_plugin().

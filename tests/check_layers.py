@@ -15,6 +15,7 @@ ALLOWED = {
     "training": {"sdk", "plm", "data"},
     "tools": {"sdk", "plm", "data"},
     "cli": {"sdk", "plm", "data", "training", "tools"},
+    "conformance": {"sdk", "plm", "data", "tools"},
 }
 INSTALLED = {"sdk", "plm", "data"}  # minus include/sapling/internal/
 # Plugins use the installed API; the evaluation plugin, a tool in plugin form, also the tools (statistics, data by

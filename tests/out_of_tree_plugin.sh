@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs CONTRIBUTING.md's "plugin outside sapling's tree" walkthrough as written: install this build into a
 # temporary prefix, copy and rename the template outside the source tree, build it with find_package(sapling),
-# then list it and train 2 steps with it through the installed `sapling`.
+# then list it, run the installed conformance checks on it and train 2 steps with it through the installed `sapling`.
 # Usage (ctest runs it): tests/out_of_tree_plugin.sh BUILD_DIR [CXX_COMPILER]
 set -euo pipefail
 BUILD_DIR=$(cd "$1" && pwd)
@@ -27,7 +27,7 @@ cd "$SOURCE_DIR"
 step "install sapling"
 # CONTRIBUTING.md: cmake --install build --prefix "$PREFIX"
 cmake --install "$BUILD_DIR" --prefix "$PREFIX" > "$WORK/install.log"
-for f in bin/sapling lib/libsapling_sdk.so lib/libsapling_plm.so lib/libsapling_data.so lib/libsapling_training.so \
+for f in bin/sapling bin/sapling-conformance share/sapling/conformance/bm5/1AY7_l_u.pdb.gz lib/libsapling_sdk.so lib/libsapling_plm.so lib/libsapling_data.so lib/libsapling_training.so \
   lib/libsapling_tools.so include/sapling/plugin.hpp include/sapling/packing.hpp include/sapling/dataset.hpp lib/cmake/sapling/saplingConfig.cmake \
   lib/cmake/sapling/saplingConfigVersion.cmake lib/cmake/sapling/saplingTargets.cmake \
   lib/cmake/sapling/SaplingPlugin.cmake lib/sapling/plugins/sapling_esm2.so \
@@ -54,7 +54,7 @@ cp -r plugins/template "$PLUGIN_DIR"
 cd "$PLUGIN_DIR"
 mv src/template_plugin.cpp src/my_selector_plugin.cpp
 mv tests/test_template.cpp tests/test_my_selector.cpp
-sed -i 's/template/my_selector/gI' CMakeLists.txt README.md src/*.cpp tests/*.cpp
+sed -i 's/template/my_selector/gI' CMakeLists.txt README.md conformance.toml src/*.cpp tests/*.cpp
 if grep -rniI template .; then fail "the copy still says 'template' (above)"; fi
 
 step "build it against the installed sapling"
@@ -71,6 +71,18 @@ grep -q "residue_selector my_selector_threshold" "$WORK/plugins.txt" || fail "my
 grep -q "my_selector ($PLUGIN_DIR/build/sapling_my_selector.so" "$WORK/plugins.txt" || fail "not loaded from its build folder"
 grep -q "esm2 ($PREFIX/lib/sapling/plugins/sapling_esm2.so" "$WORK/plugins.txt" || fail "built-in plugins not loaded from $PREFIX"
 if grep -q "failed to load" "$WORK/plugins.txt"; then fail "a plugin failed to load"; fi
+
+step "the installed conformance checks pass on it (sapling_add_conformance_test, ctest)"
+# CONTRIBUTING.md, step 4 (outside the tree): ctest runs the installed sapling-conformance with ./conformance.toml.
+ctest --test-dir build --output-on-failure -V | tee "$WORK/conformance.txt"  # -V: the report of a passing test too
+grep -q "ok   alignment_loss my_selector_bfactor: scores real residues" "$WORK/conformance.txt" ||
+  fail "the B-factor loss (reads bfactor) did not pass the conformance checks"
+grep -q "ok   residue_selector my_selector_threshold: one keep flag per residue" "$WORK/conformance.txt" ||
+  fail "the selector did not pass the conformance checks"
+grep -q "$PREFIX/bin/sapling-conformance" build/CTestTestfile.cmake || fail "the conformance test does not run the installed runner"
+# By name on SAPLING_PLUGIN_PATH, as an author may run it by hand.
+SAPLING_PLUGIN_PATH="$PWD/build" "$PREFIX/bin/sapling-conformance" my_selector --examples conformance.toml > "$WORK/by-name.txt" ||
+  { cat "$WORK/by-name.txt"; fail "sapling-conformance my_selector (found on SAPLING_PLUGIN_PATH) failed"; }
 
 step "prepare the PSICOV sample with the installed sapling (3Di tokens, GearNet embeddings)"
 "$PREFIX/bin/sapling" prepare "$SOURCE_DIR/datasets/sample/psicov" --out "$WORK/dataset" --tokenizer foldseek_3di \

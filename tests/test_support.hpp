@@ -209,10 +209,12 @@ inline std::filesystem::path small_reference_run(const std::string& recipe, cons
   return out;
 }
 
-// Loads the build's plugins once (the public path users take).
+// Loads the build's plugins once, then those on SAPLING_PLUGIN_PATH (the public path users take; the build's
+// copies first, so an installed copy never shadows what is under test).
 inline void load_build_plugins() {
   static bool done = [] {
     PluginManager::instance().load_directory(SAPLING_PLUGIN_DIR);
+    PluginManager::instance().load_search_path();
     return true;
   }();
   (void)done;

@@ -208,6 +208,16 @@ struct LossInputs {
   // order), -1 at pad. Padded batches: row b is protein b; packed rows hold several proteins end to end.
   // For per-protein quantities (a mean per chain) without guessing from residue_mask. Set by the trainer.
   torch::Tensor segments;
+
+  // A field of `fields` by name, or a sapling::Error naming it where the batch has none (a loss reading a
+  // field its Registration::fields does not list; the trainer adds the loss's name). Prefer it to fields.at().
+  const torch::Tensor& field(const std::string& name) const {
+    const auto it = fields.find(name);
+    if (it == fields.end())
+      fail("LossInputs has no per-residue field '", name, "' (a loss must list each field it reads in its "
+           "Registration::fields; only those are filled)");
+    return it->second;
+  }
 };
 
 // Names of the per-residue fields a loss may declare (Registration::fields).
