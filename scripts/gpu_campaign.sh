@@ -157,7 +157,7 @@ step_build() {
   if [[ $MODE == rehearsal ]]; then
     # The rehearsal builds nothing: it checks that the build it is given has what the campaign runs.
     local f
-    for f in sapling perf/sapling_bench_mlm_train plugins/sapling_esm2.so plugins/sapling_alignment.so \
+    for f in sapling perf/sapling_perf_mlm_train plugins/sapling_esm2.so plugins/sapling_alignment.so \
       plugins/sapling_gearnet.so plugins/sapling_foldseek_3di.so plugins/sapling_evaluation.so; do
       [[ -e $BUILD_DIR/$f ]] || die "$BUILD_DIR/$f is missing (build first: ninja -C $BUILD_DIR)"
     done
@@ -202,7 +202,7 @@ step_build() {
     grep -E '^-- sapling:|Gloo headers not found|nccl.h not found' "$STEP_OUT/configure.log"
     # Only what the campaign runs: no tests, no AMPLIFY, no template.
     ninja -C "$BUILD_DIR" -j "$(nproc)" ${BUILD_TARGETS:-sapling sapling_plugin_esm2 sapling_plugin_alignment \
-      sapling_plugin_gearnet sapling_plugin_foldseek_3di sapling_plugin_evaluation sapling_bench_mlm_train} > "$STEP_OUT/build.log" 2>&1 \
+      sapling_plugin_gearnet sapling_plugin_foldseek_3di sapling_plugin_evaluation sapling_perf_mlm_train} > "$STEP_OUT/build.log" 2>&1 \
       || { grep -E "error|Error" -A3 "$STEP_OUT/build.log" | head -60; die "build failed"; }
     features=$(build_features "$BUILD_DIR")
     note "built $BUILD_DIR ($(grep -c '^\[' "$STEP_OUT/build.log") ninja steps; LibTorch $what; compiled in: ${features:-unknown})"
@@ -393,7 +393,7 @@ TOML
 
 # ---------------------------------------------------------------------------------------------- 3. mlm
 
-# sapling_bench_mlm_train and perf/torch_esm2.py (this repository's ESM2 in plain PyTorch; transformers'
+# sapling_perf_mlm_train and perf/torch_esm2.py (this repository's ESM2 in plain PyTorch; transformers'
 # EsmForMaskedLM too where installed) on the same batch shape, one after the other, per model size.
 step_mlm() {
   local out=$STEP_OUT/results.jsonl shape peak impl have_torch=1 have_transformers=1 dtype=float32 attention=manual
@@ -408,7 +408,7 @@ step_mlm() {
   (( have_transformers )) || note "transformers arm skipped: not installed for $PY"
   for shape in $MLM_SHAPES; do
     gpu_sampler_start "$STEP_OUT/gpu.samples"
-    timeout "$(cap 120)" "$BUILD_DIR/perf/sapling_bench_mlm_train" --preset "$shape" --fasta "$MLM_FASTA" \
+    timeout "$(cap 120)" "$BUILD_DIR/perf/sapling_perf_mlm_train" --preset "$shape" --fasta "$MLM_FASTA" \
       --batch "$MLM_BATCH" --tokens "$MLM_TOKENS" --device "$DEVICE" --dtype "$dtype" --peak-tflops "$PEAK_TFLOPS" \
       --warmup "$MLM_WARMUP" --steps "$MLM_STEPS" --threads "$THREADS" > "$STEP_OUT/sapling_$shape.log" 2>&1
     local rc=$?

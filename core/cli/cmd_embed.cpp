@@ -34,7 +34,7 @@ std::string file_safe(std::string s) {
 
 // --mfu: model FLOP/s against the measured peak of the path that ran. Forward FLOPs are counted as 2 x
 // parameters x tokens (padding and specials included, attention's T^2 terms left out), the inference
-// counterpart of the 6 x parameters x tokens that sapling_bench_mlm_train and BENCHMARKS.md use.
+// counterpart of the 6 x parameters x tokens that sapling_perf_mlm_train and BENCHMARKS.md use.
 void report_model_flops(const SequenceEncoder& model, const EmbedResult& result, const EmbedOptions& options) {
   int64_t parameters = 0;
   for (const auto& p : model.parameters()) parameters += p.numel();
