@@ -529,8 +529,8 @@ step_prepare() {
   rm -rf "$WORK/prepare_in" "$WORK/prepare_512"
   "$PY" "$REPO/perf/replicate_structures.py" --out "$WORK/prepare_in" --entries "$PREPARE_ENTRIES" \
     "$REPO/datasets/sample/bm5" "$REPO/datasets/sample/psicov" 2> "$STEP_OUT/replicate.log" || die "replicating the sample failed"
-  local pgnn=(--pgnn-option output=last)
-  [[ -n $PREPARE_PGNN_DIMS ]] && pgnn+=(--pgnn-option "hidden_dims=$PREPARE_PGNN_DIMS")
+  local pgnn=(--set pgnn.output=last)
+  [[ -n $PREPARE_PGNN_DIMS ]] && pgnn+=(--set "pgnn.hidden_dims=$PREPARE_PGNN_DIMS")
   if timeout "$(cap 120)" "$SAPLING" prepare "$WORK/prepare_in" --out "$WORK/prepare_512" --tokenizer foldseek_3di \
     --pgnn gearnet --allow-random-pgnn "${pgnn[@]}" --device "$DEVICE" --threads "$THREADS" > "$STEP_OUT/throughput.log" 2>&1; then
     # "pGNN gearnet: R residues embedded (dim D, float16) in S s" and "this run F files in W s"
@@ -606,7 +606,7 @@ step_science() {
     [[ $arm != base ]] && model=$WORK/science_$arm/final
     [[ -d $model ]] || continue
     for task in contact_unsupervised contact_probe; do
-      local options=(--option "structures=$EVAL_DIR" --option example_map=false) more
+      local options=(--set "task.structures=$EVAL_DIR" --set task.example_map=false) more
       [[ $task == contact_unsupervised ]] && read -r -a more <<< "$EVAL_UNSUP_OPTIONS"
       [[ $task == contact_probe ]] && read -r -a more <<< "$EVAL_PROBE_OPTIONS"
       options+=("${more[@]}")
@@ -717,8 +717,8 @@ settings() {
     : "${MLM_SHAPES:=esm2_t6_8M_UR50D}" "${MLM_BATCH:=2}" "${MLM_TOKENS:=66}" "${MLM_WARMUP:=1}" "${MLM_STEPS:=1}" "${PEAK_TFLOPS:=1}"
     : "${SAESM2_TRAINEE:=esm2_t6_8M_UR50D}" "${SAESM2_REFERENCE:=esm2_t6_8M_UR50D}" "${SAESM2_STEPS:=2}" "${SAESM2_SKIP:=0}"
     : "${SAESM2_PGNN_DIMS:=[16, 16]}" "${SCIENCE_STEPS:=2}" "${SCIENCE_ARM_SECONDS:=30}" "${SCIENCE_EVAL_RESERVE:=0}"
-    : "${EVAL_UNSUP_OPTIONS:=--option train_chains=2 --option max_iterations=50}"
-    : "${EVAL_PROBE_OPTIONS:=--option train_chains=2 --option steps=20}" "${SCIENCE_REFERENCE_OPTIONS:=--max-steps 2}"
+    : "${EVAL_UNSUP_OPTIONS:=--set task.train_chains=2 --set task.max_iterations=50}"
+    : "${EVAL_PROBE_OPTIONS:=--set task.train_chains=2 --set task.steps=20}" "${SCIENCE_REFERENCE_OPTIONS:=--max-steps 2}"
     : "${PARITY_SEQUENCES:=4}" "${SCIENCE_EVAL_ARMS:=mlm_only full}"
     # Short crops and small batches: the rehearsal checks that the steps run, not what they measure.
     : "${SAESM2_EXTRA_SETS:=--set data.max_length=48 --set data.tokens_per_batch=256}"
