@@ -193,7 +193,7 @@ BatchOutput forward_batch(SequenceEncoder& model, const std::vector<size_t>& bat
 
 // Accumulate: adds each piece's residue rows (and contacts) into its record's sums; overlapping windows are
 // averaged when written.
-void accumulate(std::vector<Accumulator>& acc, const BatchOutput& out, const std::vector<size_t>& batch,
+void accumulate_pieces(std::vector<Accumulator>& acc, const BatchOutput& out, const std::vector<size_t>& batch,
                 const std::vector<Piece>& pieces, const std::vector<std::vector<std::string>>& residues,
                 const EmbedPlan& plan, const EmbedOptions& options) {
   for (size_t b = 0; b < batch.size(); ++b) {
@@ -224,7 +224,7 @@ void accumulate(std::vector<Accumulator>& acc, const BatchOutput& out, const std
 }
 
 // Write: the named output tensors of each record, in record order.
-void write_outputs(EmbedResult& result, std::vector<Accumulator>& acc, const std::vector<FastaRecord>& records,
+void write_embeddings(EmbedResult& result, std::vector<Accumulator>& acc, const std::vector<FastaRecord>& records,
                    const EmbedPlan& plan) {
   const bool suffix = plan.layers.size() > 1;
   for (size_t r = 0; r < records.size(); ++r) {
@@ -276,7 +276,7 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
   std::vector<Accumulator> acc(records.size());
   for (const auto& batch : batches) {
     const BatchOutput out = forward_batch(model, batch, pieces, residues, plan, options);
-    accumulate(acc, out, batch, pieces, residues, plan, options);
+    accumulate_pieces(acc, out, batch, pieces, residues, plan, options);
     int64_t batch_residues = 0;
     for (size_t i : batch) batch_residues += pieces[i].length;
     result.residues += batch_residues;
@@ -285,7 +285,7 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
   }
   progress.finish();
   result.seconds = progress.elapsed_seconds();
-  write_outputs(result, acc, records, plan);
+  write_embeddings(result, acc, records, plan);
   model.to(torch::kCPU, torch::kFloat32);
   return result;
 }

@@ -303,7 +303,7 @@ PrepareWork plan_work(const PrepareSettings& s) {
 DatasetWriterOptions writer_options_for(const PrepareSettings& s, const PrepareWork& w, const json& settings_json) {
   DatasetWriterOptions writer_options;
   writer_options.shard_size = s.shard_size;
-  writer_options.flush_when_full = false;  // shards end between files: see flush_if_full in write_file
+  writer_options.flush_when_full = false;  // shards end between files: see flush_if_full in write_prepared_file
   writer_options.update = s.update;
   writer_options.replace_sources = w.update.replaced;
   if (s.tokenizer) {
@@ -363,7 +363,7 @@ void tokenize_and_embed(std::vector<FileResult>& results, const std::vector<Inpu
 
 // Filter and write one file's result: an unreadable file or a failed chain is skipped (fatal with --strict), the
 // kept chains go to the writer and are tallied; returns whether a shard was journaled after this file.
-bool write_file(FileResult& result, const InputFile& input, size_t next, const PrepareSettings& s,
+bool write_prepared_file(FileResult& result, const InputFile& input, size_t next, const PrepareSettings& s,
                 StructureDatasetWriter& writer, PrepareTally& delta) {
   delta.files += 1;
   delta.inputs.push_back(input.record());
@@ -392,7 +392,7 @@ bool write_file(FileResult& result, const InputFile& input, size_t next, const P
 
 // Batches: files from `start_at` on are read (and tokenised, when the tokenizer is thread-safe) on `threads`
 // workers one batch ahead of the batch being tokenised, embedded and written; adds this run's tallies to `total`.
-void process_files(const std::vector<InputFile>& work, size_t start_at, int threads, const PrepareSettings& s,
+void prepare_files(const std::vector<InputFile>& work, size_t start_at, int threads, const PrepareSettings& s,
                    StructureDatasetWriter& writer, PrepareTally& total) {
   const bool tokenize_in_workers = s.tokenizer && s.tokenizer->thread_safe();
   PrepareTally delta;
@@ -416,7 +416,7 @@ void process_files(const std::vector<InputFile>& work, size_t start_at, int thre
     tokenize_and_embed(results, work, begin, tokenize_in_workers, s, delta);
     for (size_t i = begin; i < end; ++i) {
       progress.advance(1);
-      if (write_file(results[i - begin], work[i], i + 1, s, writer, delta)) {
+      if (write_prepared_file(results[i - begin], work[i], i + 1, s, writer, delta)) {
         total.add(delta);
         delta = PrepareTally();
         maybe_simulate_kill(++shards_this_run);
@@ -429,7 +429,7 @@ void process_files(const std::vector<InputFile>& work, size_t start_at, int thre
 
 // Summarise: the lines `sapling prepare` prints. Takes `total` mutable: reading the reference splits' counts
 // enters them (as 0) into its maps, and the index records them so.
-std::string summarise(const PrepareSettings& s, const PrepareWork& w, PrepareTally& total, const std::string& resumed_line,
+std::string prepare_summary(const PrepareSettings& s, const PrepareWork& w, PrepareTally& total, const std::string& resumed_line,
                       size_t done_now, double seconds, int threads) {
   std::ostringstream summary;
   summary << std::fixed << std::setprecision(1);
@@ -520,10 +520,10 @@ PrepareReport prepare_dataset(const PrepareSettings& settings) {
   PrepareTally& total = resumed.total;
 
   const auto start = std::chrono::steady_clock::now();
-  process_files(w.work, resumed.start_at, threads, s, writer, total);
+  prepare_files(w.work, resumed.start_at, threads, s, writer, total);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int64_t kept = writer.chains_written();
-  std::string summary = summarise(s, w, total, resumed.line, w.work.size() - resumed.start_at, seconds, threads);
+  std::string summary = prepare_summary(s, w, total, resumed.line, w.work.size() - resumed.start_at, seconds, threads);
 
   PrepareReport report;
   report.chains_kept = kept;
