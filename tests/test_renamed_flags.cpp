@@ -90,7 +90,7 @@ TEST_CASE("renamed flags: tokens' --option and --tokenizer-option warn and give 
   fs::remove_all(dir);
 }
 
-TEST_CASE("renamed flags: eval's --option warns and still sets the task option; --help finds the task after --set",
+TEST_CASE("renamed flags: eval's --option warns and still sets the task option, and --help finds the task after --set",
           "[cli][eval][names]") {
   const auto dir = sapling::test::temp_dir("renamed-eval");
   const auto fasta = quote(sapling::test::source_dir() / "datasets/sample/bm5_foldseek.aa.fasta");
