@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "command.hpp"
-#include "sapling/allocator.hpp"
+#include "sapling/internal/allocator.hpp"
 #include "sapling/deprecation.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
