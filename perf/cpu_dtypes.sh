@@ -83,13 +83,13 @@ for shape in $SHAPES; do
   cell train "$shape" "torch float32" "$WORK/log"
   "${torch_env[@]}" "$PYTHON" perf/torch_esm2.py --mode train "${train[@]}" --attention "$TORCH_ATTENTION" --dtype bf16 > "$WORK/log" 2>&1 || true
   cell train "$shape" "torch bf16" "$WORK/log"
-  build/perf/sapling_bench_mlm_train "${train[@]}" > "$WORK/log" 2>&1 || true
+  build/perf/sapling_perf_mlm_train "${train[@]}" > "$WORK/log" 2>&1 || true
   cell train "$shape" "sapling fp32" "$WORK/log"
   grep -m1 '^parameters' "$WORK/log" | sed 's/^/    /' || true
   # auto: bf16 where the CPU has the units (as `sapling train` resolves [train] precision = "auto").
   auto=float32
   grep -q -w 'amx_bf16\|avx512_bf16' /proc/cpuinfo && auto=bf16
-  build/perf/sapling_bench_mlm_train "${train[@]}" --dtype "$auto" > "$WORK/log" 2>&1 || true
+  build/perf/sapling_perf_mlm_train "${train[@]}" --dtype "$auto" > "$WORK/log" 2>&1 || true
   cell train "$shape" "sapling auto" "$WORK/log"
   grep -m2 '^path\|^parameters' "$WORK/log" | sed 's/^/    /' || true
 done

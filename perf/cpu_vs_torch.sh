@@ -10,7 +10,7 @@
 #
 # The sides:
 #   sapling       build/sapling embed (fair-esm batching: length-sorted, 4096 tokens per batch, truncation at
-#                 1022) and build/perf/sapling_bench_mlm_train
+#                 1022) and build/perf/sapling_perf_mlm_train
 #   torch         perf/torch_esm2.py --impl esm2: this repository's ESM2 in plain PyTorch, the same fair-esm
 #                 batching, attention TORCH_ATTENTION (sdpa: F.scaled_dot_product_attention)
 #   transformers  perf/torch_esm2.py --impl transformers: EsmModel.from_pretrained(MODEL, attn_implementation=
@@ -43,7 +43,7 @@ MIX_SEED=${MIX_SEED:-0}
 STEPS=${STEPS:-3}
 WARMUP=${WARMUP:-1}
 SAPLING=${SAPLING:-build/sapling}
-TRAIN=${TRAIN:-build/perf/sapling_bench_mlm_train}
+TRAIN=${TRAIN:-build/perf/sapling_perf_mlm_train}
 DTYPE=${DTYPE:-fp32}
 SAPLING_DTYPE=${SAPLING_DTYPE:-$DTYPE}
 HF_ATTENTION=${HF_ATTENTION:-sdpa}

@@ -1,4 +1,4 @@
-// sapling_bench_data_path: how fast the trainer's data path (memory-mapped chains, tokens and pGNN rows -> collated, masked micro-batches) delivers residues, with no model (issue #31).
+// sapling_perf_data_path: how fast the trainer's data path (memory-mapped chains, tokens and pGNN rows -> collated, masked micro-batches) delivers residues, with no model (issue #31).
 //
 // Runs what Trainer::micro_batch does for a prepared dataset, on one thread:
 // the chain's arrays from the mapped shards, its structure tokens and pGNN
@@ -32,9 +32,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 const char* kUsage =
-    "usage: sapling_bench_data_path --dataset DIR --model DIR [--seconds 10] [--batching proteins|tokens|packed]\n"
+    "usage: sapling_perf_data_path --dataset DIR --model DIR [--seconds 10] [--batching proteins|tokens|packed]\n"
     "       [--proteins-per-batch 8] [--tokens-per-batch 16384] [--max-length 2046] [--threads 1]\n"
-    "       sapling_bench_data_path --make-rows OUT --dataset DIR [--embedding-dim 512] [--chains 3000]\n\n"
+    "       sapling_perf_data_path --make-rows OUT --dataset DIR [--embedding-dim 512] [--chains 3000]\n\n"
     "The first form times the trainer's data path on DIR's train split (its tokens and pGNN rows when it has\n"
     "them): index open time and memory, then micro-batches as the trainer builds them, for --seconds; prints\n"
     "residues/s. --model only supplies the sequence tokenizer. The second form writes a copy of DIR's first\n"
@@ -75,7 +75,7 @@ int make_rows(const fs::path& from, const fs::path& out, int64_t dim, int64_t ch
     writer.add(chain, source.metadata(i), source.has_tokens() ? source.tokens(i) : torch::Tensor(),
                torch::randn({chain.length(), dim}).to(torch::kFloat16));
   }
-  writer.finish(R"({"note": "random pGNN rows from sapling_bench_data_path --make-rows"})");
+  writer.finish(R"({"note": "random pGNN rows from sapling_perf_data_path --make-rows"})");
   std::cout << "wrote " << out.string() << ": " << n << " chains, " << residues << " residues, rows of " << dim << "\n";
   return 0;
 }

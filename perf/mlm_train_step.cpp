@@ -1,4 +1,4 @@
-// sapling_bench_mlm_train: times sapling's MLM train step (forward, MLM loss, backward, AdamW): mlm-train-cpu, and mlm-train-gpu with MFU (issue #7).
+// sapling_perf_mlm_train: times sapling's MLM train step (forward, MLM loss, backward, AdamW): mlm-train-cpu, and mlm-train-gpu with MFU (issue #7).
 //
 // Uses only the public core API and the plugins, as the trainer does: the pLM
 // from load_sequence_encoder (esm2 plugin), mask_tokens (mask-only, 15%), the
@@ -40,7 +40,7 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: sapling_bench_mlm_train (--model DIR | --preset NAME) --fasta FILE [--threads 1] [--warmup 2]\n"
+    "usage: sapling_perf_mlm_train (--model DIR | --preset NAME) --fasta FILE [--threads 1] [--warmup 2]\n"
     "       [--steps 5] [--batch 8] [--tokens 256] [--seed 0] [--device cpu|cuda] [--dtype float32|bf16]\n"
     "       [--peak-tflops 790] [--plugin-path DIR]... [--dump FILE.safetensors]\n\n"
     "One MLM train step per iteration on a fixed batch: the first --batch sequences of FILE with at\n"
@@ -187,7 +187,7 @@ int main(int argc, char** argv) try {
     if (step == 0 && !args.dump.empty())
       save_safetensors(args.dump, {{"input_ids", masked.ids}, {"attention_mask", batch.mask.to(torch::kInt64)},
                                    {"labels", masked.labels}, {"logits", out.logits.detach().to(torch::kCPU, torch::kFloat32)}},
-                       {{"producer", "sapling_bench_mlm_train"}, {"model", args.model.empty() ? args.preset : args.model}});
+                       {{"producer", "sapling_perf_mlm_train"}, {"model", args.model.empty() ? args.preset : args.model}});
     t0 = std::chrono::steady_clock::now();
     optimizer.zero_grad();
     loss.backward();

@@ -15,7 +15,7 @@ GEARNET_FILES=${GEARNET_FILES:-60}
 THREADS=${THREADS:-$(nproc)}
 PY=${PYTHON:-.venv/bin/python}
 SAPLING=$BUILD/sapling
-BENCH=$BUILD/perf/sapling_bench_data_path
+BENCH=$BUILD/perf/sapling_perf_data_path
 MODEL=datasets/models/esm2_t6_8M_uniprot_f16
 SUMMARY=$SCALE/summary.txt
 mkdir -p "$SCALE"

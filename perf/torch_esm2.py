@@ -7,7 +7,7 @@ FFN, final LayerNorm, LM head tied to the word embeddings.
 
 Modes:
   --mode parity  logits/loss/gradients vs the HF golden fixture esm2_w320, and
-                 logits vs a batch sapling dumped (sapling_bench_mlm_train --dump)
+                 logits vs a batch sapling dumped (sapling_perf_mlm_train --dump)
   --mode train   MLM step (fwd + cross-entropy + bwd + AdamW) on 8 x 256 tokens; on the CPU or
                  (--device cuda) on a GPU, float32 or --dtype bf16 (torch.autocast), for a loaded model or a randomly
                  initialised released size (--preset), here or as Hugging Face transformers'
@@ -244,7 +244,7 @@ def token_batches(lengths, toks_per_batch, extra=2):
 
 
 def train_batch(args):
-    """The batch sapling_bench_mlm_train builds: the first B sequences with >= T-2 residues, cropped; or its dump."""
+    """The batch sapling_perf_mlm_train builds: the first B sequences with >= T-2 residues, cropped; or its dump."""
     if args.batch_file:
         t = read_safetensors(args.batch_file)
         return t["input_ids"], t["attention_mask"].bool(), t["labels"]
@@ -277,7 +277,7 @@ def mode_parity(args):
             logits = model(input_ids=t["input_ids"], attention_mask=keep.long()).logits
         print(f"parity vs sapling (transformers EsmForMaskedLM, {args.hf_attention} attention, "
               f"{os.path.basename(os.path.normpath(args.model))}, {keep.shape[0]} x {keep.shape[1]} masked batch "
-              f"from sapling_bench_mlm_train --dump): logits max |diff| {max_diff(logits, t['logits'], keep):.3g}")
+              f"from sapling_perf_mlm_train --dump): logits max |diff| {max_diff(logits, t['logits'], keep):.3g}")
         return
     fixture = os.path.join(args.fixtures, "esm2_w320")
     model = ESM2.from_folder(fixture)
@@ -304,7 +304,7 @@ def mode_parity(args):
         with torch.no_grad():
             _, logits = model(t["input_ids"], keep)
         print(f"parity vs sapling ({os.path.basename(args.model)}, {keep.shape[0]} x {keep.shape[1]} masked batch "
-              f"from sapling_bench_mlm_train --dump): logits max |diff| {max_diff(logits, t['logits'], keep):.3g}")
+              f"from sapling_perf_mlm_train --dump): logits max |diff| {max_diff(logits, t['logits'], keep):.3g}")
 
 
 def parameter_groups(model):
@@ -428,7 +428,7 @@ def mode_train(args):
           f"{residues} residues/step, {int((labels != -100).sum())} masked, loss {loss.item():.4f}; per step: {split}")
     print(f"residues/s: {residues * args.steps / seconds:.1f} ({torch.get_num_threads()} threads, {args.steps} steps); "
           f"per CPU-second: {residues * args.steps / cpu:.1f}")
-    # Model FLOP/s counted as sapling_bench_mlm_train counts them: 6 x parameters x tokens (padding included).
+    # Model FLOP/s counted as sapling_perf_mlm_train counts them: 6 x parameters x tokens (padding included).
     tflops = 6.0 * parameters * ids.numel() * args.steps / seconds / 1e12
     record = {"impl": args.impl, "model": name, "device": args.device, "dtype": args.dtype,
               "attention": args.hf_attention if args.impl == "transformers" else args.attention,
@@ -554,7 +554,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-file", help="ids/mask/labels(/logits) written by sapling_bench_mlm_train --dump")
+    p.add_argument("--batch-file", help="ids/mask/labels(/logits) written by sapling_perf_mlm_train --dump")
     p.add_argument("--toks-per-batch", type=int, default=4096, help="embed mode, --impl esm2: padded tokens per batch")
     p.add_argument("--batch-size", type=int, default=8, help="embed mode, --impl transformers: sequences per batch")
     p.add_argument("--truncation", type=int, default=1022)

@@ -4,7 +4,7 @@
 
   compare A.safetensors B.safetensors --label L --tolerance T --out F   max |a - b| / max(1, max |a|) per group
   compare-metrics A/metrics.jsonl B/metrics.jsonl --label L --tolerance T --out F   first train line's loss, grad_norm
-  bench-log LOG --out F [--set k=v ...]        numbers printed by sapling_bench_mlm_train
+  bench-log LOG --out F [--set k=v ...]        numbers printed by sapling_perf_mlm_train
   train-metrics METRICS --skip K --out F [--summary summary.json] [--set k=v ...]   residues/s, padding, losses
   seconds-per-step METRICS                     prints the mean seconds of the train steps after the first
   compare-transformers EMB MODEL FASTA --out F  sapling's CPU per_tok against transformers' EsmModel (needs torch,
@@ -228,7 +228,7 @@ def cmd_compare_transformers(args):
 
 
 def cmd_bench_log(args):
-    """sapling_bench_mlm_train's last lines: residues/s, parameters, model TFLOP/s, MFU, peak resident memory."""
+    """sapling_perf_mlm_train's last lines: residues/s, parameters, model TFLOP/s, MFU, peak resident memory."""
     text = open(args.log).read()
     patterns = {"residues_per_s": r"^residues/s: ([0-9.e+]+)", "parameters": r"parameters: (\d+)",
                 "model_tflops": r"model TFLOP/s: ([0-9.e+-]+)", "mfu_percent": r"MFU: ([0-9.e+-]+)%",

@@ -157,7 +157,7 @@ step_build() {
   if [[ $MODE == rehearsal ]]; then
     # The rehearsal builds nothing: it checks that the build it is given has what the campaign runs.
     local f
-    for f in sapling perf/sapling_bench_mlm_train plugins/sapling_esm2.so plugins/sapling_alignment.so \
+    for f in sapling perf/sapling_perf_mlm_train plugins/sapling_esm2.so plugins/sapling_alignment.so \
       plugins/sapling_gearnet.so plugins/sapling_foldseek_3di.so plugins/sapling_evaluation.so; do
       [[ -e $BUILD_DIR/$f ]] || die "$BUILD_DIR/$f is missing (build first: ninja -C $BUILD_DIR)"
     done
@@ -202,7 +202,7 @@ step_build() {
     grep -E '^-- sapling:|Gloo headers not found|nccl.h not found' "$STEP_OUT/configure.log"
     # Only what the campaign runs: no tests, no AMPLIFY, no template.
     ninja -C "$BUILD_DIR" -j "$(nproc)" ${BUILD_TARGETS:-sapling sapling_plugin_esm2 sapling_plugin_alignment \
-      sapling_plugin_gearnet sapling_plugin_foldseek_3di sapling_plugin_evaluation sapling_bench_mlm_train} > "$STEP_OUT/build.log" 2>&1 \
+      sapling_plugin_gearnet sapling_plugin_foldseek_3di sapling_plugin_evaluation sapling_perf_mlm_train} > "$STEP_OUT/build.log" 2>&1 \
       || { grep -E "error|Error" -A3 "$STEP_OUT/build.log" | head -60; die "build failed"; }
     features=$(build_features "$BUILD_DIR")
     note "built $BUILD_DIR ($(grep -c '^\[' "$STEP_OUT/build.log") ninja steps; LibTorch $what; compiled in: ${features:-unknown})"
@@ -393,7 +393,7 @@ TOML
 
 # ---------------------------------------------------------------------------------------------- 3. mlm
 
-# sapling_bench_mlm_train and perf/torch_esm2.py (this repository's ESM2 in plain PyTorch; transformers'
+# sapling_perf_mlm_train and perf/torch_esm2.py (this repository's ESM2 in plain PyTorch; transformers'
 # EsmForMaskedLM too where installed) on the same batch shape, one after the other, per model size.
 step_mlm() {
   local out=$STEP_OUT/results.jsonl shape peak impl have_torch=1 have_transformers=1 dtype=float32 attention=manual
@@ -408,7 +408,7 @@ step_mlm() {
   (( have_transformers )) || note "transformers arm skipped: not installed for $PY"
   for shape in $MLM_SHAPES; do
     gpu_sampler_start "$STEP_OUT/gpu.samples"
-    timeout "$(cap 120)" "$BUILD_DIR/perf/sapling_bench_mlm_train" --preset "$shape" --fasta "$MLM_FASTA" \
+    timeout "$(cap 120)" "$BUILD_DIR/perf/sapling_perf_mlm_train" --preset "$shape" --fasta "$MLM_FASTA" \
       --batch "$MLM_BATCH" --tokens "$MLM_TOKENS" --device "$DEVICE" --dtype "$dtype" --peak-tflops "$PEAK_TFLOPS" \
       --warmup "$MLM_WARMUP" --steps "$MLM_STEPS" --threads "$THREADS" > "$STEP_OUT/sapling_$shape.log" 2>&1
     local rc=$?
@@ -529,8 +529,8 @@ step_prepare() {
   rm -rf "$WORK/prepare_in" "$WORK/prepare_512"
   "$PY" "$REPO/perf/replicate_structures.py" --out "$WORK/prepare_in" --entries "$PREPARE_ENTRIES" \
     "$REPO/datasets/sample/bm5" "$REPO/datasets/sample/psicov" 2> "$STEP_OUT/replicate.log" || die "replicating the sample failed"
-  local pgnn=(--pgnn-option output=last)
-  [[ -n $PREPARE_PGNN_DIMS ]] && pgnn+=(--pgnn-option "hidden_dims=$PREPARE_PGNN_DIMS")
+  local pgnn=(--set pgnn.output=last)
+  [[ -n $PREPARE_PGNN_DIMS ]] && pgnn+=(--set "pgnn.hidden_dims=$PREPARE_PGNN_DIMS")
   if timeout "$(cap 120)" "$SAPLING" prepare "$WORK/prepare_in" --out "$WORK/prepare_512" --tokenizer foldseek_3di \
     --pgnn gearnet --allow-random-pgnn "${pgnn[@]}" --device "$DEVICE" --threads "$THREADS" > "$STEP_OUT/throughput.log" 2>&1; then
     # "pGNN gearnet: R residues embedded (dim D, float16) in S s" and "this run F files in W s"
@@ -606,7 +606,7 @@ step_science() {
     [[ $arm != base ]] && model=$WORK/science_$arm/final
     [[ -d $model ]] || continue
     for task in contact_unsupervised contact_probe; do
-      local options=(--option "structures=$EVAL_DIR" --option example_map=false) more
+      local options=(--set "task.structures=$EVAL_DIR" --set task.example_map=false) more
       [[ $task == contact_unsupervised ]] && read -r -a more <<< "$EVAL_UNSUP_OPTIONS"
       [[ $task == contact_probe ]] && read -r -a more <<< "$EVAL_PROBE_OPTIONS"
       options+=("${more[@]}")
@@ -717,8 +717,8 @@ settings() {
     : "${MLM_SHAPES:=esm2_t6_8M_UR50D}" "${MLM_BATCH:=2}" "${MLM_TOKENS:=66}" "${MLM_WARMUP:=1}" "${MLM_STEPS:=1}" "${PEAK_TFLOPS:=1}"
     : "${SAESM2_TRAINEE:=esm2_t6_8M_UR50D}" "${SAESM2_REFERENCE:=esm2_t6_8M_UR50D}" "${SAESM2_STEPS:=2}" "${SAESM2_SKIP:=0}"
     : "${SAESM2_PGNN_DIMS:=[16, 16]}" "${SCIENCE_STEPS:=2}" "${SCIENCE_ARM_SECONDS:=30}" "${SCIENCE_EVAL_RESERVE:=0}"
-    : "${EVAL_UNSUP_OPTIONS:=--option train_chains=2 --option max_iterations=50}"
-    : "${EVAL_PROBE_OPTIONS:=--option train_chains=2 --option steps=20}" "${SCIENCE_REFERENCE_OPTIONS:=--max-steps 2}"
+    : "${EVAL_UNSUP_OPTIONS:=--set task.train_chains=2 --set task.max_iterations=50}"
+    : "${EVAL_PROBE_OPTIONS:=--set task.train_chains=2 --set task.steps=20}" "${SCIENCE_REFERENCE_OPTIONS:=--max-steps 2}"
     : "${PARITY_SEQUENCES:=4}" "${SCIENCE_EVAL_ARMS:=mlm_only full}"
     # Short crops and small batches: the rehearsal checks that the steps run, not what they measure.
     : "${SAESM2_EXTRA_SETS:=--set data.max_length=48 --set data.tokens_per_batch=256}"

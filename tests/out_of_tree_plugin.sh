@@ -88,7 +88,7 @@ step "prepare the PSICOV sample with the installed sapling (3Di tokens, GearNet 
 "$PREFIX/bin/sapling" prepare "$SOURCE_DIR/datasets/sample/psicov" --out "$WORK/dataset" --tokenizer foldseek_3di \
   --valid-fraction 0.3 --seed 6 --pgnn gearnet \
   --pgnn-weights "$SOURCE_DIR/datasets/models/gearnet_edge_mc_6x128.safetensors" \
-  --pgnn-option 'hidden_dims=[128,128,128,128,128,128]' --quiet
+  --set 'pgnn.hidden_dims=[128,128,128,128,128,128]' --quiet
 
 step "train 2 steps with the installed reference recipe, the plugin's selector replacing 'none'"
 SAPLING_PLUGIN_PATH="$PWD/build" "$PREFIX/bin/sapling" train "$PREFIX/share/sapling/recipes/reference_esm2_8m.toml" \

@@ -118,7 +118,7 @@ TEST_CASE("prepare --sequence observed: residues, tokens and pGNN rows one to on
   const std::string inputs = quote(src / "datasets/sample/bm5");
   const std::string embed = " --pgnn gearnet --pgnn-weights " +
                             quote(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
-                            " --pgnn-option 'hidden_dims=[128,128,128,128,128,128]' --pgnn-option output=last";
+                            " --set 'pgnn.hidden_dims=[128,128,128,128,128,128]' --set pgnn.output=last";
   auto r = run_command(sapling::test::sapling_exe() + " prepare " + inputs + " --out " + quote(root / "observed") +
                        " --tokenizer foldseek_3di --quiet" + embed);
   INFO(r.output);

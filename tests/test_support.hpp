@@ -159,7 +159,7 @@ inline const std::filesystem::path& sample_dataset() {
     const std::string flags =
         " --tokenizer foldseek_3di --valid-fraction 0.2 --reference-fraction 0.4 --seed 6 --pgnn gearnet"
         " --pgnn-weights " + quote(src / "datasets/models/gearnet_edge_mc_6x128.safetensors") +
-        " --pgnn-option 'hidden_dims=[128,128,128,128,128,128]'";
+        " --set 'pgnn.hidden_dims=[128,128,128,128,128,128]'";
     uint64_t key = std::hash<std::string>{}(flags);
     for (const fs::path& writer : {fs::path(sapling_exe()), binary_dir() / "libsapling_data.so",
                                    fs::path(SAPLING_PLUGIN_DIR) / "sapling_gearnet.so",

@@ -34,7 +34,7 @@ std::string file_safe(std::string s) {
 
 // --mfu: model FLOP/s against the measured peak of the path that ran. Forward FLOPs are counted as 2 x
 // parameters x tokens (padding and specials included, attention's T^2 terms left out), the inference
-// counterpart of the 6 x parameters x tokens that sapling_bench_mlm_train and BENCHMARKS.md use.
+// counterpart of the 6 x parameters x tokens that sapling_perf_mlm_train and BENCHMARKS.md use.
 void report_model_flops(const SequenceEncoder& model, const EmbedResult& result, const EmbedOptions& options) {
   int64_t parameters = 0;
   for (const auto& p : model.parameters()) parameters += p.numel();
@@ -64,8 +64,8 @@ int run(const std::vector<std::string>& args) {
       "window-overlap", po::value<int64_t>()->default_value(-1), "residues shared by consecutive windows (default: half)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
       "dtype", po::value<std::string>()->default_value("auto"),
-      "auto: bf16 autocast where the device has bf16 matrix units (CUDA; a CPU with AVX512-BF16 or AMX), float32 "
-      "elsewhere (within the accuracy budget of docs/performance.md); fp32: float32 everywhere; bf16; fp16 (CUDA)")(
+      "auto: bf16 autocast where the device has bf16 matrix units (CUDA; a CPU with AVX512-BF16 or AMX), fp32 "
+      "elsewhere (within the accuracy budget of docs/performance.md); fp32 everywhere; bf16; fp16 (CUDA)")(
       "format", po::value<std::string>()->default_value("safetensors"), "safetensors or npy")(
       "mfu", po::bool_switch(),
       "after the run, measure the peak of the compute path (one large matrix product, about a second) and print "

@@ -40,19 +40,22 @@ std::string wrap(const std::string& text, size_t width, const std::string& inden
   return out;
 }
 
+// The task's options: --set task.key=value; --option key=value is their old name.
+const std::vector<ComponentTable> kTables = {{"task", {"--option"}}};
+
 int run(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_common_options(desc);
   desc.add_options()("task", po::value<std::string>(), "evaluation task (see `sapling eval --help`)")(
       "model", po::value<std::string>(), "model folder (HF layout: config.json + safetensors), or a hub id in the local Hugging Face cache")(
-      "option", po::value<std::vector<std::string>>(), "task option key=value (repeatable)")(
       "out,o", po::value<std::string>(), "write the metrics (and the task's extra data) as JSON here")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]")(
       "dtype", po::value<std::string>()->default_value("auto"),
-      "the encoder's forward passes: auto (bf16 autocast where the device has bf16 matrix units, float32 elsewhere), "
-      "fp32, bf16 or fp16 (CUDA). Probe fits and metrics always run in float32")(
+      "the encoder's forward passes: auto (bf16 autocast where the device has bf16 matrix units, fp32 elsewhere), "
+      "fp32, bf16 or fp16 (CUDA). Probe fits and metrics always run in fp32")(
       "plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
   add_encoder_option(desc);
+  add_component_set_option(desc, kTables);
   po::positional_options_description pos;
   pos.add("task", 1);
 
@@ -66,7 +69,7 @@ int run(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i].empty() || args[i][0] == '-') {
       // Skip the value of options that take one.
-      if (args[i] == "--model" || args[i] == "--option" || args[i] == "--out" || args[i] == "-o" ||
+      if (args[i] == "--model" || args[i] == "--set" || args[i] == "--option" || args[i] == "--out" || args[i] == "-o" ||
           args[i] == "--device" || args[i] == "--dtype" || args[i] == "--encoder" || args[i] == "--plugin" ||
           args[i] == "--plugin-path" || args[i] == "--threads")
         ++i;
@@ -78,11 +81,11 @@ int run(const std::vector<std::string>& args) {
   load_plugins(extra_paths);
   const auto& registry = EvaluationTaskRegistry::instance();
   std::string usage =
-      "usage: sapling eval TASK --model DIR [--option key=value]... [--out metrics.json] [--device cpu|cuda]\n"
+      "usage: sapling eval TASK --model DIR [--set task.key=value]... [--out metrics.json] [--device cpu|cuda]\n"
       "                         [--dtype auto|fp32|bf16|fp16]\n\n";
   if (!task_name.empty() && registry.contains(task_name)) {
     const auto& entry = registry.find(task_name);
-    usage += task_name + ":\n" + wrap(entry.description, 96, "  ") + "\ntask options (--option key=value):\n" +
+    usage += task_name + ":\n" + wrap(entry.description, 96, "  ") + "\ntask options (--set task.key=value):\n" +
              entry.schema.describe("  ");
   } else {
     usage += task_list() + "\n`sapling eval TASK --help` shows a task's data, split and options.";
@@ -93,8 +96,7 @@ int run(const std::vector<std::string>& args) {
   if (!vm.count("task")) fail("sapling eval: name a task\n", task_list());
   if (!vm.count("model")) fail("sapling eval ", task_name, ": --model DIR is required");
   const auto& entry = registry.find(vm["task"].as<std::string>());
-  const auto pairs = vm.count("option") ? vm["option"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const Options options = options_from_pairs(entry.schema, pairs, "--option", entry.name);
+  const Options options = options_from_pairs(entry.schema, component_pairs(vm, "task", kTables), "--set task.", entry.name);
 
   std::filesystem::path out;
   if (vm.count("out")) {

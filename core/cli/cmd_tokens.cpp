@@ -17,22 +17,24 @@ std::vector<std::string> strings(const po::variables_map& vm, const char* key) {
   return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{};
 }
 
+// The tokenizer's options: --set tokenizer.key=value; --tokenizer-option and --option are their old names.
+const std::vector<ComponentTable> kTables = {{"tokenizer", {"--tokenizer-option", "--option"}}};
+
 int run(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_common_options(desc);
   desc.add_options()("tokenizer", po::value<std::string>(), "structure tokenizer (default: the plugins' default, foldseek_3di)")(
       "input", po::value<std::vector<std::string>>()->multitoken(), "structure files or folders (.pdb/.cif[.gz])")(
       "out", po::value<std::string>(), "output prefix: writes PREFIX.<tag>.fasta (3di for Foldseek) and PREFIX.aa.fasta")(
-      "tokenizer-option", po::value<std::vector<std::string>>(), "tokenizer option key=value (repeatable)")(
-      "option", po::value<std::vector<std::string>>(), "old name of --tokenizer-option")(
-      "residues", po::value<std::string>(), "shorthand for --tokenizer-option residues=VALUE (foldseek_3di: foldseek|all)")(
+      "residues", po::value<std::string>(), "shorthand for --set tokenizer.residues=VALUE (foldseek_3di: foldseek|all)")(
       "strict", "stop at the first file that cannot be read")(
       "plugin-path", po::value<std::vector<std::string>>(), "extra plugin folder (repeatable)");
+  add_component_set_option(desc, kTables);
   po::positional_options_description pos;
   pos.add("input", -1);
   po::variables_map vm;
   const std::string usage =
-      "usage: sapling tokens --input PATH... --out PREFIX [--tokenizer NAME] [--tokenizer-option key=value]... "
+      "usage: sapling tokens --input PATH... --out PREFIX [--tokenizer NAME] [--set tokenizer.key=value]... "
       "[--strict]";
   if (!parse_args(args, desc, pos, vm, usage)) return 0;
   apply_common_options(vm);
@@ -41,11 +43,10 @@ int run(const std::vector<std::string>& args) {
 
   const auto& registry = StructureTokenizerRegistry::instance();
   const std::string name = vm.count("tokenizer") ? vm["tokenizer"].as<std::string>() : registry.default_name("--tokenizer NAME");
-  std::vector<std::string> pairs = strings(vm, "tokenizer-option");
-  for (const auto& pair : strings(vm, "option")) pairs.push_back(pair);
+  std::vector<std::string> pairs = component_pairs(vm, "tokenizer", kTables);
   if (vm.count("residues")) pairs.push_back("residues=" + vm["residues"].as<std::string>());
   const auto& entry = registry.find(name);
-  const auto tokenizer = entry.factory(options_from_pairs(entry.schema, pairs, "--tokenizer-option", "tokenizer"));
+  const auto tokenizer = entry.factory(options_from_pairs(entry.schema, pairs, "--set tokenizer.", "tokenizer"));
 
   const std::filesystem::path prefix = vm["out"].as<std::string>();
   ensure_writable_dir(prefix.parent_path().empty() ? std::filesystem::path(".") : prefix.parent_path());

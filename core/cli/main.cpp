@@ -8,6 +8,7 @@
 
 #include "command.hpp"
 #include "sapling/internal/allocator.hpp"
+#include "sapling/deprecation.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/options.hpp"  // for did_you_mean
@@ -63,8 +64,7 @@ void add_encoder_option(po::options_description& desc) {
 
 std::string encoder_option(const po::variables_map& vm) {
   if (!vm.count("plugin")) return vm["encoder"].as<std::string>();
-  warn("--plugin is now called --encoder (it names a registered encoder, not a library); sapling 0.2 still reads "
-       "the old name, the next release will not");
+  warn_renamed("--plugin", "--encoder", "it names a registered encoder, not a library");
   if (!vm["encoder"].as<std::string>().empty()) fail("--encoder and its old name --plugin are both given; keep --encoder");
   return vm["plugin"].as<std::string>();
 }

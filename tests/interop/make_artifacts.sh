@@ -22,7 +22,7 @@ rm -rf "$out/dataset" "$out/esm2_run" "$out/amplify_run" "$out/embed" "$out/esm2
 
 "$sapling" prepare datasets/sample/psicov --out "$out/dataset" --tokenizer foldseek_3di --valid-fraction 0.3 \
   --seed 6 --pgnn gearnet --pgnn-weights datasets/models/gearnet_edge_mc_6x128.safetensors \
-  --pgnn-option 'hidden_dims=[128,128,128,128,128,128]' --quiet --threads 1
+  --set 'pgnn.hidden_dims=[128,128,128,128,128,128]' --quiet --threads 1
 
 "$sapling" train tests/interop/interop.toml --out "$out/esm2_run" --quiet --threads 1 \
   --set "model.path=$root/tests/fixtures/esm2_tiny" --set "data.dataset=$out/dataset"

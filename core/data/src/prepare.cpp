@@ -278,38 +278,34 @@ void maybe_simulate_kill(int64_t shards_written) {
   }
 }
 
-}  // namespace
+// The files of one run: all inputs (for the part digest), this part's (whole complexes) and, for an update,
+// only the new and changed ones of it.
+struct PrepareWork {
+  std::vector<InputFile> all, work;
+  size_t files_in_part = 0;
+  UpdatePlan update;
+};
 
-std::string dataset_part_name(int part_index, int part_count) {
-  std::ostringstream os;
-  os << "part-" << std::setw(5) << std::setfill('0') << part_index << "-of-" << std::setw(5) << part_count;
-  return os.str();
+// Plan: which input files this run reads.
+PrepareWork plan_work(const PrepareSettings& s) {
+  PrepareWork w;
+  for (size_t i = 0; i < s.files.size(); ++i) w.all.push_back(describe_input(s.files[i], static_cast<int64_t>(i)));
+  const std::vector<int> part_of = assign_parts(w.all, s.part_count);
+  for (size_t i = 0; i < w.all.size(); ++i)
+    if (part_of[i] == s.part_index) w.work.push_back(w.all[i]);
+  w.files_in_part = w.work.size();
+  if (s.update) w.update = plan_update(s, w.work);
+  return w;
 }
 
-PrepareReport prepare_dataset(const PrepareSettings& settings) {
-  const PrepareSettings& s = settings;
-  const int threads = std::max(1, s.threads);
-  if (s.part_count < 1 || s.part_index < 0 || s.part_index >= s.part_count)
-    fail("prepare: part ", s.part_index, " of ", s.part_count, " does not exist (parts are 0 to N-1)");
-  if (s.embed_batch_residues < 1) fail("prepare: the encoder's residue budget must be at least 1");
-
-  // The work: this part's files (whole complexes), then, for an update, the new and changed ones.
-  std::vector<InputFile> work;
-  std::vector<InputFile> all;
-  for (size_t i = 0; i < s.files.size(); ++i) all.push_back(describe_input(s.files[i], static_cast<int64_t>(i)));
-  const std::vector<int> part_of = assign_parts(all, s.part_count);
-  for (size_t i = 0; i < all.size(); ++i)
-    if (part_of[i] == s.part_index) work.push_back(all[i]);
-  const size_t files_in_part = work.size();
-  UpdatePlan update;
-  if (s.update) update = plan_update(s, work);
-  const json settings_json = content_settings(s);
-
+// The writer's options: shards, the update's replaced sources, the tokenizer's vocabulary and the journal's
+// identity of the run (an interrupted run resumes only with the same settings and work).
+DatasetWriterOptions writer_options_for(const PrepareSettings& s, const PrepareWork& w, const json& settings_json) {
   DatasetWriterOptions writer_options;
   writer_options.shard_size = s.shard_size;
-  writer_options.flush_when_full = false;  // shards end between files: see flush_if_full below
+  writer_options.flush_when_full = false;  // shards end between files: see flush_if_full in write_prepared_file
   writer_options.update = s.update;
-  writer_options.replace_sources = update.replaced;
+  writer_options.replace_sources = w.update.replaced;
   if (s.tokenizer) {
     writer_options.tokenizer = s.tokenizer_name;
     writer_options.tokenizer_options = s.tokenizer_options;
@@ -317,33 +313,89 @@ PrepareReport prepare_dataset(const PrepareSettings& settings) {
     writer_options.token_mask_state = s.tokenizer->mask_state();
   }
   std::ostringstream work_digest;
-  work_digest << std::hex << digest_of(work);
+  work_digest << std::hex << digest_of(w.work);
   writer_options.journal_settings =
       json{{"content", settings_json}, {"part", std::to_string(s.part_index) + "/" + std::to_string(s.part_count)},
-           {"update", s.update}, {"work", work_digest.str()}, {"files", work.size()}}
+           {"update", s.update}, {"work", work_digest.str()}, {"files", w.work.size()}}
           .dump();
-  if (s.restart) {
-    std::error_code ec;
-    fs::remove(s.out / "prepare.journal", ec);
-  }
-  StructureDatasetWriter writer(s.out, writer_options);
+  return writer_options;
+}
 
-  // Tallies: of the journaled shards of an interrupted run, and of this run.
-  PrepareTally total, delta;
+// Where an interrupted run left off: the tallies of its journaled shards and the first file not yet done.
+struct ResumePoint {
+  PrepareTally total;
   size_t start_at = 0;
+  std::string line;  // "resumed an interrupted run: ...\n", or ""
+};
+
+// Resume: reads the writer's journal.
+ResumePoint resume_point(const StructureDatasetWriter& writer, size_t work_files) {
+  ResumePoint r;
   for (const auto& text : writer.resumed_progress()) {
     const json progress = json::parse(text);
-    total.add(PrepareTally::from_json(progress.at("tally")));
-    start_at = progress.at("next").get<size_t>();
+    r.total.add(PrepareTally::from_json(progress.at("tally")));
+    r.start_at = progress.at("next").get<size_t>();
   }
   std::ostringstream resumed_line;
   if (!writer.resumed_progress().empty())
-    resumed_line << "resumed an interrupted run: " << writer.resumed_progress().size() << " shards and " << start_at
-                 << " of " << work.size() << " files were done\n";
-  if (!resumed_line.str().empty()) info(resumed_line.str().substr(0, resumed_line.str().size() - 1));
+    resumed_line << "resumed an interrupted run: " << writer.resumed_progress().size() << " shards and " << r.start_at
+                 << " of " << work_files << " files were done\n";
+  r.line = resumed_line.str();
+  if (!r.line.empty()) info(r.line.substr(0, r.line.size() - 1));
+  return r;
+}
 
+// Tokenise (a tokenizer that is not thread-safe, here rather than in the readers) and embed one batch of read files.
+void tokenize_and_embed(std::vector<FileResult>& results, const std::vector<InputFile>& work, size_t begin,
+                        bool tokenized_in_workers, const PrepareSettings& s, PrepareTally& delta) {
+  if (s.tokenizer && !tokenized_in_workers)
+    for (size_t i = begin; i < begin + results.size(); ++i)
+      for (auto& p : results[i - begin].kept) tokenize(p, *s.tokenizer, work[i].path);
+  if (s.pgnn) {
+    int64_t residues = 0;
+    for (auto& r : results)
+      for (auto& p : r.kept)
+        if (p.error.empty()) residues += p.chain.length();
+    delta.embed_seconds += embed_batch(results, s);
+    delta.residues_embedded += residues;
+  }
+}
+
+// Filter and write one file's result: an unreadable file or a failed chain is skipped (fatal with --strict), the
+// kept chains go to the writer and are tallied; returns whether a shard was journaled after this file.
+bool write_prepared_file(FileResult& result, const InputFile& input, size_t next, const PrepareSettings& s,
+                StructureDatasetWriter& writer, PrepareTally& delta) {
+  delta.files += 1;
+  delta.inputs.push_back(input.record());
+  if (!result.error.empty()) {
+    if (s.strict) fail(result.error, " (--strict: stopping at the first unreadable file)");
+    warn("skipped ", result.error);
+    delta.failures.push_back({{"file", input.path.string()}, {"reason", result.error}});
+    return false;
+  }
+  ++delta.files_read;
+  delta.chains_read += result.chains_read;
+  for (const auto& [reason, n] : result.dropped) delta.dropped[reason] += n;
+  for (PreparedChain& p : result.kept) {
+    if (!p.error.empty()) {
+      if (s.strict) fail(p.error);
+      warn("skipped ", p.error);
+      ++delta.dropped[p.error_reason];
+      continue;
+    }
+    delta.count_kept(p.metadata.split, p.metadata.high_quality, p.chain.length());
+    writer.add(p.chain, std::move(p.metadata), p.tokens, p.embeddings);
+  }
+  // A shard ends only between files, so the journal can say "files before `next` are done".
+  return writer.flush_if_full(json{{"next", next}, {"tally", delta.to_json()}}.dump());
+}
+
+// Batches: files from `start_at` on are read (and tokenised, when the tokenizer is thread-safe) on `threads`
+// workers one batch ahead of the batch being tokenised, embedded and written; adds this run's tallies to `total`.
+void prepare_files(const std::vector<InputFile>& work, size_t start_at, int threads, const PrepareSettings& s,
+                   StructureDatasetWriter& writer, PrepareTally& total) {
   const bool tokenize_in_workers = s.tokenizer && s.tokenizer->thread_safe();
-  const auto start = std::chrono::steady_clock::now();
+  PrepareTally delta;
   ProgressBar progress(s.pgnn ? "prepare+embed" : "prepare", static_cast<double>(work.size() - start_at), "files");
   auto read_batch = [&](size_t begin, size_t end) {
     std::vector<FileResult> results(end - begin);
@@ -361,43 +413,10 @@ PrepareReport prepare_dataset(const PrepareSettings& settings) {
     auto results = next.get();
     // Read the next files while this batch is tokenised (serial tokenizers), embedded and written.
     if (end < work.size()) next = std::async(std::launch::async, read_batch, end, std::min(work.size(), end + batch));
-    if (s.tokenizer && !tokenize_in_workers)
-      for (size_t i = begin; i < end; ++i)
-        for (auto& p : results[i - begin].kept) tokenize(p, *s.tokenizer, work[i].path);
-    if (s.pgnn) {
-      int64_t residues = 0;
-      for (auto& r : results)
-        for (auto& p : r.kept)
-          if (p.error.empty()) residues += p.chain.length();
-      delta.embed_seconds += embed_batch(results, s);
-      delta.residues_embedded += residues;
-    }
+    tokenize_and_embed(results, work, begin, tokenize_in_workers, s, delta);
     for (size_t i = begin; i < end; ++i) {
       progress.advance(1);
-      FileResult& result = results[i - begin];
-      delta.files += 1;
-      delta.inputs.push_back(work[i].record());
-      if (!result.error.empty()) {
-        if (s.strict) fail(result.error, " (--strict: stopping at the first unreadable file)");
-        warn("skipped ", result.error);
-        delta.failures.push_back({{"file", work[i].path.string()}, {"reason", result.error}});
-        continue;
-      }
-      ++delta.files_read;
-      delta.chains_read += result.chains_read;
-      for (const auto& [reason, n] : result.dropped) delta.dropped[reason] += n;
-      for (PreparedChain& p : result.kept) {
-        if (!p.error.empty()) {
-          if (s.strict) fail(p.error);
-          warn("skipped ", p.error);
-          ++delta.dropped[p.error_reason];
-          continue;
-        }
-        delta.count_kept(p.metadata.split, p.metadata.high_quality, p.chain.length());
-        writer.add(p.chain, std::move(p.metadata), p.tokens, p.embeddings);
-      }
-      // A shard ends only between files, so the journal can say "files before i + 1 are done".
-      if (writer.flush_if_full(json{{"next", i + 1}, {"tally", delta.to_json()}}.dump())) {
+      if (write_prepared_file(results[i - begin], work[i], i + 1, s, writer, delta)) {
         total.add(delta);
         delta = PrepareTally();
         maybe_simulate_kill(++shards_this_run);
@@ -406,19 +425,21 @@ PrepareReport prepare_dataset(const PrepareSettings& settings) {
   }
   progress.finish();
   total.add(delta);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const int64_t kept = writer.chains_written();
-  const size_t done_now = work.size() - start_at;
+}
 
+// Summarise: the lines `sapling prepare` prints. Takes `total` mutable: reading the reference splits' counts
+// enters them (as 0) into its maps, and the index records them so.
+std::string prepare_summary(const PrepareSettings& s, const PrepareWork& w, PrepareTally& total, const std::string& resumed_line,
+                      size_t done_now, double seconds, int threads) {
   std::ostringstream summary;
   summary << std::fixed << std::setprecision(1);
-  summary << resumed_line.str();
+  summary << resumed_line;
   if (s.part_count > 1)
-    summary << "part " << s.part_index << " of " << s.part_count << ": " << files_in_part << " of " << s.files.size()
+    summary << "part " << s.part_index << " of " << s.part_count << ": " << w.files_in_part << " of " << s.files.size()
             << " input files\n";
   if (s.update)
-    summary << "update: " << update.unchanged << " files already in the dataset, " << update.added << " new, "
-            << update.replaced.size() << " changed (their chains replaced)\n";
+    summary << "update: " << w.update.unchanged << " files already in the dataset, " << w.update.added << " new, "
+            << w.update.replaced.size() << " changed (their chains replaced)\n";
   summary << "prepare: " << total.files << " files: " << total.files_read << " read, " << total.failures.size()
           << " skipped (unreadable); this run " << done_now << " files in " << seconds << " s ("
           << static_cast<double>(done_now) / std::max(seconds, 1e-9) << " structures/s, " << threads << " threads)\n";
@@ -436,30 +457,18 @@ PrepareReport prepare_dataset(const PrepareSettings& settings) {
     summary << "pGNN " << s.pgnn_name << ": " << total.residues_embedded << " residues embedded (dim "
             << s.pgnn->output_dim() << ", float16) in " << total.embed_seconds << " s\n";
   for (const auto& [reason, n] : total.dropped) summary << "dropped: " << reason << ": " << n << "\n";
-  if (s.update && work.empty()) {
-    summary << "nothing new: " << s.out.string() << " is unchanged\n";
-    PrepareReport report;
-    report.chains_kept = kept;
-    report.files_skipped_unchanged = update.unchanged;
-    report.summary = summary.str();
-    std::error_code ec;
-    fs::remove(s.out / "prepare.journal", ec);
-    return report;
-  }
-  if (kept == 0 && s.part_count == 1) {
-    std::cout << summary.str();  // what was read and dropped, before the error
-    fail("prepare: no chain passed the filters; nothing written to ", s.out.string());
-  }
-  // An empty part is still a finished part: the merge needs every one of them.
-  if (kept == 0) warn("prepare: part ", s.part_index, " of ", s.part_count, " has no chain that passed the filters");
+  return summary.str();
+}
 
-  // The index's record of how the dataset was made: for --update, the earlier runs' counts and inputs too.
+// The index's record of how the dataset was made: for --update, the earlier runs' counts and inputs too.
+json prepare_record(const PrepareSettings& s, const PrepareWork& w, const PrepareTally& total, const json& settings_json,
+                    int64_t kept) {
   PrepareTally recorded = total;
   json inputs = json::array();
   if (s.update) {
-    recorded.add(PrepareTally::from_json(update.previous_prepare));
-    const std::set<std::string> redone(update.replaced.begin(), update.replaced.end());
-    for (const auto& r : update.previous_prepare.at("inputs"))
+    recorded.add(PrepareTally::from_json(w.update.previous_prepare));
+    const std::set<std::string> redone(w.update.replaced.begin(), w.update.replaced.end());
+    for (const auto& r : w.update.previous_prepare.at("inputs"))
       if (!redone.count(r.at(0).get<std::string>())) inputs.push_back(r);
   }
   for (const auto& r : total.inputs) inputs.push_back(r);
@@ -476,20 +485,66 @@ PrepareReport prepare_dataset(const PrepareSettings& settings) {
   {
     // Every dataset records which part of its inputs it is (0 of 1: all of them), for --merge.
     std::ostringstream all_digest;
-    all_digest << std::hex << digest_of(all);
+    all_digest << std::hex << digest_of(w.all);
     info["part"] = {{"index", s.part_index}, {"count", s.part_count}, {"files_total", s.files.size()},
                     {"inputs_digest", all_digest.str()}};
   }
   if (s.pgnn && !s.pgnn_info_json.empty()) info["pgnn"] = json::parse(s.pgnn_info_json);
-  if (s.update) info["updates"] = update.previous_prepare.value("updates", 0) + 1;
-  writer.finish(info.dump());
-  summary << "wrote " << s.out.string() << " (" << kept << " chains)\n";
+  if (s.update) info["updates"] = w.update.previous_prepare.value("updates", 0) + 1;
+  return info;
+}
+
+}  // namespace
+
+std::string dataset_part_name(int part_index, int part_count) {
+  std::ostringstream os;
+  os << "part-" << std::setw(5) << std::setfill('0') << part_index << "-of-" << std::setw(5) << part_count;
+  return os.str();
+}
+
+PrepareReport prepare_dataset(const PrepareSettings& settings) {
+  const PrepareSettings& s = settings;
+  const int threads = std::max(1, s.threads);
+  if (s.part_count < 1 || s.part_index < 0 || s.part_index >= s.part_count)
+    fail("prepare: part ", s.part_index, " of ", s.part_count, " does not exist (parts are 0 to N-1)");
+  if (s.embed_batch_residues < 1) fail("prepare: the encoder's residue budget must be at least 1");
+
+  const PrepareWork w = plan_work(s);
+  const json settings_json = content_settings(s);
+  if (s.restart) {
+    std::error_code ec;
+    fs::remove(s.out / "prepare.journal", ec);
+  }
+  StructureDatasetWriter writer(s.out, writer_options_for(s, w, settings_json));
+  ResumePoint resumed = resume_point(writer, w.work.size());
+  PrepareTally& total = resumed.total;
+
+  const auto start = std::chrono::steady_clock::now();
+  prepare_files(w.work, resumed.start_at, threads, s, writer, total);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int64_t kept = writer.chains_written();
+  std::string summary = prepare_summary(s, w, total, resumed.line, w.work.size() - resumed.start_at, seconds, threads);
+
   PrepareReport report;
   report.chains_kept = kept;
-  report.files_skipped_unchanged = update.unchanged;
+  report.files_skipped_unchanged = w.update.unchanged;
+  if (s.update && w.work.empty()) {
+    report.summary = summary + "nothing new: " + s.out.string() + " is unchanged\n";
+    std::error_code ec;
+    fs::remove(s.out / "prepare.journal", ec);
+    return report;
+  }
+  if (kept == 0 && s.part_count == 1) {
+    std::cout << summary;  // what was read and dropped, before the error
+    fail("prepare: no chain passed the filters; nothing written to ", s.out.string());
+  }
+  // An empty part is still a finished part: the merge needs every one of them.
+  if (kept == 0) warn("prepare: part ", s.part_index, " of ", s.part_count, " has no chain that passed the filters");
+
+  writer.finish(prepare_record(s, w, total, settings_json, kept).dump());
   for (const auto& f : total.failures)
     report.failures.push_back(f.at("file").get<std::string>() + ": " + f.at("reason").get<std::string>());
-  report.summary = summary.str();
+  report.summary = summary + "wrote " + s.out.string() + " (" + std::to_string(kept) + " chains)\n";
   return report;
 }
 

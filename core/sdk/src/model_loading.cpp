@@ -1,4 +1,4 @@
-// detect_sequence_plugin / load_sequence_encoder: config.json model_type -> registered encoder.
+// detect_sequence_encoder / load_sequence_encoder: config.json model_type -> registered encoder.
 #include "sapling/model_loading.hpp"
 
 #include <nlohmann/json.hpp>
@@ -10,7 +10,7 @@
 
 namespace sapling {
 
-std::string detect_sequence_plugin(const std::filesystem::path& dir) {
+std::string detect_sequence_encoder(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) fail(dir.string(), ": model folder does not exist");
   std::string model_type;
   const auto& entries = SequenceEncoderRegistry::instance().entries();
@@ -24,7 +24,7 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
     }
   }
   if (model_type.empty()) {
-    // Folders without a model_type (original, non-HF layouts): the plugin that recognises the folder.
+    // Folders without a model_type (original, non-HF layouts): the encoder that recognises the folder.
     for (const auto& [name, entry] : entries)
       if (entry.recognizes && entry.recognizes(dir)) return name;
     if (!std::filesystem::exists(dir / "config.json"))
@@ -44,9 +44,9 @@ std::string detect_sequence_plugin(const std::filesystem::path& dir) {
        "component = \"NAME\" in a recipe; `sapling plugins list` shows the names)");
 }
 
-std::shared_ptr<SequenceEncoder> load_sequence_encoder(const std::filesystem::path& folder, const std::string& plugin) {
+std::shared_ptr<SequenceEncoder> load_sequence_encoder(const std::filesystem::path& folder, const std::string& encoder) {
   const auto dir = resolve_model_folder(folder.string(), folder);  // a path, or a hub id in the local cache
-  const std::string name = plugin.empty() ? detect_sequence_plugin(dir) : plugin;
+  const std::string name = encoder.empty() ? detect_sequence_encoder(dir) : encoder;
   auto& registry = SequenceEncoderRegistry::instance();
   const auto& entry = registry.find(name);
   auto options = Options::defaults(entry.schema);

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "sapling/deprecation.hpp"
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
@@ -116,9 +117,8 @@ void adopt_legacy_component_keys(toml::table& file_table, const std::string& fil
   std::sort(lines.begin(), lines.end());
   std::string list;
   for (int line : lines) list += (list.empty() ? "" : ", ") + std::to_string(line);
-  warn(file, ": key 'plugin' (line", lines.size() > 1 ? "s " : " ", list,
-       ") is now called 'component'; sapling 0.2 still reads the old name, the next release will not "
-       "(`sapling recipe copy` writes the new one)");
+  warn_renamed(file + ": key 'plugin' (line" + (lines.size() > 1 ? "s " : " ") + list + ")", "'component'", "",
+               "`sapling recipe copy` writes the new one");
 }
 
 // Child values override base values; tables merge recursively. Nodes are
@@ -206,8 +206,7 @@ void apply_override(toml::table& table, const std::string& text) {
     parsed = std::move(quoted);
   }
   if (parts.size() >= 2 && parts.back() == kLegacyComponentKey) {
-    warn("--set ", dotted, ": key 'plugin' is now called 'component'; sapling 0.2 still reads the old name, "
-         "the next release will not");
+    warn_renamed("--set " + dotted + ": key 'plugin'", "'component'");
     parts.back() = kComponentKey;
   }
   toml::table* cur = &table;

@@ -72,7 +72,7 @@ fs::path relative_to(const fs::path& base_dir, const std::string& value) {
   return fs::absolute(p.is_absolute() ? p : base_dir / p).lexically_normal();
 }
 
-// A non-string TOML value as `--option key=value` text (parsed back as TOML by `sapling eval`).
+// A non-string TOML value as `--set task.key=value` text (parsed back as TOML by `sapling eval`).
 std::string toml_text(const toml::node& node) {
   std::ostringstream os;
   node.visit([&](const auto& v) { os << v; });
@@ -146,7 +146,7 @@ Task parse_task(const toml::table& table, size_t index, const fs::path& base_dir
       const std::string value = node.value<std::string>().value_or("");
       t.options.emplace_back(k, value.empty() ? value : relative_to(base_dir, value).string());
     } else if (spec && spec->type == OptionType::String) {
-      // `sapling eval --option` takes string values literally: TOML quotes would become part of the value.
+      // `sapling eval --set` takes string values literally: TOML quotes would become part of the value.
       t.options.emplace_back(k, node.value<std::string>().value_or(""));
     } else {
       t.options.emplace_back(k, toml_text(node));

@@ -184,12 +184,12 @@ struct Runner {
     std::vector<std::string> argv{options.exe, "eval", task.task, "--model", model_dir.string(), "--out", partial.string(),
                                   "--device", options.device, "--dtype", options.dtype};
     for (const auto& [k, v] : task.options) {
-      argv.push_back("--option");
-      argv.push_back(k + "=" + v);
+      argv.push_back("--set");
+      argv.push_back("task." + k + "=" + v);
     }
     if (task.has_seed) {
-      argv.push_back("--option");
-      argv.push_back("seed=" + std::to_string(seed));
+      argv.push_back("--set");
+      argv.push_back("task.seed=" + std::to_string(seed));
     }
     common_args(argv);
     fs::remove(partial);

@@ -76,48 +76,53 @@ struct Accumulator {
   std::vector<torch::Tensor> bos;        // first window's BOS per layer
 };
 
-}  // namespace
+// What embed_sequences computes, checked against the model: residue limit, outputs, layers.
+struct EmbedPlan {
+  int64_t limit = 0;             // residues per piece
+  int64_t num_layers = 0;        // the model's L: layer L is the final representation
+  std::vector<int64_t> layers;   // resolved, 0..L
+  bool contacts = false, need_hidden = false;
+  std::vector<std::string> include;
+  bool wants(const std::string& what) const { return std::find(include.begin(), include.end(), what) != include.end(); }
+};
 
-EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecord>& records,
-                            const EmbedOptions& options) {
-  torch::NoGradGuard no_grad;
-  model.eval();
+// Plan: resolves the truncation limit, outputs and layers, failing on values the model cannot give.
+EmbedPlan plan_embedding(SequenceEncoder& model, const EmbedOptions& options) {
+  EmbedPlan plan;
   // Default limit: the length the model was pretrained on (ESM2: 1022 residues, as fair-esm's esm-extract).
-  const int64_t limit = options.truncation > 0 ? options.truncation : model.pretrained_tokens() - 2;
-  if (limit > model.max_tokens() - 2)
-    fail("--truncation ", limit, " exceeds the model's limit of ", model.max_tokens() - 2, " residues");
-  const auto want = [&](const std::string& what) {
-    return std::find(options.include.begin(), options.include.end(), what) != options.include.end();
-  };
+  plan.limit = options.truncation > 0 ? options.truncation : model.pretrained_tokens() - 2;
+  if (plan.limit > model.max_tokens() - 2)
+    fail("--truncation ", plan.limit, " exceeds the model's limit of ", model.max_tokens() - 2, " residues");
+  plan.include = options.include;
   for (const auto& inc : options.include)
     if (inc != "per_tok" && inc != "mean" && inc != "bos" && inc != "contacts")
       fail("--include: unknown output '", inc, "' (expected per_tok, mean, bos or contacts)");
-  const bool contacts = want("contacts");
-  const int64_t L = model.num_layers();
-  std::vector<int64_t> layers;
+  plan.contacts = plan.wants("contacts");
+  const int64_t L = plan.num_layers = model.num_layers();
   for (int64_t layer : options.layers) {
     const int64_t resolved = layer < 0 ? L + 1 + layer : layer;
     if (resolved < 0 || resolved > L) fail("--repr-layers: layer ", layer, " is out of range for a ", L, "-layer model");
-    layers.push_back(resolved);
+    plan.layers.push_back(resolved);
   }
-  const bool need_hidden = std::any_of(layers.begin(), layers.end(), [&](int64_t l) { return l != L; });
+  plan.need_hidden = std::any_of(plan.layers.begin(), plan.layers.end(), [&](int64_t l) { return l != L; });
+  return plan;
+}
 
-  // Split records into pieces according to the long-sequence policy.
-  std::vector<std::vector<std::string>> residues(records.size());
+// Pieces: each record whole, or by the long-sequence policy (truncated, windows, or an error); counts the long ones.
+std::vector<Piece> split_into_pieces(const std::vector<FastaRecord>& records,
+                                     const std::vector<std::vector<std::string>>& residues, const EmbedOptions& options,
+                                     int64_t limit, int64_t& truncated) {
   std::vector<Piece> pieces;
-  EmbedResult result;
-  result.limit = limit;
   const int64_t overlap = options.window_overlap >= 0 ? options.window_overlap : limit / 2;
   if (options.policy == LongSequencePolicy::Window && overlap >= limit)
     fail("--window-overlap ", overlap, " must be smaller than the window (", limit, " residues)");
   for (size_t r = 0; r < records.size(); ++r) {
-    residues[r] = split_residues(records[r].sequence);
     const auto n = static_cast<int64_t>(residues[r].size());
     if (n <= limit) {
       pieces.push_back({r, 0, n});
       continue;
     }
-    ++result.truncated;
+    ++truncated;
     switch (options.policy) {
       case LongSequencePolicy::Error:
         fail("sequence '", records[r].label, "' (line ", records[r].line, ") has ", n, " residues, over the limit of ",
@@ -138,11 +143,121 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
       }
     }
   }
+  return pieces;
+}
 
-  std::vector<Accumulator> acc(records.size());
+// One batch's model outputs on the CPU in float32: per selected layer [B or rows, T, D], contacts [B, T, T].
+struct BatchOutput {
+  std::vector<torch::Tensor> reps;
+  torch::Tensor contact_maps;
+  std::vector<PackedPlacement> places;  // where piece b's BOS sits: row b, token 0 padded; its packed placement otherwise
+  int64_t tokens = 0;                   // model input tokens, padding included
+};
+
+// Batch: tokenises a batch of pieces, padded or packed, and runs the model once.
+BatchOutput forward_batch(SequenceEncoder& model, const std::vector<size_t>& batch, const std::vector<Piece>& pieces,
+                          const std::vector<std::vector<std::string>>& residues, const EmbedPlan& plan,
+                          const EmbedOptions& options) {
+  const auto& tokenizer = model.tokenizer();
+  std::vector<std::vector<int64_t>> encoded;
+  for (size_t i : batch) {
+    const auto& p = pieces[i];
+    encoded.push_back(tokenizer.encode(join(residues[p.record], p.start, p.length)));
+  }
+  ForwardRequest request;
+  request.hidden_states = plan.need_hidden;
+  request.attentions = plan.contacts;
+  request.logits = false;
+  BatchOutput out;
+  torch::Tensor ids, mask;
+  if (options.packed) {
+    auto packed = pack_tokens(encoded, 0, tokenizer.pad_id());
+    ids = to_device(packed.ids, options.device);
+    mask = to_device(packed.mask, options.device);
+    request.segments = to_device(packed.segments, options.device);
+    out.places = std::move(packed.placements);
+  } else {
+    auto tokens = tokenizer.pad(encoded);
+    ids = to_device(tokens.ids, options.device);
+    mask = to_device(tokens.mask, options.device);
+    for (size_t b = 0; b < batch.size(); ++b) out.places.push_back({static_cast<int64_t>(b), 0});
+  }
+  auto forward = model.forward(ids, mask, request);
+  for (int64_t layer : plan.layers)
+    out.reps.push_back((layer == plan.num_layers ? forward.last_hidden : model.representation(forward, layer))
+                           .to(torch::kCPU, torch::kFloat32));
+  if (plan.contacts) out.contact_maps = model.contacts(forward, ids, mask).to(torch::kCPU, torch::kFloat32);
+  out.tokens = ids.numel();
+  return out;
+}
+
+// Accumulate: adds each piece's residue rows (and contacts) into its record's sums; overlapping windows are
+// averaged when written.
+void accumulate_pieces(std::vector<Accumulator>& acc, const BatchOutput& out, const std::vector<size_t>& batch,
+                const std::vector<Piece>& pieces, const std::vector<std::vector<std::string>>& residues,
+                const EmbedPlan& plan, const EmbedOptions& options) {
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const auto& p = pieces[batch[b]];
+    auto& a = acc[p.record];
+    const auto n = static_cast<int64_t>(std::min<size_t>(residues[p.record].size(),
+                                                         options.policy == LongSequencePolicy::Window
+                                                             ? residues[p.record].size()
+                                                             : static_cast<size_t>(plan.limit)));
+    const auto& place = out.places[b];
+    if (a.per_layer.empty()) {
+      for (const auto& rep : out.reps) a.per_layer.push_back(torch::zeros({n, rep.size(-1)}));
+      a.coverage = torch::zeros({n});
+      if (plan.contacts) a.contacts = torch::zeros({n, n}), a.contact_cover = torch::zeros({n, n});
+      for (const auto& rep : out.reps) a.bos.push_back(rep[place.row][place.offset].clone());
+    }
+    const auto rows = torch::indexing::Slice(p.start, p.start + p.length);
+    const int64_t first = place.offset + 1;  // the piece's first residue token
+    for (size_t k = 0; k < out.reps.size(); ++k)
+      a.per_layer[k].index({rows}) += out.reps[k][place.row].slice(0, first, first + p.length);
+    a.coverage.index({rows}) += 1;
+    if (plan.contacts) {
+      a.contacts.index({rows, rows}) +=
+          out.contact_maps[static_cast<int64_t>(b)].slice(0, 0, p.length).slice(1, 0, p.length);
+      a.contact_cover.index({rows, rows}) += 1;
+    }
+  }
+}
+
+// Write: the named output tensors of each record, in record order.
+void write_embeddings(EmbedResult& result, std::vector<Accumulator>& acc, const std::vector<FastaRecord>& records,
+                   const EmbedPlan& plan) {
+  const bool suffix = plan.layers.size() > 1;
+  for (size_t r = 0; r < records.size(); ++r) {
+    auto& a = acc[r];
+    const std::string& label = records[r].label;
+    for (size_t k = 0; k < plan.layers.size(); ++k) {
+      const std::string s = suffix ? "@" + std::to_string(plan.layers[k]) : "";
+      auto per_tok = a.per_layer[k] / a.coverage.unsqueeze(1);  // averages window overlaps
+      if (plan.wants("per_tok")) result.tensors.emplace_back(label + "/per_tok" + s, per_tok);
+      if (plan.wants("mean")) result.tensors.emplace_back(label + "/mean" + s, per_tok.mean(0));
+      if (plan.wants("bos")) result.tensors.emplace_back(label + "/bos" + s, a.bos[k]);
+    }
+    // Pairs never inside one window have no prediction: they are written as 0.
+    if (plan.contacts) result.tensors.emplace_back(label + "/contacts", a.contacts / a.contact_cover.clamp_min(1));
+  }
+}
+
+}  // namespace
+
+EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecord>& records,
+                            const EmbedOptions& options) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  const EmbedPlan plan = plan_embedding(model, options);
+  EmbedResult result;
+  result.limit = plan.limit;
+  std::vector<std::vector<std::string>> residues(records.size());
+  for (size_t r = 0; r < records.size(); ++r) residues[r] = split_residues(records[r].sequence);
+  const std::vector<Piece> pieces = split_into_pieces(records, residues, options, plan.limit, result.truncated);
+
   std::vector<int64_t> piece_lengths;
   for (const auto& p : pieces) piece_lengths.push_back(p.length);
-  if (options.packed && contacts)
+  if (options.packed && plan.contacts)
     fail("--pack: contacts need one sequence per row (their attention maps); leave out contacts or --pack");
   if (options.packed && !model.supports_packing())
     fail("--pack: the ", model.family(), " encoder does not support packed rows");
@@ -158,85 +273,19 @@ EmbedResult embed_sequences(SequenceEncoder& model, const std::vector<FastaRecor
   model.to(options.device, torch::kFloat32);
   AutocastGuard autocast(options.device, options.dtype);
 
-  const auto& tokenizer = model.tokenizer();
+  std::vector<Accumulator> acc(records.size());
   for (const auto& batch : batches) {
-    std::vector<std::vector<int64_t>> encoded;
+    const BatchOutput out = forward_batch(model, batch, pieces, residues, plan, options);
+    accumulate_pieces(acc, out, batch, pieces, residues, plan, options);
     int64_t batch_residues = 0;
-    for (size_t i : batch) {
-      const auto& p = pieces[i];
-      encoded.push_back(tokenizer.encode(join(residues[p.record], p.start, p.length)));
-      batch_residues += p.length;
-    }
-    ForwardRequest request;
-    request.hidden_states = need_hidden;
-    request.attentions = contacts;
-    request.logits = false;
-    // Where piece b's BOS sits: row b, token 0 padded; its packed placement otherwise.
-    std::vector<PackedPlacement> places;
-    torch::Tensor ids, mask;
-    if (options.packed) {
-      auto packed = pack_tokens(encoded, 0, tokenizer.pad_id());
-      ids = to_device(packed.ids, options.device);
-      mask = to_device(packed.mask, options.device);
-      request.segments = to_device(packed.segments, options.device);
-      places = std::move(packed.placements);
-    } else {
-      auto tokens = tokenizer.pad(encoded);
-      ids = to_device(tokens.ids, options.device);
-      mask = to_device(tokens.mask, options.device);
-      for (size_t b = 0; b < batch.size(); ++b) places.push_back({static_cast<int64_t>(b), 0});
-    }
-    auto out = model.forward(ids, mask, request);
-    std::vector<torch::Tensor> reps;
-    for (int64_t layer : layers)
-      reps.push_back((layer == L ? out.last_hidden : model.representation(out, layer)).to(torch::kCPU, torch::kFloat32));
-    torch::Tensor contact_maps;
-    if (contacts) contact_maps = model.contacts(out, ids, mask).to(torch::kCPU, torch::kFloat32);
-
-    for (size_t b = 0; b < batch.size(); ++b) {
-      const auto& p = pieces[batch[b]];
-      auto& a = acc[p.record];
-      const auto n = static_cast<int64_t>(std::min<size_t>(residues[p.record].size(),
-                                                           options.policy == LongSequencePolicy::Window
-                                                               ? residues[p.record].size()
-                                                               : static_cast<size_t>(limit)));
-      if (a.per_layer.empty()) {
-        for (const auto& rep : reps) a.per_layer.push_back(torch::zeros({n, rep.size(-1)}));
-        a.coverage = torch::zeros({n});
-        if (contacts) a.contacts = torch::zeros({n, n}), a.contact_cover = torch::zeros({n, n});
-        for (const auto& rep : reps) a.bos.push_back(rep[places[b].row][places[b].offset].clone());
-      }
-      const auto rows = torch::indexing::Slice(p.start, p.start + p.length);
-      const int64_t first = places[b].offset + 1;  // the piece's first residue token
-      for (size_t k = 0; k < reps.size(); ++k)
-        a.per_layer[k].index({rows}) += reps[k][places[b].row].slice(0, first, first + p.length);
-      a.coverage.index({rows}) += 1;
-      if (contacts) {
-        a.contacts.index({rows, rows}) += contact_maps[static_cast<int64_t>(b)].slice(0, 0, p.length).slice(1, 0, p.length);
-        a.contact_cover.index({rows, rows}) += 1;
-      }
-    }
+    for (size_t i : batch) batch_residues += pieces[i].length;
     result.residues += batch_residues;
-    result.tokens += ids.numel();
+    result.tokens += out.tokens;
     progress.advance(static_cast<double>(batch_residues));
   }
   progress.finish();
   result.seconds = progress.elapsed_seconds();
-
-  const bool suffix = layers.size() > 1;
-  for (size_t r = 0; r < records.size(); ++r) {
-    auto& a = acc[r];
-    const std::string& label = records[r].label;
-    for (size_t k = 0; k < layers.size(); ++k) {
-      const std::string s = suffix ? "@" + std::to_string(layers[k]) : "";
-      auto per_tok = a.per_layer[k] / a.coverage.unsqueeze(1);  // averages window overlaps
-      if (want("per_tok")) result.tensors.emplace_back(label + "/per_tok" + s, per_tok);
-      if (want("mean")) result.tensors.emplace_back(label + "/mean" + s, per_tok.mean(0));
-      if (want("bos")) result.tensors.emplace_back(label + "/bos" + s, a.bos[k]);
-    }
-    // Pairs never inside one window have no prediction: they are written as 0.
-    if (contacts) result.tensors.emplace_back(label + "/contacts", a.contacts / a.contact_cover.clamp_min(1));
-  }
+  write_embeddings(result, acc, records, plan);
   model.to(torch::kCPU, torch::kFloat32);
   return result;
 }

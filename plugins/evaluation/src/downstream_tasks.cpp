@@ -366,101 +366,122 @@ class StructureProbe : public EvaluationTask {
     const StructureDataset data(data_path(options_.get_path("dataset"), "", "dataset"));
     if (!data.has_tokens() && !data.has_embeddings())
       fail(data.path().string(), ": the dataset has neither structure tokens nor pGNN embeddings (prepare it with "
-           "--tokenizer and/or --embed)");
-    const uint64_t seed = static_cast<uint64_t>(options_.get_int("seed"));
-    auto fit = subsample(data.indices(options_.get_string("train_split")), options_.get_int("max_train_chains"), seed);
-    const auto test = subsample(data.indices(options_.get_string("test_split")), options_.get_int("max_test_chains"), seed + 1);
-    if (fit.size() < 2 || test.empty())
-      fail(data.path().string(), ": ", fit.size(), " '", options_.get_string("train_split"), "' and ", test.size(), " '",
-           options_.get_string("test_split"), "' chains (need at least 2 and 1; options train_split / test_split)");
-    // A seeded slice of the training chains for early stopping and the ridge penalty.
-    const auto order = seeded_permutation(fit.size(), seed + 2);
-    const size_t n_valid = std::clamp<size_t>(
-        static_cast<size_t>(std::ceil(options_.get_float("valid_fraction") * static_cast<double>(fit.size()))), 1, fit.size() - 1);
-    std::vector<size_t> valid, train;
-    for (size_t k = 0; k < fit.size(); ++k) (k < n_valid ? valid : train).push_back(fit[order[k]]);
-
-    // Per chain: features of the observed residues and their structure token / embedding.
-    struct Set {
-      torch::Tensor x, tokens, token_x, embeddings;
-      std::vector<int64_t> token_counts, residue_counts;
-    };
-    auto load = [&](const std::vector<size_t>& idx, const std::string& label) {
-      std::vector<std::string> seqs;
-      for (size_t i : idx) seqs.push_back(data.chain(i).sequence);
-      const auto features = residue_features(model, seqs, options_.get_int("layer"), 4096, label);
-      std::vector<torch::Tensor> x, tx, t, e;
-      Set set;
-      for (size_t k = 0; k < idx.size(); ++k) {
-        const auto observed = data.chain(idx[k]).observed.to(torch::kBool);
-        x.push_back(features[k].index({observed}));
-        set.residue_counts.push_back(observed.sum().item<int64_t>());
-        if (data.has_embeddings()) e.push_back(data.embeddings(idx[k]).to(torch::kFloat32).index({observed}));
-        if (data.has_tokens()) {
-          const auto tokens = data.tokens(idx[k]).to(torch::kInt64);
-          const auto keep = observed & tokens.ne(data.token_mask_state());
-          tx.push_back(features[k].index({keep}));
-          t.push_back(tokens.index({keep}));
-          set.token_counts.push_back(keep.sum().item<int64_t>());
-        }
-      }
-      set.x = torch::cat(x);
-      if (data.has_embeddings()) set.embeddings = torch::cat(e);
-      if (data.has_tokens()) set.token_x = torch::cat(tx), set.tokens = torch::cat(t);
-      return set;
-    };
-    const auto tr = load(train, "train features"), va = load(valid, "valid features"), te = load(test, "test features");
-
+           "--tokenizer and/or --pgnn)");
+    const Chains chains = split_chains(data);
+    const auto tr = load(model, data, chains.train, "train features"), va = load(model, data, chains.valid, "valid features"),
+               te = load(model, data, chains.test, "test features");
     EvalResult result;
-    if (data.has_tokens()) {
-      auto [mean, scale] = column_mean_std(tr.token_x);
-      scale = scale.clamp_min(1e-6);
-      const auto settings = probe_settings(options_);
-      double best_valid = 0;
-      auto probe = train_probe((tr.token_x - mean) / scale, tr.tokens, (va.token_x - mean) / scale, va.tokens,
-                               static_cast<int64_t>(data.token_symbols().size()), settings, best_valid);
-      torch::NoGradGuard no_grad;
-      const auto hits = probe->forward((te.token_x - mean) / scale).argmax(1).eq(te.tokens).to(torch::kFloat64);
-      stats::ItemScores items{"ratio", {{}, {}}};
-      for (const auto& h : hits.split_with_sizes(te.token_counts))
-        items.columns[0].push_back(h.sum().item<double>()), items.columns[1].push_back(static_cast<double>(h.numel()));
-      add_with_items(result, "token_accuracy", items);
-      // Chance level: always answering the most frequent training token.
-      const auto majority = std::get<0>(torch::mode(tr.tokens)).item<int64_t>();
-      result.add("token_majority", te.tokens.eq(majority).to(torch::kFloat64).mean().item<double>());
-      result.add("token_valid_accuracy", best_valid);
-      result.add("token_states", static_cast<double>(data.token_symbols().size()));
-      result.extra["tokenizer"] = data.tokenizer();
-    }
-    if (data.has_embeddings()) {
-      // Penalty by validation R^2, then refit on train + validation; R^2 against the training mean (so it splits per chain).
-      double best_lambda = 0, best_r2 = -1e300;
-      for (const double lambda : options_.get_float_list("lambdas")) {
-        const auto p = fit_ridge(tr.x, tr.embeddings, lambda).predict(va.x);
-        const double r2 = 1 - (p - va.embeddings.to(torch::kFloat64)).square().sum().item<double>() /
-                                  (va.embeddings.to(torch::kFloat64) - tr.embeddings.to(torch::kFloat64).mean(0)).square().sum().item<double>();
-        if (r2 > best_r2) best_r2 = r2, best_lambda = lambda;
-      }
-      const auto fitted = fit_ridge(torch::cat({tr.x, va.x}), torch::cat({tr.embeddings, va.embeddings}), best_lambda);
-      const auto target = te.embeddings.to(torch::kFloat64);
-      const auto residual = (fitted.predict(te.x) - target).square().sum(1), total = (target - fitted.bias).square().sum(1);
-      stats::ItemScores items{"r2", {{}, {}}};
-      const auto r = residual.split_with_sizes(te.residue_counts), t = total.split_with_sizes(te.residue_counts);
-      for (size_t k = 0; k < r.size(); ++k)
-        items.columns[0].push_back(r[k].sum().item<double>()), items.columns[1].push_back(t[k].sum().item<double>());
-      add_with_items(result, "embedding_r2", items);
-      result.add("embedding_valid_r2", best_r2);
-      result.add("embedding_lambda", best_lambda);
-      result.add("embedding_dim", static_cast<double>(data.embedding_dim()));
-    }
-    result.add("train_chains", static_cast<double>(train.size()));
-    result.add("valid_chains", static_cast<double>(valid.size()));
-    result.add("test_chains", static_cast<double>(test.size()));
+    if (data.has_tokens()) token_probe(data, tr, va, te, result);
+    if (data.has_embeddings()) embedding_probe(data, tr, va, te, result);
+    result.add("train_chains", static_cast<double>(chains.train.size()));
+    result.add("valid_chains", static_cast<double>(chains.valid.size()));
+    result.add("test_chains", static_cast<double>(chains.test.size()));
     result.add("test_residues", static_cast<double>(te.x.size(0)));
     return result;
   }
 
  private:
+  struct Chains {
+    std::vector<size_t> train, valid, test;
+  };
+
+  // Chains: seeded subsamples of the fitting and held-out splits, and a seeded slice of the fitting chains for
+  // early stopping and the ridge penalty.
+  Chains split_chains(const StructureDataset& data) const {
+    const uint64_t seed = static_cast<uint64_t>(options_.get_int("seed"));
+    auto fit = subsample(data.indices(options_.get_string("train_split")), options_.get_int("max_train_chains"), seed);
+    Chains chains;
+    chains.test = subsample(data.indices(options_.get_string("test_split")), options_.get_int("max_test_chains"), seed + 1);
+    if (fit.size() < 2 || chains.test.empty())
+      fail(data.path().string(), ": ", fit.size(), " '", options_.get_string("train_split"), "' and ", chains.test.size(),
+           " '", options_.get_string("test_split"), "' chains (need at least 2 and 1; options train_split / test_split)");
+    const auto order = seeded_permutation(fit.size(), seed + 2);
+    const size_t n_valid = std::clamp<size_t>(
+        static_cast<size_t>(std::ceil(options_.get_float("valid_fraction") * static_cast<double>(fit.size()))), 1, fit.size() - 1);
+    for (size_t k = 0; k < fit.size(); ++k) (k < n_valid ? chains.valid : chains.train).push_back(fit[order[k]]);
+    return chains;
+  }
+
+  // Per chain: features of the observed residues and their structure token / embedding.
+  struct Set {
+    torch::Tensor x, tokens, token_x, embeddings;
+    std::vector<int64_t> token_counts, residue_counts;
+  };
+
+  // Features: the frozen pLM's residue features of `idx`, beside the dataset's tokens and embeddings.
+  Set load(SequenceEncoder& model, const StructureDataset& data, const std::vector<size_t>& idx,
+           const std::string& label) const {
+    std::vector<std::string> seqs;
+    for (size_t i : idx) seqs.push_back(data.chain(i).sequence);
+    const auto features = residue_features(model, seqs, options_.get_int("layer"), 4096, label);
+    std::vector<torch::Tensor> x, tx, t, e;
+    Set set;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const auto observed = data.chain(idx[k]).observed.to(torch::kBool);
+      x.push_back(features[k].index({observed}));
+      set.residue_counts.push_back(observed.sum().item<int64_t>());
+      if (data.has_embeddings()) e.push_back(data.embeddings(idx[k]).to(torch::kFloat32).index({observed}));
+      if (data.has_tokens()) {
+        const auto tokens = data.tokens(idx[k]).to(torch::kInt64);
+        const auto keep = observed & tokens.ne(data.token_mask_state());
+        tx.push_back(features[k].index({keep}));
+        t.push_back(tokens.index({keep}));
+        set.token_counts.push_back(keep.sum().item<int64_t>());
+      }
+    }
+    set.x = torch::cat(x);
+    if (data.has_embeddings()) set.embeddings = torch::cat(e);
+    if (data.has_tokens()) set.token_x = torch::cat(tx), set.tokens = torch::cat(t);
+    return set;
+  }
+
+  // Token probe: a classifier from standardised features to structure tokens -> token_accuracy (per chain), with
+  // the majority-token chance level.
+  void token_probe(const StructureDataset& data, const Set& tr, const Set& va, const Set& te, EvalResult& result) const {
+    auto [mean, scale] = column_mean_std(tr.token_x);
+    scale = scale.clamp_min(1e-6);
+    const auto settings = probe_settings(options_);
+    double best_valid = 0;
+    auto probe = train_probe((tr.token_x - mean) / scale, tr.tokens, (va.token_x - mean) / scale, va.tokens,
+                             static_cast<int64_t>(data.token_symbols().size()), settings, best_valid);
+    torch::NoGradGuard no_grad;
+    const auto hits = probe->forward((te.token_x - mean) / scale).argmax(1).eq(te.tokens).to(torch::kFloat64);
+    stats::ItemScores items{"ratio", {{}, {}}};
+    for (const auto& h : hits.split_with_sizes(te.token_counts))
+      items.columns[0].push_back(h.sum().item<double>()), items.columns[1].push_back(static_cast<double>(h.numel()));
+    add_with_items(result, "token_accuracy", items);
+    // Chance level: always answering the most frequent training token.
+    const auto majority = std::get<0>(torch::mode(tr.tokens)).item<int64_t>();
+    result.add("token_majority", te.tokens.eq(majority).to(torch::kFloat64).mean().item<double>());
+    result.add("token_valid_accuracy", best_valid);
+    result.add("token_states", static_cast<double>(data.token_symbols().size()));
+    result.extra["tokenizer"] = data.tokenizer();
+  }
+
+  // Embedding probe: a ridge map from features to pGNN embeddings -> embedding_r2 (per chain). The penalty is
+  // chosen by validation R^2, then refitted on train + validation; R^2 is against the training mean.
+  void embedding_probe(const StructureDataset& data, const Set& tr, const Set& va, const Set& te,
+                       EvalResult& result) const {
+    double best_lambda = 0, best_r2 = -1e300;
+    for (const double lambda : options_.get_float_list("lambdas")) {
+      const auto p = fit_ridge(tr.x, tr.embeddings, lambda).predict(va.x);
+      const double r2 = 1 - (p - va.embeddings.to(torch::kFloat64)).square().sum().item<double>() /
+                                (va.embeddings.to(torch::kFloat64) - tr.embeddings.to(torch::kFloat64).mean(0)).square().sum().item<double>();
+      if (r2 > best_r2) best_r2 = r2, best_lambda = lambda;
+    }
+    const auto fitted = fit_ridge(torch::cat({tr.x, va.x}), torch::cat({tr.embeddings, va.embeddings}), best_lambda);
+    const auto target = te.embeddings.to(torch::kFloat64);
+    const auto residual = (fitted.predict(te.x) - target).square().sum(1), total = (target - fitted.bias).square().sum(1);
+    stats::ItemScores items{"r2", {{}, {}}};
+    const auto r = residual.split_with_sizes(te.residue_counts), t = total.split_with_sizes(te.residue_counts);
+    for (size_t k = 0; k < r.size(); ++k)
+      items.columns[0].push_back(r[k].sum().item<double>()), items.columns[1].push_back(t[k].sum().item<double>());
+    add_with_items(result, "embedding_r2", items);
+    result.add("embedding_valid_r2", best_r2);
+    result.add("embedding_lambda", best_lambda);
+    result.add("embedding_dim", static_cast<double>(data.embedding_dim()));
+  }
+
   Options options_;
 };
 }  // namespace

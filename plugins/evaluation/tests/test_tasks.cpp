@@ -175,7 +175,7 @@ TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   const auto list = test::run_command(test::sapling_exe() + " eval --help");
   CHECK(list.output.find("secondary_structure") != std::string::npos);
   const auto bad = test::run_command(test::sapling_exe() + " eval mlm_perplexity --model " + model_dir().string() +
-                                     " --option max_sequencs=3");
+                                     " --set task.max_sequencs=3");
   CHECK(bad.exit_code != 0);
   CHECK(bad.output.find("max_sequences") != std::string::npos);  // did you mean
   const auto unknown = test::run_command(test::sapling_exe() + " eval contacts --model " + model_dir().string());
@@ -190,7 +190,7 @@ TEST_CASE("sapling eval: help, errors, metrics JSON", "[evaluation][cli]") {
   SAPLING_REQUIRE_DATA("uniprot_go160k");
   const auto dir = test::temp_dir("eval-cli");
   const auto run = test::run_command(test::sapling_exe() + " eval mlm_perplexity --threads 1 --model " +
-                                     model_dir().string() + " --option max_sequences=8 --out " + (dir / "m.json").string());
+                                     model_dir().string() + " --set task.max_sequences=8 --out " + (dir / "m.json").string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK(run.output.find("perplexity") != std::string::npos);
@@ -264,7 +264,7 @@ TEST_CASE("structure_probe: 3Di tokens and pGNN embeddings of held-out chains fr
   const auto prepare = test::run_command(
       test::sapling_exe() + " prepare " + (test::source_dir() / "datasets/sample/psicov").string() + "/*.chain.pdb.gz --out " +
       (dir / "ds").string() + " --split-by entry --valid-fraction 0.3 --tokenizer foldseek_3di --pgnn gearnet " +
-      "--allow-random-pgnn --pgnn-option hidden_dims=[16]");
+      "--allow-random-pgnn --set pgnn.hidden_dims=[16]");
   INFO(prepare.output);
   REQUIRE(prepare.exit_code == 0);
   const std::vector<std::pair<std::string, OptionValue>> settings{{"dataset", (dir / "ds").string()}, {"epochs", int64_t{100}},

@@ -180,13 +180,13 @@ TEST_CASE("sapling tokens names chains like Foldseek and follows its TER rule", 
     CHECK(tdi.at("1AHW_l_u_B_2").size() == aa.at("1AHW_l_u_B_2").size());
   }
   SECTION("tokenizer options from the command line") {
-    const auto result = tokens("--input " + quoted(dir / "two.chains.pdb") + " --option min_confidence=1000 --out " +
+    const auto result = tokens("--input " + quoted(dir / "two.chains.pdb") + " --set tokenizer.min_confidence=1000 --out " +
                                quoted(dir / "masked"));
     INFO(result.output);
     REQUIRE(result.exit_code == 0);
     const auto s = fasta_map(dir / "masked.3di.fasta").at("two.chains_A");
     CHECK(s == std::string(s.size(), 'D'));
-    const auto bad = tokens("--input " + quoted(dir / "two.chains.pdb") + " --option min_confidense=1 --out " +
+    const auto bad = tokens("--input " + quoted(dir / "two.chains.pdb") + " --set tokenizer.min_confidense=1 --out " +
                             quoted(dir / "masked"));
     CHECK(bad.exit_code != 0);
     CHECK(bad.output.find("min_confidence") != std::string::npos);

@@ -32,6 +32,93 @@ void check_graph_options(const GraphOptions& o) {
   if (o.num_angle_bins < 1) fail("gearnet: num_angle_bins must be >= 1, got ", o.num_angle_bins);
 }
 
+// The pair filter the radius and KNN edges share: far enough apart in sequence, and not at one position.
+struct PairFilter {
+  const float* x;
+  int64_t min_sequence_separation;
+  bool operator()(int64_t u, int64_t v) const {
+    return std::abs(u - v) >= min_sequence_separation &&
+           std::sqrt(squared_distance(x + 3 * u, x + 3 * v)) >= kSamePositionEps;
+  }
+};
+
+// Sequential edges: u -> u + d with relation d + 2, for d = -2..2 (d = 0: self loop).
+// A ChainStructure is one chain, so every pair of nodes is "within a chain".
+void add_sequential_edges(int64_t n, std::vector<Edge>& edges) {
+  for (int64_t d = -2; d <= 2; ++d)
+    for (int64_t u = 0; u < n; ++u)
+      if (u + d >= 0 && u + d < n) edges.push_back({u, u + d, d + 2});
+}
+
+// Radius edges: for each TARGET node v, scan the sources u != v in increasing node
+// index and keep the first `max_radius_neighbors` with CA distance < radius;
+// THEN drop pairs with |u - v| < min_sequence_separation. This is the order of
+// the reference: torch_cluster's radius_graph caps the neighbours of each query
+// node (in index order on GPU; edges point neighbour -> query), and torchdrug's
+// SpatialEdge applies the sequence-separation filter to its output. So close
+// sequence neighbours use up cap slots, and a node can end with fewer than 32
+// radius edges even when more long-range neighbours lie within the radius.
+// (torch_cluster reserves one of 33 slots for the query itself; we cap the
+// non-self neighbours at exactly 32, which differs only when a node has 33+
+// lower-index neighbours within the radius.)
+void add_radius_edges(const float* x, int64_t n, const GraphOptions& options, const PairFilter& keep,
+                      std::vector<Edge>& edges) {
+  const float radius_sq = static_cast<float>(options.radius * options.radius);
+  for (int64_t v = 0; v < n; ++v) {
+    int64_t kept = 0;
+    for (int64_t u = 0; u < n && kept < options.max_radius_neighbors; ++u) {
+      if (u == v || !(squared_distance(x + 3 * u, x + 3 * v) < radius_sq)) continue;
+      ++kept;
+      if (keep(u, v)) edges.push_back({u, v, kRadiusRelation});
+    }
+  }
+}
+
+// KNN edges: each target v receives edges from its `knn` nearest nodes u != v (ties
+// broken by lower index), then pairs with |u - v| < min_sequence_separation
+// are dropped, so a node can keep fewer than `knn`.
+void add_knn_edges(const float* x, int64_t n, const GraphOptions& options, const PairFilter& keep,
+                   std::vector<Edge>& edges) {
+  std::vector<std::pair<float, int64_t>> candidates;
+  for (int64_t v = 0; v < n; ++v) {
+    candidates.clear();
+    for (int64_t u = 0; u < n; ++u)
+      if (u != v) candidates.emplace_back(squared_distance(x + 3 * u, x + 3 * v), u);
+    const size_t k = std::min<size_t>(static_cast<size_t>(options.knn), candidates.size());
+    std::partial_sort(candidates.begin(), candidates.begin() + k, candidates.end());
+    for (size_t c = 0; c < k; ++c) {
+      const int64_t u = candidates[c].second;
+      if (keep(u, v)) edges.push_back({u, v, kKnnRelation});
+    }
+  }
+}
+
+// Edge tensors: [E, 3] (u, v, relation) and the 59-d features (both residue types, relation, sequence distance,
+// CA distance).
+void write_edges(const std::vector<Edge>& edges, ResidueGraph& g) {
+  const float* x = g.positions.data_ptr<float>();
+  const int64_t* type = g.residue_type.data_ptr<int64_t>();
+  const int64_t num_edges = static_cast<int64_t>(edges.size());
+  g.edges = torch::empty({num_edges, 3}, torch::kInt64);
+  g.edge_features = torch::zeros({num_edges, kEdgeFeatureDim}, torch::kFloat32);
+  auto* e = g.edges.data_ptr<int64_t>();
+  auto* f = g.edge_features.data_ptr<float>();
+  for (int64_t k = 0; k < num_edges; ++k) {
+    const Edge& edge = edges[k];
+    e[3 * k] = edge.u;
+    e[3 * k + 1] = edge.v;
+    e[3 * k + 2] = edge.relation;
+    float* row = f + k * kEdgeFeatureDim;
+    // Edge features have 20 types only: unknown residues count as GLY (index 0).
+    const auto edge_type = [&](int64_t node) { return type[node] == kNumResidueTypes ? 0 : type[node]; };
+    row[edge_type(edge.u)] = 1;
+    row[kNumResidueTypes + edge_type(edge.v)] = 1;
+    row[2 * kNumResidueTypes + edge.relation] = 1;
+    row[2 * kNumResidueTypes + kNumRelations + std::min(std::abs(edge.u - edge.v), kMaxSequenceDistanceFeature)] = 1;
+    row[kEdgeFeatureDim - 1] = std::sqrt(squared_distance(x + 3 * edge.u, x + 3 * edge.v));
+  }
+}
+
 }  // namespace
 
 int64_t residue_type_index(char one_letter) {
@@ -64,82 +151,18 @@ ResidueGraph build_residue_graph(const torch::Tensor& positions_in, const torch:
 
   const int64_t n = g.num_nodes;
   const float* x = g.positions.data_ptr<float>();
-  const int64_t* type = g.residue_type.data_ptr<int64_t>();
-  const auto separated = [&](int64_t a, int64_t b) { return std::abs(a - b) >= options.min_sequence_separation; };
-  const auto distinct_position = [&](int64_t a, int64_t b) {
-    return std::sqrt(squared_distance(x + 3 * a, x + 3 * b)) >= kSamePositionEps;
-  };
-
+  const PairFilter keep{x, options.min_sequence_separation};
   std::vector<Edge> edges;
   edges.reserve(static_cast<size_t>(n) * (5 + options.max_radius_neighbors / 2 + options.knn));
-
-  // Sequential: u -> u + d with relation d + 2, for d = -2..2 (d = 0: self loop).
-  // A ChainStructure is one chain, so every pair of nodes is "within a chain".
-  for (int64_t d = -2; d <= 2; ++d)
-    for (int64_t u = 0; u < n; ++u)
-      if (u + d >= 0 && u + d < n) edges.push_back({u, u + d, d + 2});
+  add_sequential_edges(n, edges);
   g.num_sequential_edges = static_cast<int64_t>(edges.size());
-
-  // Radius: for each TARGET node v, scan the sources u != v in increasing node
-  // index and keep the first `max_radius_neighbors` with CA distance < radius;
-  // THEN drop pairs with |u - v| < min_sequence_separation. This is the order of
-  // the reference: torch_cluster's radius_graph caps the neighbours of each query
-  // node (in index order on GPU; edges point neighbour -> query), and torchdrug's
-  // SpatialEdge applies the sequence-separation filter to its output. So close
-  // sequence neighbours use up cap slots, and a node can end with fewer than 32
-  // radius edges even when more long-range neighbours lie within the radius.
-  // (torch_cluster reserves one of 33 slots for the query itself; we cap the
-  // non-self neighbours at exactly 32, which differs only when a node has 33+
-  // lower-index neighbours within the radius.)
-  const float radius_sq = static_cast<float>(options.radius * options.radius);
   const size_t before_radius = edges.size();
-  for (int64_t v = 0; v < n; ++v) {
-    int64_t kept = 0;
-    for (int64_t u = 0; u < n && kept < options.max_radius_neighbors; ++u) {
-      if (u == v || !(squared_distance(x + 3 * u, x + 3 * v) < radius_sq)) continue;
-      ++kept;
-      if (separated(u, v) && distinct_position(u, v)) edges.push_back({u, v, kRadiusRelation});
-    }
-  }
+  add_radius_edges(x, n, options, keep, edges);
   g.num_radius_edges = static_cast<int64_t>(edges.size() - before_radius);
-
-  // KNN: each target v receives edges from its `knn` nearest nodes u != v (ties
-  // broken by lower index), then pairs with |u - v| < min_sequence_separation
-  // are dropped, so a node can keep fewer than `knn`.
   const size_t before_knn = edges.size();
-  std::vector<std::pair<float, int64_t>> candidates;
-  for (int64_t v = 0; v < n; ++v) {
-    candidates.clear();
-    for (int64_t u = 0; u < n; ++u)
-      if (u != v) candidates.emplace_back(squared_distance(x + 3 * u, x + 3 * v), u);
-    const size_t k = std::min<size_t>(static_cast<size_t>(options.knn), candidates.size());
-    std::partial_sort(candidates.begin(), candidates.begin() + k, candidates.end());
-    for (size_t c = 0; c < k; ++c) {
-      const int64_t u = candidates[c].second;
-      if (separated(u, v) && distinct_position(u, v)) edges.push_back({u, v, kKnnRelation});
-    }
-  }
+  add_knn_edges(x, n, options, keep, edges);
   g.num_knn_edges = static_cast<int64_t>(edges.size() - before_knn);
-
-  const int64_t num_edges = static_cast<int64_t>(edges.size());
-  g.edges = torch::empty({num_edges, 3}, torch::kInt64);
-  g.edge_features = torch::zeros({num_edges, kEdgeFeatureDim}, torch::kFloat32);
-  auto* e = g.edges.data_ptr<int64_t>();
-  auto* f = g.edge_features.data_ptr<float>();
-  for (int64_t k = 0; k < num_edges; ++k) {
-    const Edge& edge = edges[k];
-    e[3 * k] = edge.u;
-    e[3 * k + 1] = edge.v;
-    e[3 * k + 2] = edge.relation;
-    float* row = f + k * kEdgeFeatureDim;
-    // Edge features have 20 types only: unknown residues count as GLY (index 0).
-    const auto edge_type = [&](int64_t node) { return type[node] == kNumResidueTypes ? 0 : type[node]; };
-    row[edge_type(edge.u)] = 1;
-    row[kNumResidueTypes + edge_type(edge.v)] = 1;
-    row[2 * kNumResidueTypes + edge.relation] = 1;
-    row[2 * kNumResidueTypes + kNumRelations + std::min(std::abs(edge.u - edge.v), kMaxSequenceDistanceFeature)] = 1;
-    row[kEdgeFeatureDim - 1] = std::sqrt(squared_distance(x + 3 * edge.u, x + 3 * edge.v));
-  }
+  write_edges(edges, g);
   return g;
 }
 

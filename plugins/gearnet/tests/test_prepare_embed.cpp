@@ -1,4 +1,4 @@
-// `sapling prepare --embed gearnet`: stored float16 embeddings equal a direct embed() of the same chains; weight policy.
+// `sapling prepare --pgnn gearnet`: stored float16 embeddings equal a direct embed() of the same chains; weight policy.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -34,7 +34,7 @@ std::shared_ptr<StructureEncoder> small_gearnet() {
 
 }  // namespace
 
-TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", "[gearnet][prepare][cli]") {
+TEST_CASE("prepare --pgnn gearnet stores the encoder's embeddings as float16", "[gearnet][prepare][cli]") {
   SAPLING_REQUIRE_DATA("psicov");
   SAPLING_REQUIRE_DATA("bm5");
   test::load_build_plugins();
@@ -44,8 +44,8 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
   small_gearnet()->save_weights(weights);
 
   const auto result = test::run_command(test::sapling_exe() + " prepare" + psicov_inputs() + bm5_input() + " --out " +
-                                        (dir / "ds").string() + " --embed gearnet --pgnn-weights " + weights.string() +
-                                        " --pgnn-option hidden_dims=[32,32] --threads 2"
+                                        (dir / "ds").string() + " --pgnn gearnet --pgnn-weights " + weights.string() +
+                                        " --set pgnn.hidden_dims=[32,32] --threads 2"
                                         " --sequence seqres");  // the full sequence: rows of unobserved residues are zero
   INFO(result.output);
   REQUIRE(result.exit_code == 0);
@@ -83,7 +83,7 @@ TEST_CASE("prepare --embed gearnet stores the encoder's embeddings as float16", 
     CHECK(torch::equal(stored.to(torch::kFloat32).abs().sum(1) > 0, has_ca));
   }
   CHECK(unobserved_rows > 0);
-  std::cout << "prepare --embed gearnet [32,32], " << dataset.size() << " chains: max |stored - embed()| = " << max_diff
+  std::cout << "prepare --pgnn gearnet [32,32], " << dataset.size() << " chains: max |stored - embed()| = " << max_diff
             << ", max relative = " << max_relative << " (float16 bound 2^-11 = " << std::ldexp(1.0, -11) << "), "
             << unobserved_rows << " rows of residues without CA are zero\n";
   std::filesystem::remove_all(dir);
@@ -93,7 +93,7 @@ TEST_CASE("prepare --embed refuses random weights unless --allow-random-pgnn", "
   SAPLING_REQUIRE_DATA("psicov");
   const auto dir = test::temp_dir("pgnn-random");
   const std::string base = test::sapling_exe() + " prepare" + psicov_inputs() + " --out " + (dir / "ds").string() +
-                           " --embed gearnet --pgnn-option hidden_dims=[8]";
+                           " --pgnn gearnet --set pgnn.hidden_dims=[8]";
   const auto refused = test::run_command(base);
   INFO(refused.output);
   CHECK(refused.exit_code != 0);
@@ -106,7 +106,7 @@ TEST_CASE("prepare --embed refuses random weights unless --allow-random-pgnn", "
   CHECK(allowed.exit_code == 0);
   CHECK(StructureDataset(dir / "ds").embedding_dim() == 8);
 
-  const auto typo = test::run_command(base + " --allow-random-pgnn --pgnn-option hidden_dim=[8]");
+  const auto typo = test::run_command(base + " --allow-random-pgnn --set pgnn.hidden_dim=[8]");
   INFO(typo.output);
   CHECK(typo.exit_code != 0);
   CHECK(typo.output.find("did you mean 'hidden_dims'") != std::string::npos);

@@ -3,7 +3,7 @@
 """usage: dataset_embeddings.py DATASET OUT_DIR
 
 Writes each chain's stored embeddings (float16 [L, D], as `sapling prepare --pgnn` stored them) to
-OUT_DIR/ENTRY_CHAIN.npy. Fed back with `--pgnn precomputed --pgnn-option dir=OUT_DIR` (or [pgnn] plugin =
+OUT_DIR/ENTRY_CHAIN.npy. Fed back with `--pgnn precomputed --set pgnn.dir=OUT_DIR` (or [pgnn] plugin =
 "precomputed"), they reproduce the dataset's embeddings exactly. Needs numpy and safetensors (the project's venv:
 .venv/bin/python plugins/precomputed/scripts/dataset_embeddings.py DATASET OUT_DIR)."""
 import json

@@ -75,7 +75,7 @@ TEST_CASE("precomputed tokens from sapling tokens reproduce the foldseek_3di dat
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   r = run_command(exe + " prepare " + sample_inputs() + " --out " + q(root / "precomputed") + kPrepare +
-                  " --min-length 4 --tokenizer precomputed --tokenizer-option file=" + q(root / "sample.3di.fasta") + " --strict");
+                  " --min-length 4 --tokenizer precomputed --set tokenizer.file=" + q(root / "sample.3di.fasta") + " --strict");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
 
@@ -101,7 +101,7 @@ TEST_CASE("precomputed tokens from sapling tokens reproduce the foldseek_3di dat
   // The shipped Foldseek-view FASTA (what Foldseek createdb itself writes for BM5) feeds the BM5 files too;
   // a chain whose Foldseek view is shorter than prepare's is a reported length error, never cut.
   r = run_command(exe + " prepare " + q(src() / "datasets/sample/bm5") + " --out " + q(root / "foldseek_view") + kPrepare +
-                  " --tokenizer precomputed --tokenizer-option file=" + q(src() / "datasets/sample/bm5_foldseek.3di.fasta"));
+                  " --tokenizer precomputed --set tokenizer.file=" + q(src() / "datasets/sample/bm5_foldseek.3di.fasta"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const sapling::StructureDataset foldseek_view(root / "foldseek_view");
@@ -121,7 +121,7 @@ TEST_CASE("precomputed embeddings written from a GearNet dataset reproduce it ex
   const auto root = sapling::test::temp_dir("precomputed-embeddings");
   const std::string exe = sapling::test::sapling_exe();
   auto r = run_command(exe + " prepare " + sample_inputs() + " --out " + q(root / "gearnet") + kPrepare +
-                       " --strict --pgnn gearnet --allow-random-pgnn --pgnn-option 'hidden_dims=[16,16]'");
+                       " --strict --pgnn gearnet --allow-random-pgnn --set 'pgnn.hidden_dims=[16,16]'");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const sapling::StructureDataset gearnet(root / "gearnet");
@@ -152,7 +152,7 @@ TEST_CASE("precomputed embeddings written from a GearNet dataset reproduce it ex
   }
   // No weights, no --allow-random-pgnn: precomputed embeddings need neither.
   r = run_command(exe + " prepare " + sample_inputs() + " --out " + q(root / "precomputed") + kPrepare +
-                  " --strict --pgnn precomputed --pgnn-option dir=" + q(dir));
+                  " --strict --pgnn precomputed --set pgnn.dir=" + q(dir));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const sapling::StructureDataset precomputed(root / "precomputed");
@@ -334,8 +334,8 @@ TEST_CASE("prepare: a chain without precomputed outputs is reported and skipped,
   sapling::save_npy(root / "emb" / (chain.entry + ".npy"), torch::ones({chain.length(), 4}));
   write_text(root / "t.fasta", ">" + chain.entry + "\n" + std::string(static_cast<size_t>(chain.length()), 'C') + "\n");
   const std::string common = exe + " prepare " + q(kept) + " " + q(lost) + " --valid-fraction 0";  // not --quiet: the skip is a warning
-  for (const std::string flags : {" --pgnn precomputed --pgnn-option dir=" + q(root / "emb"),
-                                  " --tokenizer precomputed --tokenizer-option file=" + q(root / "t.fasta")}) {
+  for (const std::string flags : {" --pgnn precomputed --set pgnn.dir=" + q(root / "emb"),
+                                  " --tokenizer precomputed --set tokenizer.file=" + q(root / "t.fasta")}) {
     auto r = run_command(common + " --out " + q(root / "lenient") + flags);
     INFO(r.output);
     REQUIRE(r.exit_code == 0);

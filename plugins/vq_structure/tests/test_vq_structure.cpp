@@ -245,7 +245,7 @@ TEST_CASE("sapling train-tokenizer trains, and prepare and tokens use its weight
   CHECK_THAT(r.output, Catch::Contains("4 of 4 recipes valid"));
 
   r = test::run_command(test::sapling_exe() + " prepare" + inputs + " --out " + quote(dir / "tokens") +
-                        " --tokenizer vq_structure --tokenizer-option weights=" + quote(weights) + " --quiet --threads 2");
+                        " --tokenizer vq_structure --set tokenizer.weights=" + quote(weights) + " --quiet --threads 2");
   REQUIRE(r.exit_code == 0);
   const StructureDataset dataset(dir / "tokens");
   REQUIRE(dataset.has_tokens());
@@ -255,7 +255,7 @@ TEST_CASE("sapling train-tokenizer trains, and prepare and tokens use its weight
   CHECK(tokens.max().item<int64_t>() <= 64);
 
   r = test::run_command(test::sapling_exe() + " tokens" + inputs + " --out " + quote(dir / "tok/sample") +
-                        " --tokenizer vq_structure --tokenizer-option weights=" + quote(weights) + " --threads 2");
+                        " --tokenizer vq_structure --set tokenizer.weights=" + quote(weights) + " --threads 2");
   REQUIRE(r.exit_code == 0);
   std::ifstream fasta(dir / "tok/sample.vq.fasta");
   std::getline(fasta, line);
@@ -284,7 +284,7 @@ TEST_CASE("sapling train-tokenizer and the vq options fail with one clear error"
   CHECK_THAT(r.output, Catch::Contains("typo.toml:4") && Catch::Contains("codebok_size") &&
                            Catch::Contains("did you mean 'codebook_size'"));
   r = test::run_command(test::sapling_exe() + " tokens " + quote(bm5_sample() / "1AY7_l_u.pdb.gz") + " --out " +
-                        quote(dir / "t") + " --tokenizer vq_structure --tokenizer-option weights=" + quote(dir / "missing.safetensors"));
+                        quote(dir / "t") + " --tokenizer vq_structure --set tokenizer.weights=" + quote(dir / "missing.safetensors"));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Catch::Contains("missing.safetensors"));
   CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);

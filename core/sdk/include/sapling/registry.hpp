@@ -25,7 +25,7 @@ struct Registration {
   // Sequence encoders: the Hugging Face config.json `model_type` values this
   // component loads (compared case-insensitively), and an optional test for
   // folders without one (e.g. AMPLIFY's original config.yaml). Used by
-  // detect_sequence_plugin so that the core names no model family.
+  // detect_sequence_encoder so that the core names no model family.
   std::vector<std::string> model_types;
   std::function<bool(const std::filesystem::path& dir)> recognizes;
   // The component a command uses when none is named (`tokens --tokenizer`,

@@ -29,7 +29,7 @@ struct Model {
 struct Task {
   std::string label;  // column label (default: the task name); unique
   std::string task;   // registered evaluation task
-  // Options as passed to `sapling eval --option key=value`: value in TOML
+  // Options as passed to `sapling eval --set task.key=value`: value in TOML
   // syntax, paths made absolute (relative ones are relative to the bench file).
   std::vector<std::pair<std::string, std::string>> options;
   // Every option with defaults filled in (for the cache key).
