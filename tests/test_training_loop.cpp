@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "sapling/files.hpp"
-#include "sapling/training_loop.hpp"
+#include "sapling/internal/training_loop.hpp"
 #include "test_support.hpp"
 
 using namespace sapling;

@@ -10,9 +10,9 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
 #include "sapling/pretraining.hpp"
-#include "sapling/recipe_catalog.hpp"  // for resolve_recipe_argument
+#include "sapling/internal/recipe_catalog.hpp"  // for resolve_recipe_argument
 #include "sapling/registry.hpp"
-#include "sapling/structure_pretraining.hpp"
+#include "sapling/internal/structure_pretraining.hpp"
 
 namespace sapling::cli::pretrain_pgnn_command {  // one namespace per command: the CLI is a unity build
 namespace {

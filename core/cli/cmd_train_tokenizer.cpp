@@ -1,9 +1,9 @@
 // `sapling train-tokenizer RECIPE`: trains a learned structure tokenizer (e.g. vq_structure) on a prepared dataset.
 #include "command.hpp"
 #include "sapling/error.hpp"
-#include "sapling/recipe_catalog.hpp"  // for resolve_recipe_argument
+#include "sapling/internal/recipe_catalog.hpp"  // for resolve_recipe_argument
 #include "sapling/recipe_kind.hpp"
-#include "sapling/tokenizer_training.hpp"
+#include "sapling/internal/tokenizer_training.hpp"
 #include "tokenizer_recipe.hpp"
 
 namespace sapling::cli::train_tokenizer_command {  // one namespace per command: the CLI is a unity build

@@ -1,7 +1,7 @@
 // pretrain-pgnn recipes (kind = "pretrain-pgnn"): their tables, validated, shared with `sapling recipe check`.
 #pragma once
 #include "sapling/recipe.hpp"
-#include "sapling/structure_pretraining.hpp"
+#include "sapling/internal/structure_pretraining.hpp"
 
 namespace sapling::cli {
 

@@ -7,7 +7,7 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/recipe_kind.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/toml_location.hpp"
 
 namespace sapling::cli {
 

@@ -4,7 +4,7 @@
 
 #include "sapling/options.hpp"
 #include "sapling/recipe.hpp"
-#include "sapling/tokenizer_training.hpp"
+#include "sapling/internal/tokenizer_training.hpp"
 
 namespace sapling::cli {
 

@@ -7,7 +7,7 @@
 #include "sapling/dataset.hpp"
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
-#include "sapling/training.hpp"
+#include "sapling/internal/training.hpp"
 #include "trainer_setup.hpp"
 
 namespace sapling {

@@ -7,7 +7,7 @@
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/options.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/toml_location.hpp"
 
 namespace sapling {
 

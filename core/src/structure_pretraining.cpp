@@ -1,5 +1,5 @@
 // pretrain_structure_encoder(): steps of a pretraining objective over a structure encoder, on the loop kit.
-#include "sapling/structure_pretraining.hpp"
+#include "sapling/internal/structure_pretraining.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -12,7 +12,7 @@
 #include "sapling/files.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/pretraining.hpp"
-#include "sapling/training_loop.hpp"
+#include "sapling/internal/training_loop.hpp"
 
 namespace sapling {
 

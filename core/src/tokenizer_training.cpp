@@ -1,5 +1,5 @@
 // train_tokenizer(): epochs of Adam over a trainable tokenizer on the loop kit, with per-epoch checkpoints and resume.
-#include "sapling/tokenizer_training.hpp"
+#include "sapling/internal/tokenizer_training.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -12,7 +12,7 @@
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/interfaces.hpp"
-#include "sapling/training_loop.hpp"
+#include "sapling/internal/training_loop.hpp"
 
 namespace sapling {
 

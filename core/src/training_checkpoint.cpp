@@ -1,5 +1,5 @@
 // Model folders and resumable checkpoints: written to a temporary folder, then swapped in atomically.
-#include "sapling/training_checkpoint.hpp"
+#include "sapling/internal/training_checkpoint.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -7,7 +7,7 @@
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
-#include "sapling/training_loop.hpp"
+#include "sapling/internal/training_loop.hpp"
 
 namespace sapling {
 

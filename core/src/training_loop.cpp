@@ -1,5 +1,5 @@
 // The loop kit shared by the training programs: Adam(W) and schedule, finite loss, metrics, stopping, resume folders.
-#include "sapling/training_loop.hpp"
+#include "sapling/internal/training_loop.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fcntl.h>

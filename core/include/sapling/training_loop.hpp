@@ -16,10 +16,10 @@
 
 #include "sapling/error.hpp"
 #include "sapling/export.hpp"
-#include "sapling/optimizer.hpp"
+#include "sapling/internal/optimizer.hpp"
 #include "sapling/options.hpp"
 #include "sapling/safetensors.hpp"
-#include "sapling/tensorboard.hpp"
+#include "sapling/internal/tensorboard.hpp"
 
 namespace sapling {
 
