@@ -172,6 +172,44 @@ TEST_CASE("every shipped recipe passes `sapling recipe check`", "[recipe][cli]")
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("recipes valid"));
+  CHECK_THAT(r.output, !Catch::Contains("no 'kind' key"));  // every shipped recipe declares its kind
+}
+
+TEST_CASE("a recipe declares its kind; one without it is guessed with a warning naming the key", "[recipe][cli]") {
+  const auto dir = sapling::test::temp_dir("recipe_kind");
+  const std::string exe = sapling::test::sapling_exe();
+  const std::string selector = "[selector]\ncomponent = \"own_loss\"\nratio = 0.5\n";
+  const auto undeclared = write(dir, "old.toml", selector);
+  auto r = sapling::test::run_command(exe + " recipe check " + undeclared.string());
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("old.toml: no 'kind' key; taken as kind = \"train\"") &&
+                           Catch::Contains("Add `kind = \"train\"`"));
+  // Declared: no warning, and the identity a resumed run is checked against does not change.
+  const auto declared = write(dir, "new.toml", "kind = \"train\"\n" + selector);
+  r = sapling::test::run_command(exe + " recipe check " + declared.string());
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, !Catch::Contains("no 'kind' key"));
+  CHECK(sapling::Recipe::load(declared).identity_text() == sapling::Recipe::load(undeclared).identity_text());
+  const auto typo = write(dir, "typo.toml", "kind = \"trian\"\n" + selector);
+  r = sapling::test::run_command(exe + " recipe check " + typo.string());
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("typo.toml:1: key 'kind': unknown recipe kind 'trian'") &&
+                           Catch::Contains("did you mean 'train'"));
+  // Each command refuses another command's recipe, naming the one that runs it.
+  const auto tokenizer = write(dir, "tok.toml", "kind = \"train-tokenizer\"\n[tokenizer]\ncomponent = \"vq_structure\"\n"
+                                                "[data]\ndataset = \"d\"\n[output]\nweights = \"w.safetensors\"\n");
+  r = sapling::test::run_command(exe + " train " + tokenizer.string());
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("tok.toml: a kind = \"train-tokenizer\" recipe") &&
+                           Catch::Contains("sapling train-tokenizer FILE"));
+  r = sapling::test::run_command(exe + " train-tokenizer " + declared.string());
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("new.toml: a kind = \"train\" recipe"));
+  r = sapling::test::run_command(exe + " pretrain-pgnn --recipe " + declared.string());
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("`sapling pretrain-pgnn` runs kind = \"pretrain-pgnn\" recipes"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("`sapling recipe check` reports a misspelt key with its line and exit code 1", "[recipe][cli]") {

@@ -8,6 +8,8 @@
 #include "sapling/recipe.hpp"
 #include "sapling/internal/recipe_catalog.hpp"
 #include "sapling/internal/training.hpp"
+#include "pretrain_recipe.hpp"    // pretrain-pgnn recipes validate through its rules
+#include "sapling/recipe_kind.hpp"
 #include "tokenizer_recipe.hpp"  // tokenizer recipes validate through train-tokenizer's rules
 
 namespace sapling::cli::recipe_command {  // one namespace per command: the CLI is a unity build
@@ -34,14 +36,16 @@ std::vector<std::filesystem::path> collect(const std::vector<std::string>& input
   return files;
 }
 
-// A training recipe through Recipe::validate() and the loss-field check, a tokenizer recipe ([tokenizer])
-// through its own rules.
+// By the recipe's kind: a training recipe through Recipe::validate() and the loss-field check, a tokenizer or
+// pretrain-pgnn recipe through its command's rules.
 void check(const Recipe& recipe) {
-  if (is_tokenizer_recipe(recipe)) {
-    read_tokenizer_recipe(recipe);
-  } else {
-    recipe.validate();
-    check_loss_fields(recipe);
+  switch (recipe_kind(recipe)) {
+    case RecipeKind::TrainTokenizer: read_tokenizer_recipe(recipe); break;
+    case RecipeKind::PretrainPgnn: read_pretrain_recipe(recipe); break;
+    case RecipeKind::Train:
+      recipe.validate();
+      check_loss_fields(recipe);
+      break;
   }
 }
 

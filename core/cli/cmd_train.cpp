@@ -6,6 +6,7 @@
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/recipe.hpp"
+#include "sapling/recipe_kind.hpp"
 #include "sapling/internal/recipe_catalog.hpp"
 #include "sapling/internal/training.hpp"
 
@@ -62,6 +63,7 @@ int run(const std::vector<std::string>& args) {
   const auto overrides = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   // A file, or the name of a shipped recipe (`sapling recipe list`).
   Recipe recipe = Recipe::load(resolve_recipe_argument(vm["recipe"].as<std::string>()), overrides);
+  require_recipe_kind(recipe, RecipeKind::Train);
   std::vector<std::string> extra;
   for (const auto& p : recipe.plugin_paths()) extra.push_back(p.string());
   load_plugins(extra);

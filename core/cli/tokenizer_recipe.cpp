@@ -6,6 +6,7 @@
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
+#include "sapling/recipe_kind.hpp"
 #include "sapling/internal/toml_location.hpp"
 
 namespace sapling::cli {
@@ -41,7 +42,7 @@ OptionSchema output_schema() {
 }
 
 const std::vector<std::string>& section_names() {
-  static const std::vector<std::string> names = {"tokenizer", "data", "train", "output", "plugins"};
+  static const std::vector<std::string> names = {"kind", "tokenizer", "data", "train", "output", "plugins"};
   return names;
 }
 
@@ -54,16 +55,17 @@ Options section_options(const Recipe& recipe, const std::string& name, const Opt
 
 }  // namespace
 
-bool is_tokenizer_recipe(const Recipe& recipe) { return recipe.has_section("tokenizer"); }
-
-TokenizerRecipe read_tokenizer_recipe(const Recipe& recipe) {
+TokenizerTrainingSettings read_tokenizer_recipe(const Recipe& recipe) {
+  require_recipe_kind(recipe, RecipeKind::TrainTokenizer);
   for (const auto& [key, node] : recipe.table()) {
     const std::string name(key.str());
     if (std::find(section_names().begin(), section_names().end(), name) == section_names().end())
       fail(toml_location(node.source()), ": unknown section '", name, "' in a tokenizer recipe",
-           did_you_mean(name, section_names()), " (expected tokenizer, data, train, output, plugins)");
+           did_you_mean(name, section_names()), " (expected kind, tokenizer, data, train, output, plugins)");
   }
   const toml::node* node = recipe.table().get("tokenizer");
+  if (!node)
+    fail(recipe.path().string(), ": a train-tokenizer recipe needs a [tokenizer] table with a key 'component'");
   if (!node->is_table()) fail(toml_location(node->source()), ": 'tokenizer' must be a table");
   const toml::table& table = *node->as_table();
   const toml::node* component = table.get(kComponentKey);
@@ -71,8 +73,9 @@ TokenizerRecipe read_tokenizer_recipe(const Recipe& recipe) {
     fail(toml_location(node->source()), ": [tokenizer] needs a key 'component' naming a structure tokenizer");
   if (!component->is_string())
     fail(toml_location(component->source()), ": [tokenizer] key 'component': expected a string");
-  TokenizerRecipe r;
+  TokenizerTrainingSettings r;
   r.component = component->value<std::string>().value();
+  r.component_origin = toml_location(component->source());
   const auto& registry = StructureTokenizerRegistry::instance();
   if (!registry.contains(r.component))
     fail(toml_location(component->source()), ": [tokenizer] key 'component': no structure tokenizer named '", r.component,

@@ -10,6 +10,7 @@
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
+#include "sapling/recipe_kind.hpp"
 #include "sapling/internal/toml_location.hpp"
 #include "sapling/internal/toml_text.hpp"
 
@@ -312,6 +313,10 @@ std::vector<std::string> Recipe::group_members(const std::string& section) const
 void Recipe::validate() const {
   for (const auto& [key, node] : table_) {
     const std::string name(key.str());
+    if (name == kRecipeKindKey) {
+      recipe_kind(*this);  // checks the value
+      continue;
+    }
     const SectionSpec* spec = find_section(name);
     if (!spec)
       fail(where(node), ": unknown section '", name, "'", did_you_mean(name, section_names()));
@@ -339,6 +344,7 @@ std::string Recipe::resolved_text() const { return format_toml(table_); }
 std::string Recipe::identity_text() const {
   // Keyed by the old name, so that digests taken before the rename still match.
   toml::table legacy = table_;
+  legacy.erase(kRecipeKindKey);  // declared after digests were first taken; the sections say the same
   for_each_component_table(legacy, [](toml::table& table) { rename_key(table, kComponentKey, kLegacyComponentKey); });
   std::ostringstream os;
   os << toml::toml_formatter(legacy);

@@ -11,9 +11,9 @@
 #include "sapling/internal/optimizer.hpp"
 #include "sapling/packing.hpp"
 #include "sapling/progress.hpp"
-#include "sapling/internal/tensorboard.hpp"
 #include "sapling/internal/training.hpp"
 #include "sapling/internal/training_checkpoint.hpp"
+#include "sapling/internal/training_loop.hpp"
 #include "trainer_setup.hpp"
 
 namespace sapling {
@@ -55,41 +55,6 @@ std::string digest(const std::string& text) {
   std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
   return out;
 }
-
-// metrics.jsonl: one JSON object per line, flushed as written; truncated to a
-// checkpoint's length on resume so no step is logged twice. The same numbers go
-// to TensorBoard event files in `tensorboard/` as "<type>/<key>" scalars (a
-// resumed run's file tells TensorBoard to drop the earlier files' later steps).
-class MetricsLog {
- public:
-  MetricsLog(fs::path path, uint64_t keep_bytes, bool enabled, const fs::path& tensorboard_dir, int64_t resumed_step)
-      : path_(std::move(path)), enabled_(enabled) {
-    if (!enabled_) return;
-    if (fs::exists(path_)) fs::resize_file(path_, std::min<uint64_t>(keep_bytes, fs::file_size(path_)));
-    out_.open(path_, std::ios::app | std::ios::binary);
-    if (!out_) fail(path_.string(), ": cannot open for writing");
-    tensorboard_ = std::make_unique<TensorBoardWriter>(tensorboard_dir);
-    if (resumed_step > 0) tensorboard_->restart_at(resumed_step + 1);
-  }
-  void write(const json& line) {
-    if (!enabled_) return;
-    out_ << line.dump() << '\n';
-    out_.flush();
-    if (!out_) fail(path_.string(), ": write failed (disk full?)");
-    const auto type = line.value("type", std::string("train"));
-    const auto step = line.value("step", int64_t{0});
-    for (const auto& [key, value] : line.items())
-      if (value.is_number() && key != "step") tensorboard_->add_scalar(type + "/" + key, value.get<double>(), step);
-  }
-  uint64_t bytes() const { return enabled_ && fs::exists(path_) ? fs::file_size(path_) : 0; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  bool enabled_;
-  std::ofstream out_;
-  std::unique_ptr<TensorBoardWriter> tensorboard_;
-};
 
 // Running sums of a step's (or a validation pass's) losses.
 struct LossTally {
@@ -323,11 +288,7 @@ void Trainer::build_optimizer() {
       // Biases, norms and the temperature: the 1-D group, as for the pLM.
       (p.dim() < 2 ? head_1d : head).parameters.push_back({names.at(p.unsafeGetTensorImpl()), p});
     }
-  const auto betas = optim_.get_float_list("betas");
-  if (betas.size() != 2 || betas[0] < 0 || betas[0] >= 1 || betas[1] < 0 || betas[1] >= 1)
-    fail(optim_.origin("betas"), ": [optim] betas must be two values in [0, 1)");
-  AdamWSettings settings{betas[0], betas[1], optim_.get_float("eps")};
-  optimizer_ = std::make_unique<AdamW>(std::vector<ParameterGroup>{plm, plm_1d, head, head_1d}, settings);
+  optimizer_ = std::make_unique<AdamW>(std::vector<ParameterGroup>{plm, plm_1d, head, head_1d}, adamw_settings(optim_));
 }
 
 void Trainer::restore(const fs::path& checkpoint) {
@@ -362,9 +323,7 @@ MicroBatch Trainer::micro_batch(const std::vector<size_t>& chains, const std::ve
 }
 
 void Trainer::set_learning_rates(int64_t step) {
-  const double factor = lr_factor(step, plan_.warmup, plan_.total_steps, parse_decay_schedule(optim_.get_string("schedule")),
-                                  optim_.get_float("min_lr_ratio"));
-  for (auto& group : optimizer_->groups()) group.lr = group.peak_lr * factor;
+  set_scheduled_lr(*optimizer_, optim_, step, plan_.warmup, plan_.total_steps);
 }
 
 json Trainer::train_step() {
@@ -512,12 +471,7 @@ TrainSummary Trainer::run() {
   plan_data();
   prepare_output();
   build_optimizer();
-  if (!resume_from_.empty()) {
-    SafetensorsFile stored(resume_from_ / "optimizer.safetensors");
-    NamedTensors state;
-    for (const auto& key : stored.keys()) state.emplace_back(key, stored.get(key));
-    optimizer_->load_state(state, stored.path().string());
-  }
+  if (!resume_from_.empty()) load_optimizer_state(*optimizer_, resume_from_ / "optimizer.safetensors");
   // Every process starts from rank 0's weights (they already agree when loaded from the same files).
   std::vector<torch::Tensor> parameters;
   for (const auto& p : trainable_parameters(setup_)) parameters.push_back(p.second);

@@ -1,17 +1,13 @@
 // Model folders and resumable checkpoints: written to a temporary folder, then swapped in atomically.
 #include "sapling/internal/training_checkpoint.hpp"
 
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
+#include "sapling/internal/training_loop.hpp"
 
 namespace sapling {
 
@@ -23,25 +19,6 @@ namespace {
 constexpr const char* kProgressFile = "progress.json";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
 constexpr const char* kLatestFile = "latest";
-
-fs::path temporary_sibling(const fs::path& dir) {
-  std::random_device rd;
-  return dir.parent_path() / ("." + dir.filename().string() + ".tmp" + std::to_string(rd()));
-}
-
-// Puts folder `from` at `to`. An existing `to` is exchanged atomically
-// (renameat2 RENAME_EXCHANGE) and the old contents removed afterwards, so
-// `to` is never missing or half-written.
-void install_folder(const fs::path& from, const fs::path& to) {
-  if (!fs::exists(to)) {
-    if (std::rename(from.c_str(), to.c_str()) != 0) fail(to.string(), ": cannot rename the new folder into place (", std::strerror(errno), ")");
-    return;
-  }
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) != 0)
-    fail(to.string(), ": cannot swap in the new folder (", std::strerror(errno), ")");
-  std::error_code ignored;
-  fs::remove_all(from, ignored);  // now holds the previous contents
-}
 
 void write_into(const fs::path& dir, const SequenceEncoder& model, const NamedTensors& heads) {
   model.save_pretrained(dir);
@@ -76,17 +53,10 @@ std::vector<std::pair<int64_t, fs::path>> step_folders(const fs::path& dir) {
 
 void save_model_folder(const fs::path& dir, const SequenceEncoder& model, const NamedTensors& heads,
                        const std::string& model_card) {
-  if (dir.has_parent_path()) fs::create_directories(dir.parent_path());
-  const auto tmp = temporary_sibling(dir);
-  try {
+  write_folder_atomic(dir, [&](const fs::path& tmp) {
     write_into(tmp, model, heads);
     if (!model_card.empty()) write_file_atomic(tmp / kModelCardFile, model_card);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw;
-  }
-  install_folder(tmp, dir);
+  });
 }
 
 CheckpointStore::CheckpointStore(fs::path run_dir) : dir_(std::move(run_dir) / "checkpoints") {}
@@ -97,8 +67,7 @@ void CheckpointStore::save(const TrainingProgress& progress, const SequenceEncod
   char name[32];
   std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(progress.step));
   const fs::path final_dir = dir_ / name;
-  const auto tmp = temporary_sibling(final_dir);
-  try {
+  write_folder_atomic(final_dir, [&](const fs::path& tmp) {
     write_into(tmp, model, heads);
     save_safetensors(tmp / kOptimizerFile, optimizer, {{"format", "pt"}, {"content", "sapling AdamW state"}});
     const json state = {{"step", progress.step},
@@ -113,12 +82,7 @@ void CheckpointStore::save(const TrainingProgress& progress, const SequenceEncod
                         {"recipe_digest", progress.recipe_digest}};
     // progress.json is written last: a folder without it is incomplete.
     write_file_atomic(tmp / kProgressFile, state.dump(2) + "\n");
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw;
-  }
-  install_folder(tmp, final_dir);
+  });
   write_file_atomic(dir_ / kLatestFile, final_dir.filename().string() + "\n");
 
   auto folders = step_folders(dir_);

@@ -199,6 +199,34 @@ TEST_CASE("sapling pretrain-pgnn writes metrics and loadable weights", "[gearnet
   auto encoder = tiny_gearnet({8, 8});
   CHECK_NOTHROW(encoder->load_weights(dir / "w.safetensors"));
 
+  // The same run from a recipe (kind = "pretrain-pgnn") gives the same losses; flags override the file, and the
+  // old --encoder flag still works with a warning naming --pgnn.
+  {
+    std::ofstream recipe(dir / "pgnn.toml");
+    recipe << "# The test's pretraining.\nkind = \"pretrain-pgnn\"\n[pgnn]\ncomponent = \"gearnet\"\nhidden_dims = [8, 8]\n"
+              "[data]\ndataset = \"ds\"\nsplit = \"all\"\n[train]\nsteps = 5\nbatch_size = 4\n"
+              "[output]\nweights = \"r.safetensors\"\nmetrics = \"r.jsonl\"\n";
+  }
+  const auto from_recipe = test::run_command(test::sapling_exe() + " pretrain-pgnn --recipe " + (dir / "pgnn.toml").string() +
+                                             " --steps 3 --threads 2");
+  INFO(from_recipe.output);
+  REQUIRE(from_recipe.exit_code == 0);
+  auto losses = [](const std::filesystem::path& file) {
+    std::vector<std::string> out;
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find(",\"seconds\"")));
+    return out;
+  };
+  CHECK(losses(dir / "r.jsonl") == losses(dir / "m.jsonl"));
+  const auto checked = test::run_command(test::sapling_exe() + " recipe check " + (dir / "pgnn.toml").string());
+  CHECK(checked.exit_code == 0);
+  const auto old_flag = test::run_command(test::sapling_exe() + " pretrain-pgnn --dataset " + (dir / "ds").string() +
+                                          " --split all --out " + (dir / "o.safetensors").string() +
+                                          " --steps 1 --batch-size 4 --encoder gearnet --pgnn-option hidden_dims=[8] --threads 2");
+  INFO(old_flag.output);
+  CHECK(old_flag.exit_code == 0);
+  CHECK(old_flag.output.find("--encoder is now --pgnn") != std::string::npos);
+
   const auto too_few = test::run_command(test::sapling_exe() + " pretrain-pgnn --dataset " + (dir / "ds").string() +
                                          " --split all --out " + (dir / "x.safetensors").string() + " --batch-size 8");
   CHECK(too_few.exit_code != 0);
