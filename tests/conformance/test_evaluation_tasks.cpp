@@ -34,6 +34,7 @@ TEST_CASE("conformance: every registration is described and documents its option
   check_registrations<sapling::StructureTokenizer>();
   check_registrations<sapling::AlignmentLoss>();
   check_registrations<sapling::ResidueSelector>();
+  check_registrations<sapling::FieldProvider>();
   check_registrations<sapling::EvaluationTask>();
   check_registrations<sapling::StructurePretrainingObjective>();
 }

@@ -3,7 +3,6 @@
 
 #include "conformance_support.hpp"
 #include "sapling/interfaces.hpp"
-#include "sapling/structure_vocab.hpp"
 
 namespace {
 
@@ -13,16 +12,13 @@ namespace t = sapling::test;
 
 constexpr int64_t kBatch = 2, kTokens = 12, kHidden = 16, kPgnn = 8, kVocab = 33, kStates = 20;
 
-// The sizes `sapling train` fills in where a loss option is 0 ("from the model / the data").
-sapling::Options filled(const sapling::OptionSchema& schema) {
-  sapling::Options options = sapling::Options::defaults(schema);
-  const std::map<std::string, int64_t> sizes = {{"input_dim", kHidden},
-                                                {"plm_dim", kHidden},
-                                                {"pgnn_dim", kPgnn},
-                                                {"num_classes", sapling::structure_vocab::num_classes(kStates)}};
-  for (const auto& [key, value] : sizes)
-    if (options.has(key) && options.get_int(key) == 0) options.set(key, value);
-  return options;
+// What `sapling train` gives every loss factory: the model's width, the data's pGNN width and vocabulary.
+sapling::LossContext context() {
+  sapling::LossContext c;
+  c.model_width = kHidden;
+  c.structure_encoder_width = kPgnn;
+  c.structure_vocabulary = sapling::StructureVocabulary::esm_like(kStates);
+  return c;
 }
 
 std::shared_ptr<AlignmentLoss> build_loss(const std::string& name, uint64_t seed) {
@@ -30,7 +26,7 @@ std::shared_ptr<AlignmentLoss> build_loss(const std::string& name, uint64_t seed
   const auto& entry = sapling::AlignmentLossRegistry::instance().find(name);
   INFO("alignment_loss '" << name << "'");
   std::shared_ptr<AlignmentLoss> loss;
-  REQUIRE_NOTHROW(loss = entry.factory(filled(entry.schema)));
+  REQUIRE_NOTHROW(loss = entry.factory(sapling::Options::defaults(entry.schema), context()));
   loss->eval();
   return loss;
 }
@@ -57,7 +53,7 @@ Batch make_batch(int64_t residues0 = 10, int64_t residues1 = 6) {
   auto chosen = residue_mask & (torch::arange(kTokens).remainder(3) == 1).unsqueeze(0);
   labels = torch::where(chosen, torch::randint(4, 24, {kBatch, kTokens}, torch::kInt64), labels);
   b.inputs.mlm_labels = labels;
-  auto tokens = torch::randint(0, kStates, {kBatch, kTokens}, torch::kInt64) + sapling::structure_vocab::kFirstState;
+  auto tokens = torch::randint(0, kStates, {kBatch, kTokens}, torch::kInt64) + context().structure_vocabulary.state_id(0);
   tokens = torch::where(residue_mask, tokens, torch::full_like(tokens, -100));
   tokens[0][2] = -100;  // one residue without a structure token
   b.inputs.structure_tokens = tokens;
