@@ -128,7 +128,7 @@ TEST_CASE("the template's field provider counts CA neighbours within 10 A, as by
   CHECK_THROWS_WITH(sapling::compute_field("no_such_field", chain), Catch::Contains("'no_such_field'"));
 }
 
-TEST_CASE("the template's burial loss trains on its provider's field; recipe check and plugins list name the provider",
+TEST_CASE("the template's burial loss trains on its provider's field, and recipe check and plugins list name the provider",
           "[plugins][template][fields][cli]") {
   namespace fs = std::filesystem;
   const auto dir = sapling::test::temp_dir("template-burial");
