@@ -24,7 +24,7 @@
 #include "sapling/model_loading.hpp"
 #include "sapling/packing.hpp"
 #include "sapling/plugin.hpp"
-#include "sapling/training_batches.hpp"
+#include "sapling/internal/training_batches.hpp"
 
 namespace {
 

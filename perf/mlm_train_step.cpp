@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "sapling/allocator.hpp"
+#include "sapling/internal/allocator.hpp"
 #include "sapling/autocast.hpp"
 #include "sapling/compute_dtype.hpp"
 #include "sapling/error.hpp"
@@ -24,7 +24,7 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/masking.hpp"
 #include "sapling/model_loading.hpp"
-#include "sapling/optimizer.hpp"
+#include "sapling/internal/optimizer.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/safetensors.hpp"
 

@@ -2,7 +2,7 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include "sapling/allocator.hpp"
+#include "sapling/internal/allocator.hpp"
 
 int main(int argc, char* argv[]) {
   // Without it each large attention or matrix buffer is a fresh mmap whose pages fault in again: the

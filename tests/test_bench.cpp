@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "test_support.hpp"

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "sapling/data_registry.hpp"
+#include "sapling/internal/data_registry.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "test_support.hpp"

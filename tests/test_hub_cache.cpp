@@ -5,7 +5,7 @@
 
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
-#include "sapling/hub_cache.hpp"
+#include "sapling/internal/hub_cache.hpp"
 #include "sapling/model_loading.hpp"
 #include "test_support.hpp"
 

@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "sapling/embed.hpp"
+#include "sapling/internal/embed.hpp"
 #include "sapling/model_loading.hpp"
 #include "sapling/packing.hpp"
 #include "sapling/safetensors.hpp"

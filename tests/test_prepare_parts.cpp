@@ -7,7 +7,7 @@
 #include "sapling/dataset.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
-#include "sapling/prepare.hpp"
+#include "sapling/internal/prepare.hpp"
 #include "sapling/structure_io.hpp"
 #include "test_support.hpp"
 

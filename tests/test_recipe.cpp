@@ -9,8 +9,8 @@
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/recipe.hpp"
-#include "sapling/recipe_catalog.hpp"
-#include "sapling/toml_text.hpp"
+#include "sapling/internal/recipe_catalog.hpp"
+#include "sapling/internal/toml_text.hpp"
 #include "test_support.hpp"
 
 namespace {

@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "sapling/data_registry.hpp"
+#include "sapling/internal/data_registry.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/structure.hpp"
 

@@ -6,10 +6,10 @@
 
 #include "sapling/interfaces.hpp"
 #include "sapling/model_loading.hpp"
-#include "sapling/optimizer.hpp"
+#include "sapling/internal/optimizer.hpp"
 #include "sapling/packing.hpp"
-#include "sapling/training_batches.hpp"
-#include "sapling/training_checkpoint.hpp"
+#include "sapling/internal/training_batches.hpp"
+#include "sapling/internal/training_checkpoint.hpp"
 #include "test_support.hpp"
 
 using namespace sapling;

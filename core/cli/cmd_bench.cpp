@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "command.hpp"
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/compute_dtype.hpp"
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "command.hpp"
-#include "sapling/data_registry.hpp"
+#include "sapling/internal/data_registry.hpp"
 #include "sapling/error.hpp"
 
 namespace sapling::cli::data_command {  // one namespace per command: the CLI is a unity build

@@ -4,10 +4,10 @@
 
 #include "command.hpp"
 #include "sapling/compute_dtype.hpp"
-#include "sapling/embed.hpp"
+#include "sapling/internal/embed.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
-#include "sapling/hub_cache.hpp"
+#include "sapling/internal/hub_cache.hpp"
 #include "sapling/log.hpp"
 #include "sapling/model_loading.hpp"
 #include "sapling/npy.hpp"

@@ -10,7 +10,7 @@
 #include "sapling/error.hpp"
 #include "sapling/evaluation.hpp"
 #include "sapling/files.hpp"
-#include "sapling/hub_cache.hpp"
+#include "sapling/internal/hub_cache.hpp"
 #include "sapling/log.hpp"
 #include "sapling/model_loading.hpp"
 

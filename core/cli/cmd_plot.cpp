@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "command.hpp"
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 

@@ -12,7 +12,7 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
 #include "sapling/options.hpp"
-#include "sapling/prepare.hpp"
+#include "sapling/internal/prepare.hpp"
 #include "sapling/registry.hpp"
 #include "sapling/structure_io.hpp"
 

@@ -16,7 +16,7 @@
 #include "sapling/log.hpp"
 #include "sapling/pretraining.hpp"
 #include "sapling/registry.hpp"
-#include "sapling/tensorboard.hpp"
+#include "sapling/internal/tensorboard.hpp"
 
 namespace sapling::cli::pretrain_pgnn_command {  // one namespace per command: the CLI is a unity build
 namespace {

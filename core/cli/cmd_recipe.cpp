@@ -6,8 +6,8 @@
 #include "sapling/error.hpp"
 #include "sapling/plugin.hpp"
 #include "sapling/recipe.hpp"
-#include "sapling/recipe_catalog.hpp"
-#include "sapling/training.hpp"
+#include "sapling/internal/recipe_catalog.hpp"
+#include "sapling/internal/training.hpp"
 #include "tokenizer_recipe.hpp"  // tokenizer recipes validate through train-tokenizer's rules
 
 namespace sapling::cli::recipe_command {  // one namespace per command: the CLI is a unity build

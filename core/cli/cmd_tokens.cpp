@@ -8,7 +8,7 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
 #include "sapling/structure_io.hpp"
-#include "sapling/tokenize.hpp"
+#include "sapling/internal/tokenize.hpp"
 
 namespace sapling::cli::tokens_command {  // one namespace per command: the CLI is a unity build
 namespace {

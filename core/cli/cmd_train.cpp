@@ -6,8 +6,8 @@
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/recipe.hpp"
-#include "sapling/recipe_catalog.hpp"
-#include "sapling/training.hpp"
+#include "sapling/internal/recipe_catalog.hpp"
+#include "sapling/internal/training.hpp"
 
 namespace sapling::cli::train_command {  // one namespace per command: the CLI is a unity build
 namespace {

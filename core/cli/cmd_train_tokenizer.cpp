@@ -14,9 +14,9 @@
 #include "sapling/files.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
-#include "sapling/recipe_catalog.hpp"  // for resolve_recipe_argument
-#include "sapling/tensorboard.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/recipe_catalog.hpp"  // for resolve_recipe_argument
+#include "sapling/internal/tensorboard.hpp"
+#include "sapling/internal/toml_location.hpp"
 #include "tokenizer_recipe.hpp"
 
 namespace sapling::cli::train_tokenizer_command {  // one namespace per command: the CLI is a unity build

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "command.hpp"
-#include "sapling/allocator.hpp"
+#include "sapling/internal/allocator.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/options.hpp"  // for did_you_mean

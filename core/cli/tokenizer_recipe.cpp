@@ -6,7 +6,7 @@
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/plugin.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/toml_location.hpp"
 
 namespace sapling::cli {
 

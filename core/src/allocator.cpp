@@ -1,5 +1,5 @@
 // glibc heap settings for tensor workloads (see allocator.hpp for the measurement).
-#include "sapling/allocator.hpp"
+#include "sapling/internal/allocator.hpp"
 
 #include <malloc.h>
 

@@ -1,5 +1,5 @@
 // Data-set manifest reading, SHA-256 checksums, and verified copies from a local mirror.
-#include "sapling/data_registry.hpp"
+#include "sapling/internal/data_registry.hpp"
 
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -16,7 +16,7 @@
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/options.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/toml_location.hpp"
 
 namespace sapling {
 

@@ -12,7 +12,7 @@
 #include "sapling/dataset.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
-#include "sapling/prepare.hpp"
+#include "sapling/internal/prepare.hpp"
 
 namespace sapling {
 

@@ -1,5 +1,5 @@
 // c10d process group (Gloo or NCCL) from torchrun-style environment variables; flattened all-reduce and broadcast.
-#include "sapling/distributed.hpp"
+#include "sapling/internal/distributed.hpp"
 
 #include <csignal>
 #include <chrono>

@@ -1,5 +1,5 @@
 // embed_sequences: length-sorted token batching, layer selection, pooling, contacts, long-sequence policy.
-#include "sapling/embed.hpp"
+#include "sapling/internal/embed.hpp"
 
 #include "sapling/autocast.hpp"
 #include "sapling/compute_dtype.hpp"

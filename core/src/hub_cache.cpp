@@ -1,5 +1,5 @@
 // Hub ids resolved in the local Hugging Face cache (models--OWNER--NAME/refs/REV -> snapshots/HASH/).
-#include "sapling/hub_cache.hpp"
+#include "sapling/internal/hub_cache.hpp"
 
 #include <cctype>
 #include <cstdlib>

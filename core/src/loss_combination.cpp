@@ -1,5 +1,5 @@
 // combine_losses (see loss_combination.hpp): selection masks applied, each term normalised, weighted, summed.
-#include "sapling/loss_combination.hpp"
+#include "sapling/internal/loss_combination.hpp"
 
 #include "sapling/error.hpp"
 

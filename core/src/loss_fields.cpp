@@ -10,7 +10,7 @@
 #include "sapling/error.hpp"
 #include "sapling/fields.hpp"
 #include "sapling/interfaces.hpp"
-#include "sapling/training.hpp"
+#include "sapling/internal/training.hpp"
 #include "trainer_setup.hpp"
 
 namespace sapling {

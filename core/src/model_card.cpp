@@ -1,5 +1,5 @@
 // Renders a trained model folder's README.md: base model, resolved recipe, data, steps, metrics, licence, loading.
-#include "sapling/model_card.hpp"
+#include "sapling/internal/model_card.hpp"
 
 #include <cstdio>
 #include <sstream>

@@ -1,5 +1,5 @@
 // AdamW with named state, global-norm gradient clipping and the warm-up + decay learning-rate factor.
-#include "sapling/optimizer.hpp"
+#include "sapling/internal/optimizer.hpp"
 
 #include <cmath>
 #include <map>

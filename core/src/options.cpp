@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "sapling/error.hpp"
-#include "sapling/hub_cache.hpp"
+#include "sapling/internal/hub_cache.hpp"
 #include "sapling/log.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/toml_location.hpp"
 
 namespace sapling {
 

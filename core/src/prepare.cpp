@@ -1,5 +1,5 @@
 // Structure files -> structure dataset: read and tokenise on a worker pool, filter, split, embed in batches, write journaled shards and the index.
-#include "sapling/prepare.hpp"
+#include "sapling/internal/prepare.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -9,9 +9,9 @@
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
-#include "sapling/toml_location.hpp"
-#include "sapling/toml_text.hpp"
-#include "sapling/training.hpp"
+#include "sapling/internal/toml_location.hpp"
+#include "sapling/internal/toml_text.hpp"
+#include "sapling/internal/training.hpp"
 
 namespace sapling {
 

@@ -1,5 +1,5 @@
 // Shipped recipes by name: locating the recipes folder, purposes from leading comments, close matches, copies.
-#include "sapling/recipe_catalog.hpp"
+#include "sapling/internal/recipe_catalog.hpp"
 
 #include <algorithm>
 #include <cstdlib>

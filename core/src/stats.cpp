@@ -1,5 +1,5 @@
 // Rank correlation, MCC/F1/R^2 and the paired bootstrap of per-item scores (plain doubles: no LibTorch here).
-#include "sapling/stats.hpp"
+#include "sapling/internal/stats.hpp"
 
 #include <algorithm>
 #include <cmath>

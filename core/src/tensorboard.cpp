@@ -1,5 +1,5 @@
 // TensorBoard event files: TFRecord framing (Boost.CRC's CRC-32C) around hand-encoded Event protocol buffers.
-#include "sapling/tensorboard.hpp"
+#include "sapling/internal/tensorboard.hpp"
 
 #include <unistd.h>
 

@@ -1,5 +1,5 @@
 // Structure files -> structure-token and residue FASTA files through any tokenizer's own view of a file.
-#include "sapling/tokenize.hpp"
+#include "sapling/internal/tokenize.hpp"
 
 #include <algorithm>
 #include <chrono>

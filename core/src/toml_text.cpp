@@ -1,5 +1,5 @@
 // Re-prints toml++'s output with shortest round-trip floats, by scanning value positions outside strings.
-#include "sapling/toml_text.hpp"
+#include "sapling/internal/toml_text.hpp"
 
 #include <cctype>
 #include <charconv>

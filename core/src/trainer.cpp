@@ -3,17 +3,17 @@
 #include <nlohmann/json.hpp>
 
 #include "sapling/compute_dtype.hpp"
-#include "sapling/distributed.hpp"
+#include "sapling/internal/distributed.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
-#include "sapling/model_card.hpp"
-#include "sapling/optimizer.hpp"
+#include "sapling/internal/model_card.hpp"
+#include "sapling/internal/optimizer.hpp"
 #include "sapling/packing.hpp"
 #include "sapling/progress.hpp"
-#include "sapling/tensorboard.hpp"
-#include "sapling/training.hpp"
-#include "sapling/training_checkpoint.hpp"
+#include "sapling/internal/tensorboard.hpp"
+#include "sapling/internal/training.hpp"
+#include "sapling/internal/training_checkpoint.hpp"
 #include "trainer_setup.hpp"
 
 namespace sapling {

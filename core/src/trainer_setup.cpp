@@ -11,8 +11,8 @@
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
 #include "sapling/fields.hpp"
-#include "sapling/training.hpp"
-#include "sapling/training_checkpoint.hpp"
+#include "sapling/internal/training.hpp"
+#include "sapling/internal/training_checkpoint.hpp"
 
 namespace sapling::training {
 

@@ -12,11 +12,11 @@
 #include "sapling/dataset.hpp"
 #include "sapling/fasta.hpp"
 #include "sapling/interfaces.hpp"
-#include "sapling/loss_combination.hpp"
+#include "sapling/internal/loss_combination.hpp"
 #include "sapling/masking.hpp"
 #include "sapling/recipe.hpp"
 #include "sapling/safetensors.hpp"
-#include "sapling/training_batches.hpp"
+#include "sapling/internal/training_batches.hpp"
 
 namespace sapling::training {
 

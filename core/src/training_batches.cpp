@@ -1,5 +1,5 @@
 // Epoch plans and micro-batch collation for the trainer (see training_batches.hpp).
-#include "sapling/training_batches.hpp"
+#include "sapling/internal/training_batches.hpp"
 
 #include <algorithm>
 #include <limits>

@@ -1,5 +1,5 @@
 // Model folders and resumable checkpoints: written to a temporary folder, then swapped in atomically.
-#include "sapling/training_checkpoint.hpp"
+#include "sapling/internal/training_checkpoint.hpp"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 // The trainer's recipe sections: every published default of METHOD.md is a setting here.
-#include "sapling/training.hpp"
+#include "sapling/internal/training.hpp"
 
 namespace sapling {
 

@@ -4,10 +4,10 @@
 #include <sstream>
 #include <toml++/toml.h>
 
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
-#include "sapling/toml_location.hpp"
+#include "sapling/internal/toml_location.hpp"
 
 namespace fs = std::filesystem;
 

@@ -9,7 +9,7 @@
 #include <unistd.h>  // for access
 
 #include "gnuplot.hpp"
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"

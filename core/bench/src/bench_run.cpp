@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"

@@ -1,7 +1,7 @@
 // gnuplot scripts written beside their data and run as a subprocess (bench's charts, training curves).
 #include "gnuplot.hpp"
 
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
 

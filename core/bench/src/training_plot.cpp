@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "gnuplot.hpp"
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 

@@ -8,7 +8,7 @@
 #include "sapling/export.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/tokenizer.hpp"
-#include "sapling/training_batches.hpp"
+#include "sapling/internal/training_batches.hpp"
 
 namespace sapling {
 

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "sapling/error.hpp"
-#include "sapling/loss_combination.hpp"
+#include "sapling/internal/loss_combination.hpp"
 #include "sapling/masking.hpp"
 
 namespace {

@@ -7,7 +7,7 @@
 #include "sapling/evaluation.hpp"
 #include "sapling/log.hpp"
 #include "sapling/masking.hpp"
-#include "sapling/stats.hpp"
+#include "sapling/internal/stats.hpp"
 #include "support.hpp"
 #include "tasks.hpp"
 

@@ -12,7 +12,7 @@
 #include "sapling/evaluation.hpp"
 #include "sapling/fasta.hpp"
 #include "sapling/log.hpp"
-#include "sapling/stats.hpp"
+#include "sapling/internal/stats.hpp"
 #include "support.hpp"
 #include "tasks.hpp"
 

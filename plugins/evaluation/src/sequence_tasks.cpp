@@ -8,7 +8,7 @@
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"
 #include "sapling/masking.hpp"
-#include "sapling/stats.hpp"
+#include "sapling/internal/stats.hpp"
 #include "support.hpp"
 #include "tasks.hpp"
 

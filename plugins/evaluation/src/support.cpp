@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "sapling/contacts.hpp"
-#include "sapling/data_registry.hpp"
+#include "sapling/internal/data_registry.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/log.hpp"

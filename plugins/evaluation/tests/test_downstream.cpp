@@ -5,11 +5,11 @@
 #include <iostream>
 
 #include "downstream_support.hpp"
-#include "sapling/bench.hpp"
+#include "sapling/internal/bench.hpp"
 #include "sapling/error.hpp"
 #include "sapling/files.hpp"
 #include "sapling/model_loading.hpp"
-#include "sapling/stats.hpp"
+#include "sapling/internal/stats.hpp"
 #include "support.hpp"
 #include "test_support.hpp"
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "sapling/options.hpp"
-#include "sapling/stats.hpp"
+#include "sapling/internal/stats.hpp"
 
 namespace sapling::bench {
 
