@@ -142,7 +142,8 @@ int main(int argc, char** argv) {
     plan.tokens_per_batch = tokens;
     sapling::StructureTokenLayout layout;
     if (data.has_tokens()) {
-      layout.num_states = static_cast<int64_t>(data.token_symbols().size());
+      // The stored states in the default layout (StructureTokenizer::vocabulary()), as the trainer without a tokenizer.
+      layout.vocabulary = sapling::StructureVocabulary::esm_like(static_cast<int64_t>(data.token_symbols().size()));
       layout.mask_state = data.token_mask_state();
     }
     const sapling::MaskingOptions masking;

@@ -150,7 +150,9 @@ int main(int argc, char** argv) try {
   const auto ids = masked.ids.to(device), attention_mask = batch.mask.to(device);
 
   const auto& mlm_entry = AlignmentLossRegistry::instance().find("mlm");
-  auto mlm = mlm_entry.factory(Options::defaults(mlm_entry.schema));
+  LossContext context;
+  context.model_width = model->hidden_size();
+  auto mlm = mlm_entry.factory(Options::defaults(mlm_entry.schema), context);
 
   // The trainer's grouping: decay on the encoder's matrices, none on 1-D tensors; lr constant here.
   ParameterGroup decay{"plm", {}, 1e-4, 0.01, 1e-4}, no_decay{"plm_no_decay", {}, 1e-4, 0.0, 1e-4};

@@ -68,6 +68,7 @@ step "the installed sapling lists it"
 # CONTRIBUTING.md, step 4 (outside the tree), word for word:
 SAPLING_PLUGIN_PATH="$PWD/build" "$PREFIX/bin/sapling" plugins list | tee "$WORK/plugins.txt"
 grep -q "residue_selector my_selector_threshold" "$WORK/plugins.txt" || fail "my_selector_threshold is not listed"
+grep -q "field_provider my_selector_contact_number" "$WORK/plugins.txt" || fail "my_selector_contact_number is not listed"
 grep -q "my_selector ($PLUGIN_DIR/build/sapling_my_selector.so" "$WORK/plugins.txt" || fail "not loaded from its build folder"
 grep -q "esm2 ($PREFIX/lib/sapling/plugins/sapling_esm2.so" "$WORK/plugins.txt" || fail "built-in plugins not loaded from $PREFIX"
 if grep -q "failed to load" "$WORK/plugins.txt"; then fail "a plugin failed to load"; fi
@@ -95,6 +96,7 @@ SAPLING_PLUGIN_PATH="$PWD/build" "$PREFIX/bin/sapling" train "$PREFIX/share/sapl
   --out "$WORK/run" --set model.path="$TINY_ESM2" --set data.dataset="$WORK/dataset" \
   --set data.train_split=train --set data.valid_split=valid --set data.high_quality_only=false \
   --set selector.component=my_selector_threshold --set selector.threshold=1000 \
+  --set losses.burial.component=my_selector_burial --set losses.burial.weight=0.1 \
   --set train.global_batch=0 --set train.accumulate=1 --set data.max_length=96 --set data.batching=tokens --set data.tokens_per_batch=512 \
   --set train.valid_max_batches=1 --set train.valid_every=2 --max-steps 2 --threads 2 | tee "$WORK/train.txt"
 grep -q "trained 2 steps" "$WORK/train.txt" || fail "training did not report 2 steps"
@@ -102,6 +104,9 @@ grep -q "trained 2 steps" "$WORK/train.txt" || fail "training did not report 2 s
 kept=$(grep '"type":"train"' "$WORK/run/metrics.jsonl" | tail -1 | grep -o '"kept.structure_token":[0-9.e-]*') ||
   fail "the selector kept no fraction (kept.structure_token missing)"
 echo "last step: $kept"
+# The plugin's own loss, on the field its own provider computes from the dataset's structures.
+grep '"type":"train"' "$WORK/run/metrics.jsonl" | tail -1 | grep -q '"burial"' ||
+  fail "the plugin's loss on its provider's field (burial) was not logged"
 # No per-residue loss reaches 1000: the plugin's selector keeps nothing, where 'none' would keep everything.
 [[ $kept == '"kept.structure_token":0' || $kept == '"kept.structure_token":0.0' ]] ||
   fail "the plugin's selector was not in effect ($kept, expected 0)"

@@ -7,7 +7,6 @@
 #include "sapling/interfaces.hpp"
 #include "sapling/model_loading.hpp"
 #include "sapling/internal/optimizer.hpp"
-#include "sapling/structure_vocab.hpp"
 #include "sapling/packing.hpp"
 #include "sapling/internal/training_batches.hpp"
 #include "sapling/internal/training_checkpoint.hpp"
@@ -140,7 +139,7 @@ TEST_CASE("collate crops, masks residues only and aligns per-residue targets", "
   auto generator = make_generator(11);
   MaskingOptions masking;
   masking.probability = 0.5;
-  const auto batch = collate({a, b}, tokenizer, 10, masking, {20, 20}, generator);
+  const auto batch = collate({a, b}, tokenizer, 10, masking, {sapling::StructureVocabulary::esm_like(20), 20}, generator);
   REQUIRE(batch.ids.sizes() == torch::IntArrayRef({2, 12}));
   CHECK(batch.residues == 14);
   CHECK(batch.residue_mask.sum().item<int64_t>() == 14);
@@ -151,7 +150,7 @@ TEST_CASE("collate crops, masks residues only and aligns per-residue targets", "
   for (int64_t k = 0; k < 10; ++k) {
     const int64_t residue = start + k;
     CHECK(batch.pgnn_embeddings[0][k + 1][2].item<int64_t>() == residue + 1);
-    const int64_t expected = residue == 5 ? -100 : structure_vocab::state_id(residue % 20);
+    const int64_t expected = residue == 5 ? -100 : sapling::StructureVocabulary::esm_like(20).state_id(residue % 20);
     CHECK(batch.structure_tokens[0][k + 1].item<int64_t>() == expected);
     const bool masked = batch.ids[0][k + 1].item<int64_t>() == tokenizer.mask_id();
     CHECK(masked == (batch.mlm_labels[0][k + 1].item<int64_t>() != -100));
@@ -167,7 +166,7 @@ TEST_CASE("collate crops, masks residues only and aligns per-residue targets", "
   CHECK(batch.mask[1].sum().item<int64_t>() == 6);
 
   auto same = make_generator(11);
-  const auto again = collate({a, b}, tokenizer, 10, masking, {20, 20}, same);
+  const auto again = collate({a, b}, tokenizer, 10, masking, {sapling::StructureVocabulary::esm_like(20), 20}, same);
   CHECK(torch::equal(again.ids, batch.ids));
 
   // LossInputs::segments: row b is protein b, -1 at pad; packed, the same proteins at their packed positions.
@@ -182,7 +181,7 @@ TEST_CASE("collate crops, masks residues only and aligns per-residue targets", "
 
   TrainingExample bad = b;
   bad.tokens = torch::tensor({1, 2, 30, 4}, torch::kInt16);
-  CHECK_THROWS_WITH(collate({bad}, tokenizer, 10, masking, {20, 20}, generator), Catch::Contains("structure token"));
+  CHECK_THROWS_WITH(collate({bad}, tokenizer, 10, masking, {sapling::StructureVocabulary::esm_like(20), 20}, generator), Catch::Contains("structure token"));
 }
 
 TEST_CASE("checkpoint store: atomic folders, latest pointer, pruning, damaged fallback", "[training][checkpoint]") {

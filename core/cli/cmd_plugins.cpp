@@ -1,5 +1,6 @@
 // `sapling plugins list`: loaded plugins, what each registers, and libraries that failed to load.
 #include <iostream>
+#include <type_traits>
 
 #include "command.hpp"
 #include "sapling/error.hpp"
@@ -10,6 +11,18 @@
 
 namespace sapling::cli::plugins_command {  // one namespace per command: the CLI is a unity build
 namespace {
+
+// What a loss listing this field receives per residue: dtype and shape, from the provider built with its defaults.
+void describe_field(const Registration<FieldProvider>& entry) {
+  try {
+    const auto provider = entry.factory(Options::defaults(entry.schema));
+    std::cout << "        gives per residue: " << c10::toString(provider->dtype()) << " [L";
+    for (const auto d : provider->residue_shape()) std::cout << ", " << d;
+    std::cout << "] (LossInputs::fields[\"" << entry.name << "\"] for losses that list it)\n";
+  } catch (const Error& e) {
+    std::cout << "        cannot be built with its defaults: " << e.what() << "\n";
+  }
+}
 
 template <typename I>
 void print_components(const std::string& plugin, bool verbose) {
@@ -22,6 +35,7 @@ void print_components(const std::string& plugin, bool verbose) {
       for (const auto& field : entry.fields) std::cout << " " << field;
       std::cout << "\n";
     }
+    if constexpr (std::is_same_v<I, FieldProvider>) describe_field(entry);
     std::cout << entry.schema.describe("        ");
   }
 }
@@ -54,6 +68,7 @@ int run(const std::vector<std::string>& args) {
     print_components<StructureTokenizer>(p.name, verbose);
     print_components<AlignmentLoss>(p.name, verbose);
     print_components<ResidueSelector>(p.name, verbose);
+    print_components<FieldProvider>(p.name, verbose);
     print_components<StructurePretrainingObjective>(p.name, verbose);
     print_components<EvaluationTask>(p.name, verbose);
   }

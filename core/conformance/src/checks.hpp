@@ -40,6 +40,7 @@ std::vector<Check> loss_checks();
 std::vector<Check> selector_checks();
 std::vector<Check> evaluation_task_checks();
 std::vector<Check> pretraining_objective_checks();
+std::vector<Check> field_provider_checks();
 
 // Builds component `name` of `Interface` with the options of its examples ([KIND.NAME]; else its defaults),
 // generated inputs written under `scratch`. A failure is an error saying where its options go.

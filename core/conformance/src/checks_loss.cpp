@@ -4,27 +4,25 @@
 
 #include "checks.hpp"
 #include "sapling/interfaces.hpp"
-#include "sapling/structure_vocab.hpp"
+#include "sapling/structure_vocabulary.hpp"
 
 namespace sapling::conformance {
 
 namespace loss_impl {  // named, not anonymous: the unity build compiles these files as one unit
 
-// The examples' options, with the sizes `sapling train` fills in where a loss option is 0 ("from the model /
-// the data").
+// The examples' options and the LossContext `sapling train` gives a loss (model width, pGNN width, the data's
+// structure-token vocabulary).
 std::shared_ptr<AlignmentLoss> build_loss(const std::string& name, const RunContext& context, uint64_t seed) {
   torch::manual_seed(seed);
   std::shared_ptr<AlignmentLoss> loss;
   try {
     const auto& entry = AlignmentLossRegistry::instance().find(name);
     Options options = context.examples.options(AlignmentLoss::kind, name, entry.schema);
-    const std::map<std::string, int64_t> sizes = {{"input_dim", kHidden},
-                                                  {"plm_dim", kHidden},
-                                                  {"pgnn_dim", kPgnn},
-                                                  {"num_classes", structure_vocab::num_classes(kStates)}};
-    for (const auto& [key, value] : sizes)
-      if (options.has(key) && options.get_int(key) == 0) options.set(key, value);
-    loss = entry.factory(options);
+    LossContext loss_context;
+    loss_context.model_width = kHidden;
+    loss_context.structure_encoder_width = kPgnn;
+    loss_context.structure_vocabulary = StructureVocabulary::esm_like(kStates);
+    loss = entry.factory(options, loss_context);
     if (!loss) fail("its factory returned nothing");
   } catch (const std::exception& e) {
     fail("cannot build alignment_loss '", name, "' for the conformance checks: ", e.what(),

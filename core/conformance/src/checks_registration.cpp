@@ -68,7 +68,8 @@ std::vector<Check> registration_checks() {
           described<AlignmentLoss>(),
           described<ResidueSelector>(),
           described<EvaluationTask>(),
-          described<StructurePretrainingObjective>()};
+          described<StructurePretrainingObjective>(),
+          described<FieldProvider>()};
 }
 
 std::vector<Check> evaluation_task_checks() {

@@ -6,7 +6,8 @@
 
 #include "sapling/error.hpp"
 #include "sapling/structure_io.hpp"
-#include "sapling/structure_vocab.hpp"
+#include "sapling/fields.hpp"
+#include "sapling/structure_vocabulary.hpp"
 
 namespace sapling::conformance {
 
@@ -76,7 +77,7 @@ LossBatch make_loss_batch(const Fixtures& fixtures, const std::string& loss, con
   auto chosen = residue_mask & (torch::arange(kTokens).remainder(3) == 1).unsqueeze(0);
   labels = torch::where(chosen, torch::randint(4, 24, {kBatch, kTokens}, torch::kInt64), labels);
   b.inputs.mlm_labels = labels;
-  auto tokens = torch::randint(0, kStates, {kBatch, kTokens}, torch::kInt64) + structure_vocab::kFirstState;
+  auto tokens = torch::randint(0, kStates, {kBatch, kTokens}, torch::kInt64) + StructureVocabulary::esm_like(kStates).first_state;
   tokens = torch::where(residue_mask, tokens, torch::full_like(tokens, -100));
   tokens[0][2] = -100;  // one residue without a structure token
   b.inputs.structure_tokens = tokens;
@@ -119,9 +120,12 @@ void fill_declared_fields(LossInputs& inputs, const std::string& loss, const std
                                    : torch::full({c.length()}, std::numeric_limits<float>::quiet_NaN());
       });
     } else {
-      fail("alignment_loss '", loss, "' reads the per-residue field '", field,
-           "', which the conformance runner cannot ", "provide (it fills ", loss_fields::kStructureTokens, ", ",
-           loss_fields::kPgnn, ", ", loss_fields::kCoords, " and ", loss_fields::kBfactor, ")");
+      // A field a plugin's FieldProvider computes from each chain (compute_field names the provider or says
+      // that none is registered), laid out like the trainer lays it out.
+      inputs.fields[field] = per_token(inputs, proteins, [&](const ChainStructure& c) {
+        const auto values = compute_field(field, c);
+        return values.is_floating_point() ? values.to(torch::kFloat32) : values;
+      });
     }
   }
 }

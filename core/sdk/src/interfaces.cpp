@@ -19,6 +19,7 @@ StructureTokenizer::~StructureTokenizer() = default;
 TrainableTokenizer::~TrainableTokenizer() = default;
 AlignmentLoss::~AlignmentLoss() = default;
 ResidueSelector::~ResidueSelector() = default;
+FieldProvider::~FieldProvider() = default;
 
 void SequenceEncoder::save_tokenizer(const std::filesystem::path&) const {}
 
@@ -75,5 +76,6 @@ template class Registry<StructureEncoder>;
 template class Registry<StructureTokenizer>;
 template class Registry<AlignmentLoss>;
 template class Registry<ResidueSelector>;
+template class Registry<FieldProvider>;
 
 }  // namespace sapling

@@ -1,4 +1,6 @@
-// Which per-residue fields a recipe's data provides, and the check that its losses get the fields they read.
+// Per-residue fields: one chain's field by name (built in or a FieldProvider's), what a recipe's data provides, and the
+// check that its losses get the fields they read.
+#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -6,11 +8,49 @@
 
 #include "sapling/dataset.hpp"
 #include "sapling/error.hpp"
+#include "sapling/fields.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/internal/training.hpp"
 #include "trainer_setup.hpp"
 
 namespace sapling {
+
+bool is_builtin_field(const std::string& name) { return name == loss_fields::kCoords || name == loss_fields::kBfactor; }
+
+std::string field_source(const std::string& name) {
+  if (is_builtin_field(name)) return "built in";
+  const auto& providers = FieldProviderRegistry::instance();
+  if (!providers.contains(name)) return "";
+  return "field provider '" + name + "' of plugin '" + providers.find(name).plugin + "'";
+}
+
+torch::Tensor compute_field(const std::string& name, const ChainStructure& chain) {
+  if (name == loss_fields::kCoords) return chain.coords.to(torch::kFloat32);
+  if (name == loss_fields::kBfactor)
+    return chain.bfactor.defined() ? chain.bfactor.to(torch::kFloat32)
+                                   : torch::full({chain.length()}, std::nanf(""), torch::kFloat32);
+  const auto& providers = FieldProviderRegistry::instance();
+  if (!providers.contains(name))
+    fail("no data source provides the per-residue field '", name, "' (neither built in nor a loaded ",
+         FieldProvider::kind, "; `sapling plugins list` shows the providers)");
+  const auto& entry = providers.find(name);
+  std::shared_ptr<FieldProvider> provider;
+  torch::Tensor values;
+  try {
+    provider = entry.factory(Options::defaults(entry.schema));
+    values = provider->compute(chain);
+  } catch (const std::exception&) {  // a provider's own errors and LibTorch's alike
+    rethrow_with_context(field_source(name) + ", " + chain.label());
+  }
+  std::vector<int64_t> expected = {chain.length()};
+  const auto residue = provider->residue_shape();
+  expected.insert(expected.end(), residue.begin(), residue.end());
+  if (!values.defined() || values.sizes() != torch::IntArrayRef(expected) || values.scalar_type() != provider->dtype())
+    fail(field_source(name), " gave ", values.defined() ? values.toString() : std::string("an undefined tensor"), " ",
+         values.defined() ? c10::str(values.sizes()) : std::string(), " for ", chain.label(), " (", chain.length(),
+         " residues); it declares ", c10::toString(provider->dtype()), " ", c10::str(torch::IntArrayRef(expected)));
+  return values.to(torch::kCPU);
+}
 
 namespace {
 
@@ -28,6 +68,8 @@ std::optional<std::set<std::string>> data_fields(const Recipe& recipe, std::stri
   const StructureDataset dataset(data.get_path("dataset"));
   data_name = "the dataset " + dataset.path().string();
   fields.insert({loss_fields::kCoords, loss_fields::kBfactor});
+  // Every loaded FieldProvider computes its field from the dataset's structures.
+  for (const auto& name : FieldProviderRegistry::instance().names()) fields.insert(name);
   if (dataset.has_tokens()) fields.insert(loss_fields::kStructureTokens);
   if (dataset.has_embeddings()) fields.insert(loss_fields::kPgnn);
   return fields;
@@ -39,7 +81,10 @@ std::string field_hint(const std::string& field) {
   if (field == loss_fields::kPgnn) return "prepare the dataset with --pgnn NAME, or add a [pgnn] table";
   if (field == loss_fields::kCoords || field == loss_fields::kBfactor)
     return "a structure dataset ([data] dataset from `sapling prepare`) has it";
-  return "no built-in data source provides it";
+  const auto source = field_source(field);
+  if (!source.empty()) return "the " + source + " computes it from a structure dataset ([data] dataset from `sapling prepare`)";
+  return "neither a built-in data source nor a loaded field provider gives it (`sapling plugins list` shows the "
+         "providers; is the plugin that registers it loaded?)";
 }
 
 }  // namespace

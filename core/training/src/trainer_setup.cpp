@@ -10,7 +10,7 @@
 #include "sapling/compute_dtype.hpp"
 #include "sapling/error.hpp"
 #include "sapling/log.hpp"
-#include "sapling/structure_vocab.hpp"
+#include "sapling/fields.hpp"
 #include "sapling/internal/training.hpp"
 #include "sapling/internal/training_checkpoint.hpp"
 
@@ -18,39 +18,16 @@ namespace sapling::training {
 
 namespace {
 
-// Loss options that default to 0 mean "take it from the model / the data".
-void fill_dimension(Options& options, const char* key, int64_t value) {
-  if (options.has(key) && options.get_int(key) == 0) options.set(key, value);
-}
-
-// What the data fixes about the heads: the pGNN width and the structure-token vocabulary.
-struct DataDimensions {
-  int64_t embedding_dim = 0;  // 0: no pGNN embeddings
-  int64_t num_states = 0;     // 0: no structure tokens
-};
-
-std::vector<LossHead> build_losses(const Recipe& recipe, int64_t hidden_size, DataDimensions data) {
+std::vector<LossHead> build_losses(const Recipe& recipe, const LossContext& context) {
   std::vector<LossHead> heads;
   for (const auto& member : recipe.group_members("losses")) {
     auto [component, options] = recipe.component("losses." + member);
-    fill_dimension(options, "input_dim", hidden_size);
-    fill_dimension(options, "plm_dim", hidden_size);
-    if (data.embedding_dim > 0) fill_dimension(options, "pgnn_dim", data.embedding_dim);
-    if (data.num_states > 0) {
-      // A head over the structure-token vocabulary must match the tokenizer's states.
-      const int64_t classes = structure_vocab::num_classes(data.num_states);
-      fill_dimension(options, "num_classes", classes);
-      if (options.has("num_classes") && options.get_int("num_classes") != classes)
-        fail(options.origin("num_classes"), ": [losses.", member, "] num_classes = ", options.get_int("num_classes"),
-             " but the data's structure tokens have ", data.num_states, " states, i.e. ", classes,
-             " classes with the 6 specials; remove the key (0 = from the data) or set ", classes);
-    }
     LossHead head;
     head.name = member;
     head.component = component;
     head.weight = options.has("weight") ? options.get_float("weight") : 1.0;
     try {
-      head.loss = AlignmentLossRegistry::instance().create(component, options);
+      head.loss = AlignmentLossRegistry::instance().create(component, options, context);
     } catch (const Error&) {
       rethrow_with_context("[losses." + member + "]");
     }
@@ -125,7 +102,10 @@ ExampleSource::ExampleSource(const Recipe& recipe, const Options& data, const to
   }
   tokens_from_dataset_ = dataset_->has_tokens() && (!recipe_tokenizer || dataset_reproduces(*recipe_tokenizer));
   if (tokens_from_dataset_) {
-    layout_.num_states = static_cast<int64_t>(dataset_->token_symbols().size());
+    // The recipe's tokenizer (it reproduces the stored tokens) describes their ids; without one, the
+    // dataset's states get the default layout (StructureTokenizer::vocabulary()).
+    const auto states = static_cast<int64_t>(dataset_->token_symbols().size());
+    layout_.vocabulary = recipe_tokenizer ? recipe_tokenizer->vocabulary() : StructureVocabulary::esm_like(states);
     layout_.mask_state = dataset_->token_mask_state();
     tokenizer_name_ = dataset_->tokenizer();
   } else if (recipe_tokenizer) {
@@ -133,7 +113,7 @@ ExampleSource::ExampleSource(const Recipe& recipe, const Options& data, const to
       info("[structure_tokens] ", tokenizer_name_, " does not reproduce the tokens stored in ", dir.string(), " (",
            dataset_->tokenizer(), "): computing its own once per chain");
     tokenizer_ = recipe_tokenizer;
-    layout_.num_states = tokenizer_->num_states();
+    layout_.vocabulary = tokenizer_->vocabulary();
     layout_.mask_state = tokenizer_->mask_state();
   }
   extra_fields_ = extra_loss_fields(recipe);
@@ -232,11 +212,15 @@ TrainingExample ExampleSource::example(size_t chain) {
     ex.tokens = it->second;
   }
   for (const auto& field : extra_fields_) {
-    if (field == loss_fields::kCoords) ex.fields[field] = structure.coords.to(torch::kFloat32);
-    else if (field == loss_fields::kBfactor)
-      ex.fields[field] = structure.bfactor.defined() ? structure.bfactor.to(torch::kFloat32)
-                                                     : torch::full({structure.length()}, std::nanf(""), torch::kFloat32);
-    else fail("[losses]: no data source provides the per-residue field '", field, "'");
+    if (is_builtin_field(field)) {
+      ex.fields[field] = compute_field(field, structure);
+      continue;
+    }
+    // A plugin's provider may cost more than a copy: each chain's value is computed once and kept.
+    auto& cached = field_cache_[field];
+    auto it = cached.find(chain);
+    if (it == cached.end()) it = cached.emplace(chain, compute_field(field, structure)).first;
+    ex.fields[field] = it->second;
   }
   if (embeddings_from_dataset_) {
     ex.embeddings = dataset_->embeddings(chain);
@@ -261,6 +245,8 @@ std::string ExampleSource::describe() const {
      << (embeddings_from_dataset_ ? "from the dataset (" + std::to_string(embedding_dim_) + "-d)"
                                   : pgnn_ ? "computed by " + pgnn_name_ + " (" + std::to_string(embedding_dim_) + "-d)"
                                           : std::string("none"));
+  for (const auto& field : extra_fields_)
+    if (!is_builtin_field(field)) os << ", " << field << " from the " << field_source(field);
   return os.str();
 }
 
@@ -311,8 +297,11 @@ TrainingSetup build_setup(const Recipe& recipe, const torch::Device& device) {
     setup.data = std::make_unique<ExampleSource>(recipe, recipe.settings("data"), setup.device);
     generator.set_state(rng_state);
   }
-  const DataDimensions dimensions{setup.data->embedding_dim(), setup.data->token_layout().num_states};
-  setup.losses = build_losses(recipe, setup.model->hidden_size(), dimensions);
+  LossContext context;
+  context.model_width = setup.model->hidden_size();
+  context.structure_encoder_width = setup.data->embedding_dim();
+  if (setup.data->has_tokens()) context.structure_vocabulary = setup.data->token_layout().vocabulary;
+  setup.losses = build_losses(recipe, context);
   for (auto& head : setup.losses) head.loss->to(setup.device, setup.parameters);
 
   if (recipe.has_section("selector")) {
@@ -332,7 +321,9 @@ TrainingSetup build_setup(const Recipe& recipe, const torch::Device& device) {
     setup.reference->to(setup.device, setup.parameters);
     setup.reference->eval();
     for (auto& p : setup.reference->parameters()) p.set_requires_grad(false);
-    setup.reference_losses = build_losses(recipe, setup.reference->hidden_size(), dimensions);
+    LossContext reference_context = context;
+    reference_context.model_width = setup.reference->hidden_size();
+    setup.reference_losses = build_losses(recipe, reference_context);
     const auto [ref_plugin, ref_options] = recipe.component("reference_model");
     if (!ref_options.has("path")) fail("[reference_model]: set 'path' to the reference run's model folder (it holds ", kHeadsFile, ")");
     load_heads(setup.reference_losses, ref_options.get_path("path") / kHeadsFile);

@@ -30,7 +30,8 @@ struct LossHead {
 
 // Proteins of the prepared dataset with the per-residue inputs the losses
 // need: structure tokens and pGNN embeddings from the dataset when it has
-// them, else computed once per chain by [structure_tokens] / [pgnn] and kept.
+// them, else computed once per chain by [structure_tokens] / [pgnn] and kept;
+// fields of plugins' FieldProviders are likewise computed once per chain.
 // Or, with [data] sequences, the records of a FASTA file (MLM only).
 class ExampleSource {
  public:
@@ -69,6 +70,7 @@ class ExampleSource {
   int64_t embedding_dim_ = 0;
   StructureTokenLayout layout_;
   std::map<size_t, torch::Tensor> token_cache_, embedding_cache_;
+  std::map<std::string, std::map<size_t, torch::Tensor>> field_cache_;  // provider fields: field -> chain -> [L, ...]
   std::set<std::string> extra_fields_;  // per-residue fields the losses read beyond tokens and embeddings
 };
 

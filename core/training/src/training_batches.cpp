@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "sapling/error.hpp"
-#include "sapling/structure_vocab.hpp"
 
 namespace sapling {
 
@@ -162,9 +161,10 @@ MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer
     // Residue k of the window sits at token position k + 1 (after BOS).
     if (with_tokens) {
       auto states = example.tokens.slice(0, start, start + kept).to(torch::kInt64);
-      const auto known = states.ge(0).logical_and(states.lt(layout.num_states));
+      const int64_t num_states = layout.vocabulary.num_states;
+      const auto known = states.ge(0).logical_and(states.lt(num_states));
       if (known.logical_not().logical_and(states.ne(layout.mask_state)).any().item<bool>())
-        fail("collate: a structure token is neither a state 0..", layout.num_states - 1, " nor the mask state ",
+        fail("collate: a structure token is neither a state 0..", num_states - 1, " nor the mask state ",
              layout.mask_state);
       auto scored = known;
       if (example.observed.defined()) {
@@ -173,7 +173,7 @@ MicroBatch collate(const std::vector<TrainingExample>& examples, const Tokenizer
                example.sequence.size(), " residues");
         scored = known.logical_and(example.observed.slice(0, start, start + kept).to(torch::kBool));
       }
-      const auto ids = torch::where(scored, states + structure_vocab::kFirstState, torch::full_like(states, kIgnoreLabel));
+      const auto ids = torch::where(scored, states + layout.vocabulary.state_id(0), torch::full_like(states, kIgnoreLabel));
       batch.structure_tokens[b].slice(0, 1, 1 + kept).copy_(ids);
     }
     if (with_embeddings) {

@@ -24,9 +24,10 @@ OptionSchema residue_contrastive_schema();
 OptionSchema own_loss_schema();
 OptionSchema excess_loss_schema();
 
-std::shared_ptr<AlignmentLoss> make_mlm_loss(const Options& options);
-std::shared_ptr<AlignmentLoss> make_structure_token_loss(const Options& options);
-std::shared_ptr<AlignmentLoss> make_residue_contrastive_loss(const Options& options);
+// Loss factories: sizes left at 0 in the options come from the run's LossContext.
+std::shared_ptr<AlignmentLoss> make_mlm_loss(const Options& options, const LossContext& context);
+std::shared_ptr<AlignmentLoss> make_structure_token_loss(const Options& options, const LossContext& context);
+std::shared_ptr<AlignmentLoss> make_residue_contrastive_loss(const Options& options, const LossContext& context);
 std::shared_ptr<ResidueSelector> make_keep_all_selector(const Options& options);
 std::shared_ptr<ResidueSelector> make_own_loss_selector(const Options& options);
 std::shared_ptr<ResidueSelector> make_excess_loss_selector(const Options& options);

@@ -82,11 +82,11 @@ OptionSchema residue_contrastive_schema() {
   schema.add("plm_dim", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
-      .doc("pLM hidden size (ESM2-650M: 1280); 0 = the trained model's (filled in by `sapling train`)");
+      .doc("pLM hidden size (ESM2-650M: 1280); 0 = the trained model's (`sapling train` gives it)");
   schema.add("pgnn_dim", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
-      .doc("pGNN embedding size (GearNet: 512; AF2 single representation: 384); 0 = the data's (filled in by `sapling train`)");
+      .doc("pGNN embedding size (GearNet: 512; AF2 single representation: 384); 0 = the data's (`sapling train` gives it)");
   schema.add("projection_dim", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
@@ -107,11 +107,12 @@ OptionSchema residue_contrastive_schema() {
   return schema;
 }
 
-std::shared_ptr<AlignmentLoss> make_residue_contrastive_loss(const Options& options) {
-  const int64_t plm_dim = options.get_int("plm_dim"), pgnn_dim = options.get_int("pgnn_dim");
+std::shared_ptr<AlignmentLoss> make_residue_contrastive_loss(const Options& options, const LossContext& context) {
+  const int64_t plm_dim = options.get_int("plm_dim") > 0 ? options.get_int("plm_dim") : context.model_width;
+  const int64_t pgnn_dim = options.get_int("pgnn_dim") > 0 ? options.get_int("pgnn_dim") : context.structure_encoder_width;
   if (plm_dim < 1 || pgnn_dim < 1)
     fail("residue_contrastive: plm_dim and pgnn_dim must be set (", plm_dim, ", ", pgnn_dim,
-         "); `sapling train` fills in 0 from the model and the data");
+         "); `sapling train` takes 0 from the model and the data's pGNN embeddings");
   const int64_t projection = options.get_int("projection_dim");
   return std::make_shared<ResidueContrastiveLoss>(
       plm_dim, pgnn_dim, projection > 0 ? projection : std::min(plm_dim, pgnn_dim), options.get_float("initial_temperature"),

@@ -4,9 +4,15 @@
 #include "alignment.hpp"
 #include "sapling/error.hpp"
 #include "sapling/masking.hpp"
-#include "sapling/structure_vocab.hpp"
 
 namespace sapling::alignment {
+
+namespace {
+// The published head outside `sapling train` (no data to size it from): Foldseek's 20 3Di states in the
+// ESM-like vocabulary (StructureVocabulary::esm_like), 26 ids, whose <cls>, <pad>, <eos> are 0, 1, 2.
+constexpr int64_t kPublishedClasses = 26;
+const std::vector<int64_t> kPublishedIgnoredIds = {0, 1, 2};
+}  // namespace
 
 torch::Tensor flat_index(const torch::Tensor& mask) { return mask.to(torch::kBool).flatten().nonzero().squeeze(1); }
 
@@ -120,7 +126,7 @@ OptionSchema structure_token_schema() {
   schema.add("input_dim", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
-      .doc("pLM hidden size H (ESM2-650M: 1280); 0 = the trained model's (filled in by `sapling train`)");
+      .doc("pLM hidden size H (ESM2-650M: 1280); 0 = the trained model's (`sapling train` gives it)");
   schema.add("hidden_dim", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
@@ -128,26 +134,31 @@ OptionSchema structure_token_schema() {
   schema.add("num_classes", OptionType::Int)
       .default_value(int64_t{0})
       .min(0)
-      .doc("structure-token vocabulary size V = the tokenizer's states + 6 specials (3Di: 26, VQ-512: 518; see "
-           "sapling/structure_vocab.hpp); 0 = from the data's tokenizer (filled in by `sapling train`)");
+      .doc("structure-token vocabulary size V (the data's tokenizer's ids: states + 6 in the usual layout; 3Di: 26, "
+           "VQ-512: 518); 0 = from the data's tokenizer in `sapling train`, else 26");
   schema.add("normalize_input", OptionType::Bool)
       .default_value(true)
       .doc("L2-normalise the last hidden state before the head (published)");
   schema.add("ignore_ids", OptionType::IntList)
-      .default_value(std::vector<int64_t>{structure_vocab::kCls, structure_vocab::kPad, structure_vocab::kEos})
+      .default_value(kPublishedIgnoredIds)
       .doc("target ids that never count (default <cls>, <pad>, <eos>); -100 is always ignored");
   return schema;
 }
 
-std::shared_ptr<AlignmentLoss> make_mlm_loss(const Options&) { return std::make_shared<MlmLoss>(); }
+std::shared_ptr<AlignmentLoss> make_mlm_loss(const Options&, const LossContext&) { return std::make_shared<MlmLoss>(); }
 
-std::shared_ptr<AlignmentLoss> make_structure_token_loss(const Options& options) {
-  const int64_t input_dim = options.get_int("input_dim");
-  if (input_dim < 1) fail("structure_token: input_dim must be set; `sapling train` fills in 0 from the model");
+std::shared_ptr<AlignmentLoss> make_structure_token_loss(const Options& options, const LossContext& context) {
+  const int64_t input_dim = options.get_int("input_dim") > 0 ? options.get_int("input_dim") : context.model_width;
+  if (input_dim < 1) fail("structure_token: input_dim must be set; `sapling train` takes 0 from the model");
   const int64_t hidden = options.get_int("hidden_dim");
-  // Outside `sapling train` (which fills in 0 from the data) the default is the 3Di vocabulary.
-  const int64_t num_classes = options.get_int("num_classes") > 0 ? options.get_int("num_classes")
-                                                                 : structure_vocab::num_classes(structure_vocab::kThreeDiStates);
+  // The head predicts the data's tokenizer's ids: a recipe's explicit size must agree with them.
+  const auto& vocabulary = context.structure_vocabulary;
+  int64_t num_classes = options.get_int("num_classes");
+  if (num_classes > 0 && !vocabulary.empty() && num_classes != vocabulary.num_classes)
+    fail(options.origin("num_classes"), ": num_classes = ", num_classes, " but the data's structure tokens have ",
+         vocabulary.num_states, " states, i.e. ", vocabulary.num_classes,
+         " classes in their tokenizer's vocabulary; remove the key (0 = from the data) or set ", vocabulary.num_classes);
+  if (num_classes == 0) num_classes = vocabulary.empty() ? kPublishedClasses : vocabulary.num_classes;
   return std::make_shared<StructureTokenLoss>(input_dim, hidden > 0 ? hidden : input_dim, num_classes,
                                               options.get_bool("normalize_input"), options.get_int_list("ignore_ids"));
 }

@@ -7,7 +7,6 @@
 
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
-#include "sapling/structure_vocab.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -21,7 +20,7 @@ std::shared_ptr<sapling::AlignmentLoss> make_loss(const std::string& name,
   auto& registry = AlignmentLossRegistry::instance();
   auto options = sapling::Options::defaults(registry.find(name).schema);
   for (const auto& [key, value] : set) options.set(key, value);
-  return registry.create(name, options);
+  return registry.create(name, options, sapling::LossContext{});  // no run: every size from the options
 }
 
 torch::Tensor param(const sapling::AlignmentLoss& loss, const std::string& name) {
@@ -125,17 +124,17 @@ TEST_CASE("mlm loss: cross-entropy at labelled positions only", "[alignment][mlm
 
 TEST_CASE("structure_token loss: MLP on normalised states at every real residue", "[alignment][structure_token]") {
   torch::manual_seed(2);
-  namespace vocab = sapling::structure_vocab;
+  const auto vocab = sapling::StructureVocabulary::esm_like(20);  // the default head: 3Di's 20 states, 26 ids
   auto loss = make_loss("structure_token", {{"input_dim", int64_t{3}}});
   sapling::EncoderOutput out;
   out.last_hidden = torch::randn({2, 5, 3}) * 4;
   auto targets = torch::full({2, 5}, int64_t{-100});
-  targets[0][0] = vocab::kCls;            // <cls> at BOS: not a residue anyway
-  targets[0][1] = vocab::state_id(3);
+  targets[0][0] = vocab.cls;             // <cls> at BOS: not a residue anyway
+  targets[0][1] = vocab.state_id(3);
   targets[0][2] = -100;                   // unknown state: ignored
-  targets[0][3] = vocab::state_id(19);
-  targets[1][1] = vocab::kEos;            // an ignore_ids id at a residue: ignored
-  targets[1][2] = vocab::mask_id(20);     // 25, the last class
+  targets[0][3] = vocab.state_id(19);
+  targets[1][1] = vocab.eos;             // an ignore_ids id at a residue: ignored
+  targets[1][2] = vocab.mask;             // 25, the last class
   sapling::LossInputs in;
   in.plm = &out;
   in.residue_mask = residue_mask();
@@ -300,4 +299,36 @@ TEST_CASE("residue_contrastive: one matrix over the batch's residues, both direc
     CHECK(t.per_residue.at("seq_to_struct").numel() == 0);
     CHECK(t.per_residue.at("struct_to_seq").numel() == 0);
   }
+}
+
+TEST_CASE("loss factories size their heads from the run's LossContext", "[alignment][context]") {
+  sapling::test::load_build_plugins();
+  auto& registry = AlignmentLossRegistry::instance();
+  sapling::LossContext context;
+  context.model_width = 5;
+  context.structure_encoder_width = 7;
+  context.structure_vocabulary = sapling::StructureVocabulary::esm_like(64);  // a 64-code tokenizer: 70 ids
+  const auto defaults = [&](const std::string& name) { return sapling::Options::defaults(registry.find(name).schema); };
+
+  auto token = registry.create("structure_token", defaults("structure_token"), context);
+  CHECK(param(*token, "hidden_layer.weight").sizes() == torch::IntArrayRef({5, 5}));
+  CHECK(param(*token, "output_layer.weight").sizes() == torch::IntArrayRef({70, 5}));
+  auto contrastive = registry.create("residue_contrastive", defaults("residue_contrastive"), context);
+  CHECK(param(*contrastive, "seq_projection.weight").sizes() == torch::IntArrayRef({5, 5}));
+  CHECK(param(*contrastive, "struct_projection.weight").sizes() == torch::IntArrayRef({5, 7}));
+
+  // A recipe's explicit size wins where the data does not fix it; one contradicting the data's tokenizer is refused.
+  auto options = defaults("structure_token");
+  options.set("input_dim", int64_t{3});
+  CHECK(param(*registry.create("structure_token", options, context), "hidden_layer.weight").sizes() ==
+        torch::IntArrayRef({3, 3}));
+  options.set("num_classes", int64_t{26});
+  CHECK_THROWS_WITH(registry.create("structure_token", options, context),
+                    Catch::Contains("num_classes = 26") && Catch::Contains("64 states") && Catch::Contains("set 70"));
+  options.set("num_classes", int64_t{70});
+  CHECK_NOTHROW(registry.create("structure_token", options, context));
+  // Without a pGNN in the data the contrastive loss says what is missing.
+  context.structure_encoder_width = 0;
+  CHECK_THROWS_WITH(registry.create("residue_contrastive", defaults("residue_contrastive"), context),
+                    Catch::Contains("pgnn_dim must be set"));
 }

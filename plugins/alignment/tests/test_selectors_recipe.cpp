@@ -155,7 +155,7 @@ TEST_CASE("a recipe configures the losses and the selector through the registry"
   CHECK(plugin == "residue_contrastive");
   CHECK(options.get_float("initial_temperature") == 0.07);
   CHECK(options.get_float("min_logit_scale") == 0.01);
-  auto contrastive = sapling::AlignmentLossRegistry::instance().create(plugin, options);
+  auto contrastive = sapling::AlignmentLossRegistry::instance().create(plugin, options, sapling::LossContext{});
   CHECK(contrastive->named_parameters()["seq_projection.weight"].sizes() == torch::IntArrayRef({6, 8}));
 
   auto [st_plugin, st_options] = recipe.component("losses.structure");

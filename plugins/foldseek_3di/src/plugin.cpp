@@ -74,6 +74,13 @@ class Foldseek3DiTokenizer final : public StructureTokenizer {
 
   int64_t num_states() const override { return kNumStates; }
   int64_t mask_state() const override { return kMaskState; }
+  // The published structure-token head's 26 ids: the 20 3Di states (ids 4..23, letters in state order) in the
+  // ESM-like layout, 0 <cls> 1 <pad> 2 <eos> 3 <unk> ... 24 <null_1> 25 <mask>.
+  StructureVocabulary vocabulary() const override {
+    const auto vocabulary = StructureVocabulary::esm_like(kNumStates);
+    static_assert(kNumStates + 6 == 26, "the published 3Di vocabulary has 26 ids");
+    return vocabulary;
+  }
 
   std::string symbol(int64_t state) const override {
     if (state < 0 || state >= kNumStates) fail("foldseek_3di: state ", state, " is not in 0..", kNumStates - 1);

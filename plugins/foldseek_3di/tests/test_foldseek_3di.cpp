@@ -117,6 +117,13 @@ TEST_CASE("foldseek_3di registers a 20-letter alphabet with mask D", "[foldseek_
   CHECK(all == "ACDEFGHIKLMNPQRSTVWY");
   CHECK(tok->symbol(tok->mask_state()) == "D");
   CHECK_THROWS_AS(tok->symbol(20), sapling::Error);
+  // The ids the structure-token head predicts (the trainer writes state k as id k + 4): 26 in the ESM-like layout.
+  const auto vocabulary = tok->vocabulary();
+  CHECK(vocabulary.num_states == 20);
+  CHECK(vocabulary.num_classes == 26);
+  CHECK(vocabulary.state_id(0) == 4);
+  CHECK(vocabulary.state_id(19) == 23);
+  CHECK((vocabulary.cls == 0 && vocabulary.pad == 1 && vocabulary.eos == 2 && vocabulary.unk == 3 && vocabulary.mask == 25));
 }
 
 TEST_CASE("foldseek_3di on hand-made backbones", "[foldseek_3di]") {

@@ -1,5 +1,6 @@
 // The extension points: sequence encoders (pLMs), structure encoders (pGNNs), structure tokenizers,
-// alignment losses and residue selectors. Plugins implement these; the core only talks to them.
+// alignment losses, residue selectors and per-residue field providers. Plugins implement these; the core
+// only talks to them.
 #pragma once
 #include <ATen/core/Generator.h>
 #include <torch/torch.h>
@@ -12,6 +13,7 @@
 #include "sapling/export.hpp"
 #include "sapling/registry.hpp"
 #include "sapling/structure.hpp"
+#include "sapling/structure_vocabulary.hpp"
 #include "sapling/tokenizer.hpp"
 
 namespace sapling {
@@ -147,6 +149,9 @@ class SAPLING_API StructureTokenizer {
   // cannot be encoded get mask_state().
   virtual std::vector<int64_t> encode(const ChainStructure& chain) const = 0;
   virtual int64_t mask_state() const = 0;
+  // The ids a structure-token head predicts for these states. The default is the ESM-like layout over
+  // num_states(); a dataset's stored tokens without a buildable tokenizer get that default too.
+  virtual StructureVocabulary vocabulary() const { return StructureVocabulary::esm_like(num_states()); }
 
   // True when encode() may run on several threads at once (`prepare` and
   // `tokens` then use a pool); false serialises the calls.
@@ -220,13 +225,29 @@ struct LossInputs {
   }
 };
 
-// Names of the per-residue fields a loss may declare (Registration::fields).
+// Names of the per-residue fields a loss may declare (Registration::fields): these, or the name of a
+// registered FieldProvider.
 namespace loss_fields {
 inline constexpr const char* kStructureTokens = "structure_tokens";  // LossInputs::structure_tokens
 inline constexpr const char* kPgnn = "pgnn";                         // LossInputs::pgnn_embeddings
 inline constexpr const char* kCoords = "coords";                     // LossInputs::fields
 inline constexpr const char* kBfactor = "bfactor";                   // LossInputs::fields
 }  // namespace loss_fields
+
+// A per-residue quantity computed from one chain's structure, registered under the name of the field it
+// provides (Registry<FieldProvider>), so a loss that lists that name in Registration::fields gets it in
+// LossInputs::fields from any structure dataset without a change to the core. The trainer builds it with its
+// schema's defaults and computes each chain once (sapling::compute_field in fields.hpp does one chain).
+class SAPLING_API FieldProvider {
+ public:
+  static constexpr const char* kind = "field_provider";
+  virtual ~FieldProvider();
+  // [L, residue_shape()...] of dtype() for `chain` (L = chain.length()); a floating field holds NaN where a
+  // residue has no value (e.g. no CA). May run on any thread; must be deterministic.
+  virtual torch::Tensor compute(const ChainStructure& chain) const = 0;
+  virtual torch::ScalarType dtype() const { return torch::kFloat32; }
+  virtual std::vector<int64_t> residue_shape() const { return {}; }  // {} = one value per residue
+};
 
 // Per-residue loss vectors, so a selector can keep or drop residues.
 struct LossTerms {
@@ -250,6 +271,20 @@ class SAPLING_API AlignmentLoss : public torch::nn::Module {
   virtual std::map<std::string, double> metrics() const { return {}; }
 };
 
+// What the run fixes about a loss when `sapling train` builds it (the factory's second argument): sizes its
+// heads take from the model and the data rather than from options.
+struct LossContext {
+  int64_t model_width = 0;              // the trained pLM's hidden size (EncoderOutput::last_hidden's D)
+  int64_t structure_encoder_width = 0;  // pGNN embedding width G; 0: the data has no pGNN embeddings
+  StructureVocabulary structure_vocabulary;  // the data's tokenizer's ids; empty(): no structure tokens
+};
+
+// An alignment loss's factory takes the run's LossContext beside its options.
+template <>
+struct FactoryOf<AlignmentLoss> {
+  using type = std::function<std::shared_ptr<AlignmentLoss>(const Options&, const LossContext&)>;
+};
+
 class SAPLING_API ResidueSelector {
  public:
   static constexpr const char* kind = "residue_selector";
@@ -269,11 +304,13 @@ extern template class Registry<StructureEncoder>;
 extern template class Registry<StructureTokenizer>;
 extern template class Registry<AlignmentLoss>;
 extern template class Registry<ResidueSelector>;
+extern template class Registry<FieldProvider>;
 
 using SequenceEncoderRegistry = Registry<SequenceEncoder>;
 using StructureEncoderRegistry = Registry<StructureEncoder>;
 using StructureTokenizerRegistry = Registry<StructureTokenizer>;
 using AlignmentLossRegistry = Registry<AlignmentLoss>;
 using ResidueSelectorRegistry = Registry<ResidueSelector>;
+using FieldProviderRegistry = Registry<FieldProvider>;
 
 }  // namespace sapling

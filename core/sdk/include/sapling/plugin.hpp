@@ -10,7 +10,7 @@
 #include "sapling/export.hpp"
 
 // Bumped whenever an interface in sapling/interfaces.hpp changes shape.
-#define SAPLING_PLUGIN_API_VERSION 5  // 5: StructureEncoder::embed_batch, LossInputs::segments (4: tokenizer file rules and training, loss fields, Registration::fields and is_default)
+#define SAPLING_PLUGIN_API_VERSION 6  // 6: LossContext in the AlignmentLoss factory, StructureVocabulary (structure_vocab.hpp gone), FieldProvider (5: StructureEncoder::embed_batch, LossInputs::segments; 4: tokenizer file rules and training, loss fields, Registration::fields and is_default)
 
 extern "C" {
 // What every plugin library exports, through the C function

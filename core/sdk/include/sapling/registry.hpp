@@ -12,11 +12,19 @@
 
 namespace sapling {
 
+// The factory a registration holds: built from its options. An interface whose
+// components also need facts from the run (an alignment loss: the model's
+// width, the data's vocabulary) specialises this to take them (interfaces.hpp).
+template <typename Interface>
+struct FactoryOf {
+  using type = std::function<std::shared_ptr<Interface>(const Options&)>;
+};
+
 // What a plugin registers under a name: a description, the option schema a
 // recipe is validated against (without building anything), and the factory.
 template <typename Interface>
 struct Registration {
-  using Factory = std::function<std::shared_ptr<Interface>(const Options&)>;
+  using Factory = typename FactoryOf<Interface>::type;
   std::string name;
   std::string description;
   OptionSchema schema;
@@ -76,8 +84,10 @@ class SAPLING_API Registry {
     return it->second;
   }
 
-  std::shared_ptr<Interface> create(const std::string& name, const Options& options) const {
-    return find(name).factory(options);
+  // create(name, options), or create(name, options, context) where the factory takes a context.
+  template <typename... Context>
+  std::shared_ptr<Interface> create(const std::string& name, const Options& options, const Context&... context) const {
+    return find(name).factory(options, context...);
   }
 
   std::vector<std::string> names() const {

@@ -9,6 +9,7 @@
 
 #include "sapling/export.hpp"
 #include "sapling/masking.hpp"
+#include "sapling/structure_vocabulary.hpp"
 #include "sapling/tokenizer.hpp"
 
 namespace sapling {
@@ -61,8 +62,8 @@ struct TrainingExample {
 };
 
 struct StructureTokenLayout {
-  int64_t num_states = 0;   // tokenizer states; target id = state + 4 (structure_vocab.hpp)
-  int64_t mask_state = -1;  // state meaning "unknown": target -100
+  StructureVocabulary vocabulary;  // the tokenizer's states and ids: state k's target is vocabulary.state_id(k)
+  int64_t mask_state = -1;         // state meaning "unknown": target -100
 };
 
 // A collated micro-batch, every tensor on the CPU.
