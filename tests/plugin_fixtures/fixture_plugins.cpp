@@ -69,7 +69,7 @@ SAPLING_PLUGIN("fixture_conformance_mixed", "test fixture: one failing component
        [](const sapling::Options&) -> std::shared_ptr<sapling::ResidueSelector> { return std::make_shared<OneTooMany>(); }});
   sapling::Registration<sapling::AlignmentLoss> loss{
       "fixture_bfactor_mean", "test fixture: reads the bfactor field", sapling::OptionSchema{},
-      [](const sapling::Options&) -> std::shared_ptr<sapling::AlignmentLoss> { return std::make_shared<BFactorMean>(); }};
+      [](const sapling::Options&, const sapling::LossContext&) -> std::shared_ptr<sapling::AlignmentLoss> { return std::make_shared<BFactorMean>(); }};
   loss.fields = {sapling::loss_fields::kBfactor};
   sapling::AlignmentLossRegistry::instance().add(std::move(loss));
 }
