@@ -79,7 +79,7 @@ class ContactNumberLoss final : public sapling::AlignmentLoss {
       : head_(register_module("head", torch::nn::Linear(input_dim, 1))), scale_(scale) {}
 
   sapling::LossTerms compute(const sapling::LossInputs& in) override {
-    const torch::Tensor& counts = in.fields.at(kContactNumber);  // [B, T], NaN where none
+    const torch::Tensor& counts = in.field(kContactNumber);  // [B, T], NaN where none
     sapling::LossTerms terms;
     terms.index = in.residue_mask.logical_and(torch::isfinite(counts)).flatten().nonzero().squeeze(1);
     const auto hidden = in.plm->last_hidden.flatten(0, 1).index_select(0, terms.index).to(torch::kFloat32);
