@@ -68,7 +68,7 @@ find "$SCALE/in" -name '*.gz' | sort > "$SCALE/files.txt"
 head -n "$GEARNET_FILES" "$SCALE/files.txt" | while read -r f; do ln -s "$(readlink -f "$f")" "$SCALE/gn_in/"; done
 rm -rf "$SCALE/ds_gn512"
 timed "prepare 3Di + GearNet-Edge 6x512 (output last), $GEARNET_FILES files" "$SAPLING" prepare "$SCALE/gn_in" --out "$SCALE/ds_gn512" \
-  --tokenizer foldseek_3di --pgnn gearnet --allow-random-pgnn --pgnn-option output=last --threads "$THREADS" --quiet
+  --tokenizer foldseek_3di --pgnn gearnet --allow-random-pgnn --set pgnn.output=last --threads "$THREADS" --quiet
 read -r gres gchains < <(residues_of "$SCALE/ds_gn512")
 gsecs=$(cut -d' ' -f1 "$SCALE/time.txt")
 gbytes=$(bytes_of "$SCALE/ds_gn512")

@@ -6,6 +6,7 @@
 #include "command.hpp"
 #include "component_options.hpp"
 #include "pretrain_recipe.hpp"
+#include "sapling/deprecation.hpp"
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/log.hpp"
@@ -27,10 +28,22 @@ std::vector<std::string> strings(const po::variables_map& vm, const char* key) {
 std::string pgnn_flag(const po::variables_map& vm) {
   if (vm.count("encoder") && vm.count("pgnn")) fail("pretrain-pgnn: --encoder is the old name of --pgnn; give only --pgnn");
   if (vm.count("encoder")) {
-    warn("pretrain-pgnn: --encoder is now --pgnn (the structure encoder's flag in every command); --encoder goes in the next release");
+    warn_renamed("pretrain-pgnn --encoder", "--pgnn", "the structure encoder's flag in every command");
     return vm["encoder"].as<std::string>();
   }
   return vm.count("pgnn") ? vm["pgnn"].as<std::string>() : "";
+}
+
+// A component's key=value pairs: --set TABLE.key=value as in every command, and the old --TABLE-option key=value
+// (sapling 0.2 only, with a warning naming --set).
+std::vector<std::string> component_pairs(const po::variables_map& vm, const std::string& table, bool with_set) {
+  const std::string old_flag = table + "-option";
+  std::vector<std::string> out = strings(vm, old_flag.c_str());
+  if (!out.empty()) warn_renamed("--" + old_flag + " key=value", "--set " + table + ".key=value");
+  if (with_set)
+    for (const auto& entry : strings(vm, "set"))
+      if (entry.rfind(table + ".", 0) == 0) out.push_back(entry.substr(table.size() + 1));
+  return out;
 }
 
 // The flags given on the command line as recipe overrides (flag -> table.key), so that they win over the file.
@@ -58,13 +71,15 @@ std::vector<std::string> flag_overrides(const po::variables_map& vm) {
   }
   const std::string pgnn = pgnn_flag(vm);
   if (!pgnn.empty()) out.push_back("pgnn.component=" + pgnn);
-  for (const auto& pair : strings(vm, "pgnn-option")) out.push_back("pgnn." + pair);
-  for (const auto& pair : strings(vm, "objective-option")) out.push_back("objective." + pair);
+  for (const auto& pair : component_pairs(vm, "pgnn", false)) out.push_back("pgnn." + pair);
+  for (const auto& pair : component_pairs(vm, "objective", false)) out.push_back("objective." + pair);
   return out;
 }
 
 StructurePretrainingSettings settings_from_flags(const po::variables_map& vm) {
-  if (vm.count("set")) fail("pretrain-pgnn: --set changes a recipe's values; it needs --recipe FILE");
+  for (const auto& entry : strings(vm, "set"))
+    if (entry.rfind("pgnn.", 0) != 0 && entry.rfind("objective.", 0) != 0)
+      fail("pretrain-pgnn: --set ", entry, ": without --recipe FILE, --set takes pgnn.key=value or objective.key=value");
   if (!vm.count("dataset")) fail("pretrain-pgnn: --dataset DIR is required (or --recipe FILE)");
   if (!vm.count("out")) fail("pretrain-pgnn: --out FILE.safetensors is required (or --recipe FILE)");
   StructurePretrainingSettings s;
@@ -84,10 +99,10 @@ StructurePretrainingSettings settings_from_flags(const po::variables_map& vm) {
   s.pgnn = !pgnn.empty() ? pgnn : Registry<StructureEncoder>::instance().default_name("--pgnn NAME");
   s.objective = vm.count("objective") ? vm["objective"].as<std::string>()
                                       : Registry<StructurePretrainingObjective>::instance().default_name("--objective NAME");
-  s.pgnn_options = options_from_pairs(Registry<StructureEncoder>::instance().find(s.pgnn).schema, strings(vm, "pgnn-option"),
-                                      "--pgnn-option", "pgnn");
+  s.pgnn_options = options_from_pairs(Registry<StructureEncoder>::instance().find(s.pgnn).schema,
+                                      component_pairs(vm, "pgnn", true), "--set pgnn.key=value", "pgnn");
   s.objective_options = options_from_pairs(Registry<StructurePretrainingObjective>::instance().find(s.objective).schema,
-                                           strings(vm, "objective-option"), "--objective-option", "objective");
+                                           component_pairs(vm, "objective", true), "--set objective.key=value", "objective");
   return s;
 }
 
@@ -96,7 +111,8 @@ int run(const std::vector<std::string>& args) {
   add_common_options(desc);
   desc.add_options()
       ("recipe", po::value<std::string>(), "pretrain-pgnn recipe (kind = \"pretrain-pgnn\"); the flags below override its values")
-      ("set", po::value<std::vector<std::string>>(), "override a recipe value: table.key=value (repeatable; with --recipe)")
+      ("set", po::value<std::vector<std::string>>(), "TABLE.key=value (repeatable): pgnn.key / objective.key set the components' options (e.g. "
+       "pgnn.hidden_dims=[128,128]); with --recipe, any recipe value")
       ("dataset", po::value<std::string>(), "structure dataset folder (sapling prepare)")
       ("out", po::value<std::string>(), "encoder weights file (.safetensors), rewritten atomically at each checkpoint")
       ("steps", po::value<int64_t>()->default_value(1000), "optimiser steps")
@@ -109,8 +125,8 @@ int run(const std::vector<std::string>& args) {
       ("pgnn", po::value<std::string>(), "structure encoder (plugin; default: the plugins' default pGNN, gearnet)")
       ("encoder", po::value<std::string>(), "old name of --pgnn (sapling 0.2 only)")
       ("objective", po::value<std::string>(), "pretraining objective (default: the plugins' default, gearnet_multiview_contrast)")
-      ("pgnn-option", po::value<std::vector<std::string>>(), "encoder option key=value (repeatable, e.g. hidden_dims=[128,128])")
-      ("objective-option", po::value<std::vector<std::string>>(), "objective option key=value (repeatable)")
+      ("pgnn-option", po::value<std::vector<std::string>>(), "old name of --set pgnn.key=value (sapling 0.2 only)")
+      ("objective-option", po::value<std::vector<std::string>>(), "old name of --set objective.key=value (sapling 0.2 only)")
       ("init-weights", po::value<std::string>(), "start from these encoder weights instead of a random initialisation")
       ("device", po::value<std::string>()->default_value("cpu"), "cpu or cuda[:N]: where the encoder and the objective run (graphs are built on the CPU)")
       ("checkpoint-every", po::value<int64_t>()->default_value(100), "write --out every N steps (and at the end)")
@@ -120,7 +136,7 @@ int run(const std::vector<std::string>& args) {
   if (!parse_args(args, desc, {}, vm,
                   "usage: sapling pretrain-pgnn --dataset DIR --out FILE.safetensors [--steps N] [--batch-size 8]\n"
                   "       [--lr 1e-3] [--seed 0] [--metrics FILE.jsonl] [--tensorboard DIR] [--pgnn NAME]\n"
-                  "       [--pgnn-option key=value]... [--objective NAME] [--objective-option key=value]...\n"
+                  "       [--set pgnn.key=value]... [--objective NAME] [--set objective.key=value]...\n"
                   "       [--time-limit SECONDS]\n"
                   "   or: sapling pretrain-pgnn --recipe FILE [--set table.key=value]... [any flag above]\n\n"
                   "A recipe (kind = \"pretrain-pgnn\") has [pgnn], [objective], [data], [train] and [output] tables;\n"

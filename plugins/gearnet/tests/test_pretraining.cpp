@@ -175,7 +175,7 @@ TEST_CASE("sapling pretrain-pgnn writes metrics and loadable weights", "[gearnet
   REQUIRE(prepared.exit_code == 0);
   const auto trained = test::run_command(
       test::sapling_exe() + " pretrain-pgnn --dataset " + (dir / "ds").string() + " --split all --out " +
-      (dir / "w.safetensors").string() + " --steps 3 --batch-size 4 --pgnn-option hidden_dims=[8,8] --metrics " +
+      (dir / "w.safetensors").string() + " --steps 3 --batch-size 4 --set pgnn.hidden_dims=[8,8] --metrics " +
       (dir / "m.jsonl").string() + " --tensorboard " + (dir / "tb").string() + " --threads 2");
   INFO(trained.output);
   REQUIRE(trained.exit_code == 0);
@@ -225,7 +225,8 @@ TEST_CASE("sapling pretrain-pgnn writes metrics and loadable weights", "[gearnet
                                           " --steps 1 --batch-size 4 --encoder gearnet --pgnn-option hidden_dims=[8] --threads 2");
   INFO(old_flag.output);
   CHECK(old_flag.exit_code == 0);
-  CHECK(old_flag.output.find("--encoder is now --pgnn") != std::string::npos);
+  CHECK(old_flag.output.find("--encoder is now called --pgnn") != std::string::npos);
+  CHECK(old_flag.output.find("--pgnn-option key=value is now called --set pgnn.key=value") != std::string::npos);
 
   const auto too_few = test::run_command(test::sapling_exe() + " pretrain-pgnn --dataset " + (dir / "ds").string() +
                                          " --split all --out " + (dir / "x.safetensors").string() + " --batch-size 8");
