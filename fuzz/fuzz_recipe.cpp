@@ -1,5 +1,6 @@
 // libFuzzer target: TOML recipe loading (base inheritance included) and validation against a settings section,
-// or, for a recipe with a [tokenizer] table, the tokenizer-recipe reader of `sapling train-tokenizer`.
+// its declared (or guessed) kind, and, for a train-tokenizer recipe, the tokenizer-recipe reader of
+// `sapling train-tokenizer`.
 #include <unistd.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "sapling/error.hpp"
 #include "sapling/interfaces.hpp"
 #include "sapling/recipe.hpp"
+#include "sapling/recipe_kind.hpp"
 #include "tokenizer_recipe.hpp"
 
 namespace {
@@ -57,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::ofstream(file, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), size);
   try {
     auto recipe = sapling::Recipe::load(file);
-    if (sapling::cli::is_tokenizer_recipe(recipe)) {
+    if (sapling::recipe_kind(recipe) == sapling::RecipeKind::TrainTokenizer) {
       sapling::cli::read_tokenizer_recipe(recipe);
       return 0;
     }
