@@ -34,17 +34,9 @@ std::string pgnn_flag(const po::variables_map& vm) {
   return vm.count("pgnn") ? vm["pgnn"].as<std::string>() : "";
 }
 
-// A component's key=value pairs: --set TABLE.key=value as in every command, and the old --TABLE-option key=value
-// (sapling 0.2 only, with a warning naming --set).
-std::vector<std::string> component_pairs(const po::variables_map& vm, const std::string& table, bool with_set) {
-  const std::string old_flag = table + "-option";
-  std::vector<std::string> out = strings(vm, old_flag.c_str());
-  if (!out.empty()) warn_renamed("--" + old_flag + " key=value", "--set " + table + ".key=value");
-  if (with_set)
-    for (const auto& entry : strings(vm, "set"))
-      if (entry.rfind(table + ".", 0) == 0) out.push_back(entry.substr(table.size() + 1));
-  return out;
-}
+// The components' options without a recipe: --set pgnn.key=value and --set objective.key=value as in every
+// command; --pgnn-option and --objective-option are their old names (sapling 0.2 only).
+const std::vector<ComponentTable> kTables = {{"pgnn", {"--pgnn-option"}}, {"objective", {"--objective-option"}}};
 
 // The flags given on the command line as recipe overrides (flag -> table.key), so that they win over the file.
 std::vector<std::string> flag_overrides(const po::variables_map& vm) {
@@ -71,15 +63,13 @@ std::vector<std::string> flag_overrides(const po::variables_map& vm) {
   }
   const std::string pgnn = pgnn_flag(vm);
   if (!pgnn.empty()) out.push_back("pgnn.component=" + pgnn);
-  for (const auto& pair : component_pairs(vm, "pgnn", false)) out.push_back("pgnn." + pair);
-  for (const auto& pair : component_pairs(vm, "objective", false)) out.push_back("objective." + pair);
+  // With a recipe, --set reaches any table (added above); only the old flags need their table's prefix.
+  for (const auto& component : kTables)
+    for (const auto& pair : renamed_flag_pairs(vm, component)) out.push_back(component.table + "." + pair);
   return out;
 }
 
 StructurePretrainingSettings settings_from_flags(const po::variables_map& vm) {
-  for (const auto& entry : strings(vm, "set"))
-    if (entry.rfind("pgnn.", 0) != 0 && entry.rfind("objective.", 0) != 0)
-      fail("pretrain-pgnn: --set ", entry, ": without --recipe FILE, --set takes pgnn.key=value or objective.key=value");
   if (!vm.count("dataset")) fail("pretrain-pgnn: --dataset DIR is required (or --recipe FILE)");
   if (!vm.count("out")) fail("pretrain-pgnn: --out FILE.safetensors is required (or --recipe FILE)");
   StructurePretrainingSettings s;
@@ -100,9 +90,10 @@ StructurePretrainingSettings settings_from_flags(const po::variables_map& vm) {
   s.objective = vm.count("objective") ? vm["objective"].as<std::string>()
                                       : Registry<StructurePretrainingObjective>::instance().default_name("--objective NAME");
   s.pgnn_options = options_from_pairs(Registry<StructureEncoder>::instance().find(s.pgnn).schema,
-                                      component_pairs(vm, "pgnn", true), "--set pgnn.key=value", "pgnn");
+                                      component_pairs(vm, "pgnn", kTables), "--set pgnn.key=value", "pgnn");
   s.objective_options = options_from_pairs(Registry<StructurePretrainingObjective>::instance().find(s.objective).schema,
-                                           component_pairs(vm, "objective", true), "--set objective.key=value", "objective");
+                                           component_pairs(vm, "objective", kTables), "--set objective.key=value",
+                                           "objective");
   return s;
 }
 

@@ -45,6 +45,16 @@ void add_component_set_option(po::options_description& desc, const std::vector<C
                          ("old name of --set " + t.table + ".key=value").c_str());
 }
 
+std::vector<std::string> renamed_flag_pairs(const po::variables_map& vm, const ComponentTable& component) {
+  std::vector<std::string> pairs;
+  for (const auto& old : component.old_flags) {
+    if (!vm.count(old.substr(2))) continue;
+    warn_renamed(old + " key=value", "--set " + component.table + ".key=value");
+    for (const auto& pair : vm[old.substr(2)].as<std::vector<std::string>>()) pairs.push_back(pair);
+  }
+  return pairs;
+}
+
 std::vector<std::string> component_pairs(const po::variables_map& vm, const std::string& table,
                                          const std::vector<ComponentTable>& tables) {
   std::vector<std::string> pairs;
@@ -62,14 +72,9 @@ std::vector<std::string> component_pairs(const po::variables_map& vm, const std:
       if (named == table) pairs.push_back(text.substr(dot + 1));
     }
   }
-  for (const auto& t : tables) {
-    if (t.table != table) continue;
-    for (const auto& old : t.old_flags) {
-      if (!vm.count(old.substr(2))) continue;
-      warn_renamed(old + " key=value", "--set " + table + ".key=value");
-      for (const auto& pair : vm[old.substr(2)].as<std::vector<std::string>>()) pairs.push_back(pair);
-    }
-  }
+  for (const auto& t : tables)
+    if (t.table == table)
+      for (auto& pair : renamed_flag_pairs(vm, t)) pairs.push_back(std::move(pair));
   return pairs;
 }
 

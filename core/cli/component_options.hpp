@@ -27,8 +27,12 @@ struct ComponentTable {
 void add_component_set_option(boost::program_options::options_description& desc,
                               const std::vector<ComponentTable>& tables);
 
-// The key=value pairs of `table`: its `--set TABLE.key=value` values in order, then its old flags' values (each
-// old flag used warns once, naming --set). A --set value whose table is none of `tables` fails, naming them.
+// The values of `component`'s old flags (each old flag used warns once, naming --set TABLE.key=value).
+std::vector<std::string> renamed_flag_pairs(const boost::program_options::variables_map& vm,
+                                            const ComponentTable& component);
+
+// The key=value pairs of `table`: its `--set TABLE.key=value` values in order, then its old flags' values
+// (renamed_flag_pairs). A --set value whose table is none of `tables` fails, naming them.
 std::vector<std::string> component_pairs(const boost::program_options::variables_map& vm, const std::string& table,
                                          const std::vector<ComponentTable>& tables);
 
